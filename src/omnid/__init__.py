@@ -1,0 +1,1 @@
+"""omnid: real-time customer identity resolution for omnichannel retail."""

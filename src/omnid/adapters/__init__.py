@@ -1,0 +1,1 @@
+"""Channel adapters: turn channel-native input into ChannelEvents on Kafka."""

@@ -1,0 +1,44 @@
+"""The `omnid` command: one subcommand per job, each defined next to the code it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from omnid.errors import OmnidError
+
+# Each module defines `add_parser(subparsers)` and sets `func(args) -> int` on its parser.
+# Modules are imported only for their subcommand, so `omnid topics` never loads Faust.
+SUBCOMMAND_MODULES: dict[str, str] = {
+    "topics": "omnid.kafka.topics",
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnid", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_path in SUBCOMMAND_MODULES.items():
+        if wanted in (None, name):
+            importlib.import_module(module_path).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=f"see `omnid {name} --help`")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(args_list).parse_args(args_list)
+    try:
+        return int(args.func(args) or 0)
+    except OmnidError as error:
+        print(f"omnid {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

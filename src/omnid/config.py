@@ -1,0 +1,47 @@
+"""One settings object for every omnid process, read from OMNID_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every field is an environment variable `OMNID_<NAME>`; the README table is checked by a test."""
+
+    model_config = SettingsConfigDict(env_prefix="OMNID_", extra="ignore")
+
+    kafka_bootstrap: str = Field("localhost:9092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: str | None = Field(
+        None, description="Passed to clients as security.protocol (e.g. SASL_SSL)."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="Passed as sasl.mechanism.")
+    kafka_sasl_username: str | None = Field(None, description="Passed as sasl.username.")
+    kafka_sasl_password: str | None = Field(None, description="Passed as sasl.password.")
+    kafka_ssl_ca_location: str | None = Field(None, description="Passed as ssl.ca.location.")
+    topics_file: Path = Field(
+        PROJECT_ROOT / "streams" / "topics.yaml", description="Topic definitions."
+    )
+    rules_file: Path = Field(
+        PROJECT_ROOT / "streams" / "identity-rules.yaml", description="Identity rules."
+    )
+    schema_registry_url: str | None = Field(
+        None, description="Use Confluent wire format with this schema registry when set."
+    )
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """confluent-kafka settings shared by producers, consumers and the admin client."""
+        passthrough = {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+        }
+        config = {"bootstrap.servers": self.kafka_bootstrap}
+        config.update({k: v for k, v in passthrough.items() if v is not None})
+        return config

@@ -1,0 +1,1 @@
+"""Schemas, Avro encoding and wire framing: the public contracts in code."""

@@ -1,0 +1,1 @@
+"""Pure identity domain: normalisation, rules, the graph protocol, survivorship. No I/O."""

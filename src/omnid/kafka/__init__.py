@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every process: client configuration and topic administration."""

@@ -1,0 +1,1 @@
+"""The streaming shell: Faust app, RocksDB tables, agents, lookup API, metrics."""
