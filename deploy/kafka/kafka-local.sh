@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka (KRaft) on localhost for machines without Docker.
+#
+#   kafka-local.sh up       fetch the broker from Maven Central (once), format storage, start, wait
+#   kafka-local.sh down     stop the broker this script started (pid file), SIGTERM then SIGKILL
+#   kafka-local.sh status   say whether it runs and where
+#
+# Everything lives in KAFKA_LOCAL_HOME (default: <project>/.kafka, git-ignored):
+#   m2/ (the Maven repository used for the download), classpath-<pom hash>.txt, data/,
+#   server.properties, broker.log, broker.pid.
+# Settings: KAFKA_LOCAL_PORT (9092; the controller uses port+1), KAFKA_LOCAL_HEAP (1g),
+#   KAFKA_LOCAL_START_TIMEOUT (seconds to wait for a metadata answer, 90),
+#   KAFKA_LOCAL_STOP_TIMEOUT (seconds between SIGTERM and SIGKILL, 30).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROJECT_ROOT="$(cd "$HERE/../.." && pwd)"
+KAFKA_HOME_DIR="${KAFKA_LOCAL_HOME:-$PROJECT_ROOT/.kafka}"
+PORT="${KAFKA_LOCAL_PORT:-9092}"
+CONTROLLER_PORT="$((PORT + 1))"
+HEAP="${KAFKA_LOCAL_HEAP:-1g}"
+START_TIMEOUT="${KAFKA_LOCAL_START_TIMEOUT:-90}"
+STOP_TIMEOUT="${KAFKA_LOCAL_STOP_TIMEOUT:-30}"
+
+POM="$HERE/pom.xml"
+PID_FILE="$KAFKA_HOME_DIR/broker.pid"
+LOG_FILE="$KAFKA_HOME_DIR/broker.log"
+DATA_DIR="$KAFKA_HOME_DIR/data"
+CONFIG_FILE="$KAFKA_HOME_DIR/server.properties"
+BOOTSTRAP="localhost:$PORT"
+
+say() { echo "kafka-local: $*"; }
+fail() {
+  echo "kafka-local: $*" >&2
+  exit 1
+}
+
+require_java() {
+  command -v java >/dev/null 2>&1 ||
+    fail "Java 17+ is required to run the local Kafka broker, and 'java' is not on PATH (Debian: apt-get install openjdk-17-jre-headless)."
+  local version major
+  version="$(java -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+  major="${version%%.*}"
+  [[ "$major" == "1" ]] && major="$(echo "$version" | cut -d. -f2)"
+  [[ "$major" =~ ^[0-9]+$ && "$major" -ge 17 ]] ||
+    fail "Java 17+ is required to run the local Kafka broker; found Java '${version:-unknown}'."
+}
+
+require_maven() {
+  command -v mvn >/dev/null 2>&1 ||
+    fail "Maven is required to fetch the Kafka broker from Maven Central, and 'mvn' is not on PATH (Debian: apt-get install maven)."
+}
+
+# The pid of the broker this script started, if it is still that process; empty otherwise.
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 0
+  local pid
+  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  # A recycled pid belongs to another program: only trust a java process using our config file.
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$CONFIG_FILE"; then
+    echo "$pid"
+  fi
+}
+
+# Resolves the broker's runtime classpath with Maven; cached per pom.xml content.
+broker_classpath() {
+  local pom_hash classpath_file
+  pom_hash="$(sha256sum "$POM" | cut -c1-12)"
+  classpath_file="$KAFKA_HOME_DIR/classpath-$pom_hash.txt"
+  if [[ -s "$classpath_file" ]] && all_jars_present "$classpath_file"; then
+    cat "$classpath_file"
+    return 0
+  fi
+  require_maven
+  say "fetching the Kafka broker from Maven Central into $KAFKA_HOME_DIR/m2 (first run only)..." >&2
+  if ! mvn -q -B -f "$POM" -Dmaven.repo.local="$KAFKA_HOME_DIR/m2" \
+    dependency:build-classpath -Dmdep.includeScope=runtime \
+    -Dmdep.outputFile="$classpath_file.tmp" >"$KAFKA_HOME_DIR/maven.log" 2>&1; then
+    tail -n 20 "$KAFKA_HOME_DIR/maven.log" >&2
+    fail "Maven could not fetch the Kafka broker (full output: $KAFKA_HOME_DIR/maven.log)."
+  fi
+  mv "$classpath_file.tmp" "$classpath_file"
+  cat "$classpath_file"
+}
+
+all_jars_present() {
+  local jar
+  while IFS= read -r jar; do
+    [[ -f "$jar" ]] || return 1
+  done < <(tr ':' '\n' <"$1")
+}
+
+write_config() {
+  {
+    cat "$HERE/server.properties"
+    echo
+    echo "# Added by kafka-local.sh"
+    echo "log.dirs=$DATA_DIR"
+    echo "listeners=PLAINTEXT://localhost:$PORT,CONTROLLER://localhost:$CONTROLLER_PORT"
+    echo "advertised.listeners=PLAINTEXT://localhost:$PORT"
+    echo "controller.quorum.voters=1@localhost:$CONTROLLER_PORT"
+  } >"$CONFIG_FILE"
+}
+
+JVM_OPTIONS=(
+  "-Xmx$HEAP" -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+  -Djava.awt.headless=true "-Dlog4j2.configurationFile=$HERE/log4j2.properties"
+)
+
+java_command() {
+  local classpath="$1"
+  shift
+  java "${JVM_OPTIONS[@]}" -cp "$classpath" "$@"
+}
+
+format_storage_once() {
+  local classpath="$1" cluster_id
+  [[ -f "$DATA_DIR/meta.properties" ]] && return 0
+  cluster_id="$(java_command "$classpath" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+  java_command "$classpath" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
+    --config "$CONFIG_FILE" --ignore-formatted >>"$LOG_FILE" 2>&1 ||
+    fail "formatting KRaft storage in $DATA_DIR failed; see $LOG_FILE"
+}
+
+# True when a Kafka broker answers a metadata request on $BOOTSTRAP.
+answers_metadata() {
+  if python3 -c 'import confluent_kafka' 2>/dev/null; then
+    python3 - "$BOOTSTRAP" <<'PY' >/dev/null 2>&1
+import sys
+from confluent_kafka.admin import AdminClient
+
+admin = AdminClient({"bootstrap.servers": sys.argv[1], "socket.timeout.ms": 2000})
+metadata = admin.list_topics(timeout=3)
+sys.exit(0 if metadata.brokers else 1)
+PY
+  else
+    # Without the Python client (package not installed yet) an open port is the best signal.
+    (exec 3<>"/dev/tcp/localhost/$PORT") 2>/dev/null
+  fi
+}
+
+wait_until_ready() {
+  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$LOG_FILE" >&2
+      rm -f "$PID_FILE"
+      fail "the broker exited during start-up; full log: $LOG_FILE"
+    fi
+    answers_metadata && return 0
+    sleep 0.5
+  done
+  fail "the broker (pid $pid) did not answer a metadata request within ${START_TIMEOUT}s; log: $LOG_FILE"
+}
+
+cmd_up() {
+  local pid started
+  pid="$(running_pid)"
+  if [[ -n "$pid" ]]; then
+    say "already running (pid $pid) on $BOOTSTRAP"
+    return 0
+  fi
+  require_java
+  if answers_metadata; then
+    say "a Kafka broker not started by this script already answers on $BOOTSTRAP; using it as is"
+    return 0
+  fi
+  mkdir -p "$KAFKA_HOME_DIR" "$DATA_DIR"
+  local classpath
+  classpath="$(broker_classpath)"
+  write_config
+  [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
+  format_storage_once "$classpath"
+  started=$SECONDS
+  # setsid: the broker outlives the shell (and the process group) that asked for it.
+  # (A background job of a script is no process-group leader, so setsid execs in place and $!
+  # is the JVM's own pid.)
+  setsid java "${JVM_OPTIONS[@]}" -cp "$classpath" kafka.Kafka "$CONFIG_FILE" \
+    </dev/null >>"$LOG_FILE" 2>&1 &
+  pid=$!
+  echo "$pid" >"$PID_FILE"
+  wait_until_ready "$pid"
+  say "Kafka $(kafka_version "$classpath") is up on $BOOTSTRAP (pid $pid, ready in $((SECONDS - started))s)"
+  say "data: $DATA_DIR   log: $LOG_FILE"
+  say "stop it with: make kafka-down   (or: bash deploy/kafka/kafka-local.sh down)"
+}
+
+kafka_version() {
+  tr ':' '\n' <<<"$1" | sed -n 's#.*/kafka_2\.13-\(.*\)\.jar$#\1#p' | head -n 1
+}
+
+cmd_down() {
+  local pid
+  pid="$(running_pid)"
+  if [[ -z "$pid" ]]; then
+    rm -f "$PID_FILE"
+    say "not running (nothing started by this script on $BOOTSTRAP)"
+    return 0
+  fi
+  say "stopping the broker (pid $pid)..."
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "still running after ${STOP_TIMEOUT}s: sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PID_FILE"
+  say "stopped (data kept in $DATA_DIR)"
+}
+
+cmd_status() {
+  local pid
+  pid="$(running_pid)"
+  if [[ -n "$pid" ]]; then
+    say "running (pid $pid) on $BOOTSTRAP; data: $DATA_DIR; log: $LOG_FILE"
+  elif answers_metadata; then
+    say "not started by this script, but a Kafka broker answers on $BOOTSTRAP"
+  else
+    say "not running"
+    return 3
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $(basename "$0") up|down|status" >&2
+    exit 2
+    ;;
+esac
