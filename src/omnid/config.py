@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         None, description="Use Confluent wire format with this schema registry when set."
     )
+    max_event_bytes: int = Field(
+        32 * 1024, description="Largest accepted event (Segment message / encoded Avro), bytes."
+    )
+    collector_host: str = Field("127.0.0.1", description="Address the HTTP collector binds.")
+    collector_port: int = Field(8088, description="Port of the HTTP collector.")
+    write_keys_file: Path = Field(
+        PROJECT_ROOT / "streams" / "write-keys.yaml",
+        description="Collector write keys: each key's channel and source.",
+    )
 
     def kafka_client_config(self) -> dict[str, str]:
         """confluent-kafka settings shared by producers, consumers and the admin client."""
