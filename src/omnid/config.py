@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     topics_file: Path = Field(
         PROJECT_ROOT / "streams" / "topics.yaml", description="Topic definitions."
     )
+    topic_prefix: str = Field(
+        "",
+        description="Prepended (with a dot) to every topic name; isolates a copy of the topology.",
+    )
     rules_file: Path = Field(
         PROJECT_ROOT / "streams" / "identity-rules.yaml", description="Identity rules."
     )
