@@ -1,0 +1,461 @@
+"""Every Prometheus metric omnid exposes, and the small recording functions the shell calls.
+
+Label values come only from closed sets (channels, rejection reasons, stages, our own topics and
+their partitions); anything outside a set is recorded as `other`, so a bug or hostile input can
+never create an unbounded number of series, and no identifier value ever becomes a label.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from omnid.errors import RejectionReason
+
+OTHER = "other"
+
+# `_created` timestamps double the series count and no dashboard or alert of ours reads them.
+disable_created_metrics()
+
+
+class Channel(StrEnum):
+    """Channels whose events omnid ingests (topics omnid.events.<channel>)."""
+
+    WEB = "web"
+    APP = "app"
+    POS = "pos"
+    EMAIL = "email"
+    CRM = "crm"
+    CALL_CENTRE = "call_centre"
+    LOYALTY = "loyalty"
+
+
+class IdentifierRejection(StrEnum):
+    """Why a single identifier inside an otherwise valid event was not used."""
+
+    BLOCKED = "blocked"
+    UNPARSEABLE = "unparseable"
+    SUPPRESSED = "suppressed"
+
+
+class MergeRefusal(StrEnum):
+    """Why two profiles that share an identifier were not merged."""
+
+    LIMIT_EXCEEDED = "limit_exceeded"
+    PREVIOUSLY_REFUSED = "previously_refused"
+    QUARANTINED = "quarantined"
+
+
+class Stage(StrEnum):
+    """The three processing stages of a worker (ARCHITECTURE.md section 2)."""
+
+    INGEST = "ingest"
+    IDENTITY = "identity"
+    PROFILE = "profile"
+
+
+class Table(StrEnum):
+    """The RocksDB-backed tables a worker keeps."""
+
+    IDENTIFIERS = "identifiers"
+    PROFILES = "profiles"
+
+
+class Endpoint(StrEnum):
+    """Collector routes as metric labels (the route, never the raw path)."""
+
+    IDENTIFY = "/v1/identify"
+    TRACK = "/v1/track"
+    PAGE = "/v1/page"
+    SCREEN = "/v1/screen"
+    ALIAS = "/v1/alias"
+    GROUP = "/v1/group"
+    BATCH = "/v1/batch"
+    EMAIL_WEBHOOK = "/v1/webhooks/email"
+    METRICS = "/metrics"
+    HEALTHZ = "/healthz"
+    READYZ = "/readyz"
+
+
+_TOPIC_PREFIX = "omnid."
+_MAX_TOPIC_LENGTH = 64
+_MAX_PARTITION_LABEL = 1023
+
+# Latency buckets span one stream hop (milliseconds) to a worker catching up after a restart.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+IDENTIFIER_COUNT_BUCKETS = (1, 2, 3, 4, 5, 8, 13, 21, 50, 100)
+RECOVERY_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+def _values(enum: Iterable[StrEnum]) -> frozenset[str]:
+    return frozenset(member.value for member in enum)
+
+
+CHANNELS = _values(Channel)
+REJECTION_REASONS = _values(RejectionReason)
+IDENTIFIER_REJECTIONS = _values(IdentifierRejection)
+MERGE_REFUSALS = _values(MergeRefusal)
+ENDPOINTS = _values(Endpoint)
+
+
+@cache
+def _ready_gauge(registry: CollectorRegistry) -> Gauge:
+    # Shared by worker and collector metrics: one process may host both (e.g. in tests).
+    return Gauge(
+        "omnid_ready",
+        "1 when this process serves traffic (a worker: once its tables are recovered), else 0.",
+        registry=registry,
+    )
+
+
+class WorkerMetrics:
+    """A worker's metric objects, registered on one registry (the process default in production)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_ingested = Counter(
+            "omnid_events_ingested_total",
+            "Valid channel events a worker decoded and turned into identity commands, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "omnid_dead_letters_total",
+            "Input records sent to omnid.dead-letter, by rejection reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.identifiers_rejected = Counter(
+            "omnid_identifiers_rejected_total",
+            "Identifiers dropped from otherwise valid events, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.profiles_created = Counter(
+            "omnid_profiles_created_total", "Profiles created for new customers.", registry=registry
+        )
+        self.merges = Counter(
+            "omnid_merges_total", "Profiles merged into an older profile.", registry=registry
+        )
+        self.merges_refused = Counter(
+            "omnid_merges_refused_total",
+            "Merges refused (the profiles stay apart), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.active_profiles = Gauge(
+            "omnid_active_profiles",
+            "Active profiles in the partitions this worker owns (sum over workers for the total).",
+            registry=registry,
+        )
+        self.profile_identifiers = Histogram(
+            "omnid_profile_identifiers",
+            "Identifiers held by a profile, observed on every profile snapshot published.",
+            buckets=IDENTIFIER_COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.profile_updates = Counter(
+            "omnid_profile_updates_total",
+            "Profile snapshots and tombstones published to omnid.profile-updates.",
+            registry=registry,
+        )
+        self.end_to_end_latency = Histogram(
+            "omnid_end_to_end_latency_seconds",
+            "Time from an event's receipt (received_at) to the profile update it caused.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.stage_processing = Histogram(
+            "omnid_stage_processing_seconds",
+            "Time one stage spends handling one record, by stage.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "omnid_consumer_lag_messages",
+            "Messages between the end of a partition and this worker's committed offset.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.rocksdb_size = Gauge(
+            "omnid_rocksdb_size_bytes",
+            "Bytes on disk of a RocksDB table on this worker, by table.",
+            ["table"],
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "omnid_rebalances_total",
+            "Consumer group rebalances this worker took part in.",
+            registry=registry,
+        )
+        self.table_recovery = Histogram(
+            "omnid_table_recovery_seconds",
+            "Time to rebuild tables from their changelogs after a rebalance.",
+            buckets=RECOVERY_BUCKETS,
+            registry=registry,
+        )
+        self.ready = _ready_gauge(registry)
+        # Series of closed label sets exist from start-up at 0, so rate() and increase() see the
+        # first event instead of a series appearing out of nowhere.
+        for channel in CHANNELS:
+            self.events_ingested.labels(channel=channel)
+        for reason in REJECTION_REASONS:
+            self.dead_letters.labels(reason=reason)
+        for reason in IDENTIFIER_REJECTIONS:
+            self.identifiers_rejected.labels(reason=reason)
+        for reason in MERGE_REFUSALS:
+            self.merges_refused.labels(reason=reason)
+        for stage in Stage:
+            self.stage_processing.labels(stage=stage.value)
+
+
+class CollectorMetrics:
+    """The collector's metric objects."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "omnid_collector_requests_total",
+            "HTTP requests the collector answered, by route and status code.",
+            ["endpoint", "status"],
+            registry=registry,
+        )
+        self.events_accepted = Counter(
+            "omnid_collector_events_accepted_total",
+            "Events the collector confirmed written to Kafka, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "omnid_collector_request_duration_seconds",
+            "Time the collector took to answer a request, by route.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ready = _ready_gauge(registry)
+        for channel in CHANNELS:
+            self.events_accepted.labels(channel=channel)
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("omnid")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@cache
+def _build_info() -> None:
+    Info("omnid_build", "omnid version running in this process.", registry=REGISTRY).info(
+        {"version": _installed_version()}
+    )
+
+
+@cache
+def worker_metrics() -> WorkerMetrics:
+    """The worker metrics of this process; registered on first use (call it at start-up)."""
+    _build_info()
+    return WorkerMetrics(REGISTRY)
+
+
+@cache
+def collector_metrics() -> CollectorMetrics:
+    """The collector metrics of this process; a collector never exposes worker series."""
+    _build_info()
+    return CollectorMetrics(REGISTRY)
+
+
+def _bounded(value: str, allowed: frozenset[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+def channel_label(channel: str) -> str:
+    return _bounded(str(channel), CHANNELS)
+
+
+def topic_label(topic: str) -> str:
+    """Our topics are few and named in streams/topics.yaml; any other name is `other`."""
+    if topic.startswith(_TOPIC_PREFIX) and len(topic) <= _MAX_TOPIC_LENGTH:
+        return topic
+    return OTHER
+
+
+def partition_label(partition: int) -> str:
+    return str(partition) if 0 <= partition <= _MAX_PARTITION_LABEL else OTHER
+
+
+def endpoint_label(route: str) -> str:
+    return _bounded(route, ENDPOINTS)
+
+
+# ---- worker ---------------------------------------------------------------------------------
+
+
+def record_event_ingested(channel: str, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).events_ingested.labels(channel=channel_label(channel)).inc()
+
+
+def record_dead_letter(reason: str, metrics: WorkerMetrics | None = None) -> None:
+    label = _bounded(str(reason), REJECTION_REASONS)
+    (metrics or worker_metrics()).dead_letters.labels(reason=label).inc()
+
+
+def record_identifier_rejected(reason: str, metrics: WorkerMetrics | None = None) -> None:
+    label = _bounded(str(reason), IDENTIFIER_REJECTIONS)
+    (metrics or worker_metrics()).identifiers_rejected.labels(reason=label).inc()
+
+
+def record_profile_created(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).profiles_created.inc()
+
+
+def record_merge(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).merges.inc()
+
+
+def record_merge_refused(reason: str, metrics: WorkerMetrics | None = None) -> None:
+    label = _bounded(str(reason), MERGE_REFUSALS)
+    (metrics or worker_metrics()).merges_refused.labels(reason=label).inc()
+
+
+def record_identity_change(
+    kind: str, reason: str | None, metrics: WorkerMetrics | None = None
+) -> None:
+    """Counts merges and refusals from an IdentityChange record's `kind` and `reason`."""
+    if kind == "merged":
+        record_merge(metrics)
+    elif kind == "merge_refused":
+        record_merge_refused(reason or OTHER, metrics)
+
+
+def record_profile_update(
+    identifier_count: int | None,
+    received_at_ms: int | None,
+    now_s: float | None = None,
+    metrics: WorkerMetrics | None = None,
+) -> None:
+    """One ProfileUpdate published: its size (None for a tombstone) and, when an event caused
+    it, the latency since that event's `received_at` (epoch milliseconds)."""
+    worker = metrics or worker_metrics()
+    worker.profile_updates.inc()
+    if identifier_count is not None:
+        worker.profile_identifiers.observe(identifier_count)
+    if received_at_ms is not None:
+        now = time.time() if now_s is None else now_s
+        # The collector's and the worker's clocks may differ slightly; never observe < 0.
+        worker.end_to_end_latency.observe(max(0.0, now - received_at_ms / 1000.0))
+
+
+def set_active_profiles(count: int, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).active_profiles.set(count)
+
+
+def observe_stage(stage: Stage, seconds: float, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).stage_processing.labels(stage=stage.value).observe(seconds)
+
+
+@contextmanager
+def timed_stage(stage: Stage, metrics: WorkerMetrics | None = None) -> Iterator[None]:
+    """`with timed_stage(Stage.IDENTITY): ...` observes the block's duration, even on error."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        observe_stage(stage, time.perf_counter() - started, metrics)
+
+
+def set_consumer_lag(
+    topic: str, partition: int, lag: int, metrics: WorkerMetrics | None = None
+) -> None:
+    labels = {"topic": topic_label(topic), "partition": partition_label(partition)}
+    (metrics or worker_metrics()).consumer_lag.labels(**labels).set(max(0, lag))
+
+
+def forget_consumer_lag(topic: str, partition: int, metrics: WorkerMetrics | None = None) -> None:
+    """Drop the series of a partition this worker no longer owns, so no stale lag is reported."""
+    gauge = (metrics or worker_metrics()).consumer_lag
+    with suppress(KeyError):
+        gauge.remove(topic_label(topic), partition_label(partition))
+
+
+def directory_size_bytes(path: Path) -> int:
+    """Bytes of all regular files under `path` (0 when it does not exist yet)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                # RocksDB deletes obsolete SST and log files while we walk.
+                continue
+    return total
+
+
+def set_rocksdb_size(table: Table, size_bytes: int, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).rocksdb_size.labels(table=table.value).set(size_bytes)
+
+
+def record_rebalance(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).rebalances.inc()
+
+
+def record_table_recovery(seconds: float, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).table_recovery.observe(seconds)
+
+
+def set_worker_ready(ready: bool, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).ready.set(1 if ready else 0)
+
+
+# ---- collector ------------------------------------------------------------------------------
+
+
+def record_collector_request(
+    route: str, status: int, seconds: float, metrics: CollectorMetrics | None = None
+) -> None:
+    collector = metrics or collector_metrics()
+    endpoint = endpoint_label(route)
+    code = str(status) if 100 <= status <= 599 else OTHER
+    collector.requests.labels(endpoint=endpoint, status=code).inc()
+    collector.request_duration.labels(endpoint=endpoint).observe(seconds)
+
+
+def record_events_accepted(
+    channel: str, count: int = 1, metrics: CollectorMetrics | None = None
+) -> None:
+    (metrics or collector_metrics()).events_accepted.labels(channel=channel_label(channel)).inc(
+        count
+    )
+
+
+def set_collector_ready(ready: bool, metrics: CollectorMetrics | None = None) -> None:
+    (metrics or collector_metrics()).ready.set(1 if ready else 0)
+
+
+# ---- exposition -----------------------------------------------------------------------------
+
+
+def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """The text exposition body and its content type, for any HTTP framework."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,154 @@
+"""Metric recording functions: bounded labels, zero-initialised series, what each call counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from omnid.errors import RejectionReason
+from omnid.observability import metrics
+from omnid.observability.metrics import Stage, Table, WorkerMetrics
+
+
+@pytest.fixture
+def worker() -> WorkerMetrics:
+    return WorkerMetrics(CollectorRegistry())
+
+
+def sample(worker: WorkerMetrics, name: str, **labels: str) -> float | None:
+    return worker.registry.get_sample_value(name, labels)
+
+
+def exposition(worker: WorkerMetrics) -> str:
+    body, _ = metrics.render(worker.registry)
+    return body.decode()
+
+
+def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
+    worker: WorkerMetrics,
+) -> None:
+    for channel in metrics.Channel:
+        assert sample(worker, "omnid_events_ingested_total", channel=channel.value) == 0
+    for reason in RejectionReason:
+        assert sample(worker, "omnid_dead_letters_total", reason=reason.value) == 0
+    for rejection in metrics.IdentifierRejection:
+        assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection.value) == 0
+    for refusal in metrics.MergeRefusal:
+        assert sample(worker, "omnid_merges_refused_total", reason=refusal.value) == 0
+
+
+def test_event_counted_under_its_channel(worker: WorkerMetrics) -> None:
+    metrics.record_event_ingested("pos", worker)
+    metrics.record_event_ingested("pos", worker)
+    metrics.record_event_ingested(metrics.Channel.WEB, worker)
+    assert sample(worker, "omnid_events_ingested_total", channel="pos") == 2
+    assert sample(worker, "omnid_events_ingested_total", channel="web") == 1
+
+
+def test_unknown_label_values_become_other_and_never_reach_the_exposition(
+    worker: WorkerMetrics,
+) -> None:
+    personal = "ann@example.com"
+    metrics.record_event_ingested(personal, worker)
+    metrics.record_dead_letter(personal, worker)
+    metrics.record_identifier_rejected(personal, worker)
+    metrics.record_merge_refused(personal, worker)
+    metrics.set_consumer_lag(personal, 0, 1, worker)
+    text = exposition(worker)
+    assert personal not in text
+    assert sample(worker, "omnid_events_ingested_total", channel="other") == 1
+    assert sample(worker, "omnid_dead_letters_total", reason="other") == 1
+    assert sample(worker, "omnid_identifiers_rejected_total", reason="other") == 1
+    assert sample(worker, "omnid_merges_refused_total", reason="other") == 1
+    assert sample(worker, "omnid_consumer_lag_messages", topic="other", partition="0") == 1
+
+
+def test_dead_letter_counted_by_rejection_reason(worker: WorkerMetrics) -> None:
+    metrics.record_dead_letter(RejectionReason.UNDECODABLE, worker)
+    assert sample(worker, "omnid_dead_letters_total", reason="undecodable") == 1
+    assert sample(worker, "omnid_dead_letters_total", reason="no_identifier") == 0
+
+
+def test_identity_changes_count_merges_and_refusals_only(worker: WorkerMetrics) -> None:
+    metrics.record_identity_change("merged", None, worker)
+    metrics.record_identity_change("merge_refused", "limit_exceeded", worker)
+    metrics.record_identity_change("identifier_added", None, worker)
+    assert sample(worker, "omnid_merges_total") == 1
+    assert sample(worker, "omnid_merges_refused_total", reason="limit_exceeded") == 1
+    assert sample(worker, "omnid_merges_refused_total", reason="other") is None
+
+
+def test_profile_update_observes_size_and_latency_since_receipt(worker: WorkerMetrics) -> None:
+    metrics.record_profile_update(3, received_at_ms=1_000_000, now_s=1_000.25, metrics=worker)
+    assert sample(worker, "omnid_profile_updates_total") == 1
+    assert sample(worker, "omnid_profile_identifiers_sum") == 3
+    assert sample(worker, "omnid_end_to_end_latency_seconds_sum") == pytest.approx(0.25)
+    assert sample(worker, "omnid_end_to_end_latency_seconds_bucket", le="0.25") == 1
+    assert sample(worker, "omnid_end_to_end_latency_seconds_bucket", le="0.1") == 0
+
+
+def test_tombstone_counts_as_update_without_an_identifier_observation(
+    worker: WorkerMetrics,
+) -> None:
+    metrics.record_profile_update(None, received_at_ms=None, metrics=worker)
+    assert sample(worker, "omnid_profile_updates_total") == 1
+    assert sample(worker, "omnid_profile_identifiers_count") == 0
+    assert sample(worker, "omnid_end_to_end_latency_seconds_count") == 0
+
+
+def test_clock_skew_never_yields_negative_latency(worker: WorkerMetrics) -> None:
+    metrics.record_profile_update(1, received_at_ms=2_000_000, now_s=1_999.0, metrics=worker)
+    assert sample(worker, "omnid_end_to_end_latency_seconds_sum") == 0
+
+
+def test_stage_is_timed_even_when_the_handler_raises(worker: WorkerMetrics) -> None:
+    with pytest.raises(RuntimeError), metrics.timed_stage(Stage.IDENTITY, worker):
+        raise RuntimeError("handler failed")
+    assert sample(worker, "omnid_stage_processing_seconds_count", stage="identity") == 1
+    assert sample(worker, "omnid_stage_processing_seconds_count", stage="profile") == 0
+
+
+def test_revoked_partition_stops_reporting_lag(worker: WorkerMetrics) -> None:
+    metrics.set_consumer_lag("omnid.identity-commands", 4, 17, worker)
+    labels = {"topic": "omnid.identity-commands", "partition": "4"}
+    assert sample(worker, "omnid_consumer_lag_messages", **labels) == 17
+    metrics.forget_consumer_lag("omnid.identity-commands", 4, worker)
+    metrics.forget_consumer_lag("omnid.identity-commands", 4, worker)  # twice is harmless
+    assert sample(worker, "omnid_consumer_lag_messages", **labels) is None
+
+
+def test_lag_is_never_negative(worker: WorkerMetrics) -> None:
+    metrics.set_consumer_lag("omnid.profile-commands", 0, -3, worker)
+    labels = {"topic": "omnid.profile-commands", "partition": "0"}
+    assert sample(worker, "omnid_consumer_lag_messages", **labels) == 0
+
+
+def test_directory_size_sums_files_below_the_table_directory(tmp_path: Path) -> None:
+    (tmp_path / "000001.sst").write_bytes(b"x" * 1000)
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "LOG").write_bytes(b"y" * 24)
+    assert metrics.directory_size_bytes(tmp_path) == 1024
+    assert metrics.directory_size_bytes(tmp_path / "absent") == 0
+
+
+def test_rocksdb_size_rebalances_and_recovery_are_recorded(worker: WorkerMetrics) -> None:
+    metrics.set_rocksdb_size(Table.PROFILES, 4096, worker)
+    metrics.record_rebalance(worker)
+    metrics.record_table_recovery(2.5, worker)
+    assert sample(worker, "omnid_rocksdb_size_bytes", table="profiles") == 4096
+    assert sample(worker, "omnid_rebalances_total") == 1
+    assert sample(worker, "omnid_table_recovery_seconds_sum") == 2.5
+
+
+def test_collector_requests_labelled_by_route_and_status() -> None:
+    collector = metrics.CollectorMetrics(CollectorRegistry())
+    metrics.record_collector_request("/v1/track", 200, 0.01, collector)
+    metrics.record_collector_request("/wp-admin/ann@example.com", 404, 0.01, collector)
+    metrics.record_events_accepted("web", 3, collector)
+    get = collector.registry.get_sample_value
+    assert get("omnid_collector_requests_total", {"endpoint": "/v1/track", "status": "200"}) == 1
+    assert get("omnid_collector_requests_total", {"endpoint": "other", "status": "404"}) == 1
+    assert get("omnid_collector_events_accepted_total", {"channel": "web"}) == 3
+    assert get("omnid_collector_request_duration_seconds_count", {"endpoint": "/v1/track"}) == 1
