@@ -119,6 +119,15 @@ def test_revoked_partition_stops_reporting_lag(worker: WorkerMetrics) -> None:
     assert sample(worker, "omnid_consumer_lag_messages", **labels) is None
 
 
+def test_lag_labels_name_the_canonical_topic_without_a_test_prefix(worker: WorkerMetrics) -> None:
+    metrics.set_consumer_lag("t-1f3a.omnid.events.web", 2, 5, worker)
+    metrics.set_consumer_lag("omnid-app-identifiers-changelog", 2, 5, worker)
+    assert (
+        sample(worker, "omnid_consumer_lag_messages", topic="omnid.events.web", partition="2") == 5
+    )
+    assert sample(worker, "omnid_consumer_lag_messages", topic="other", partition="2") == 5
+
+
 def test_lag_is_never_negative(worker: WorkerMetrics) -> None:
     metrics.set_consumer_lag("omnid.profile-commands", 0, -3, worker)
     labels = {"topic": "omnid.profile-commands", "partition": "0"}
