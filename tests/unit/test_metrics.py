@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason
+from omnid.identity.normalisers import IdentifierRejection
 from omnid.observability import metrics
 from omnid.observability.metrics import Stage, Table, WorkerMetrics
 
@@ -29,12 +31,12 @@ def exposition(worker: WorkerMetrics) -> str:
 def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
     worker: WorkerMetrics,
 ) -> None:
-    for channel in metrics.Channel:
+    for channel in Channel:
         assert sample(worker, "omnid_events_ingested_total", channel=channel.value) == 0
     for reason in RejectionReason:
         assert sample(worker, "omnid_dead_letters_total", reason=reason.value) == 0
-    for rejection in metrics.IdentifierRejection:
-        assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection.value) == 0
+    for rejection in [*IdentifierRejection, metrics.SUPPRESSED]:
+        assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection) == 0
     for refusal in metrics.MergeRefusal:
         assert sample(worker, "omnid_merges_refused_total", reason=refusal.value) == 0
 
@@ -42,7 +44,7 @@ def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
 def test_event_counted_under_its_channel(worker: WorkerMetrics) -> None:
     metrics.record_event_ingested("pos", worker)
     metrics.record_event_ingested("pos", worker)
-    metrics.record_event_ingested(metrics.Channel.WEB, worker)
+    metrics.record_event_ingested(Channel.WEB, worker)
     assert sample(worker, "omnid_events_ingested_total", channel="pos") == 2
     assert sample(worker, "omnid_events_ingested_total", channel="web") == 1
 

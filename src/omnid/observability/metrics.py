@@ -26,32 +26,14 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason
+from omnid.identity.normalisers import IdentifierRejection
 
 OTHER = "other"
 
 # `_created` timestamps double the series count and no dashboard or alert of ours reads them.
 disable_created_metrics()
-
-
-class Channel(StrEnum):
-    """Channels whose events omnid ingests (topics omnid.events.<channel>)."""
-
-    WEB = "web"
-    APP = "app"
-    POS = "pos"
-    EMAIL = "email"
-    CRM = "crm"
-    CALL_CENTRE = "call_centre"
-    LOYALTY = "loyalty"
-
-
-class IdentifierRejection(StrEnum):
-    """Why a single identifier inside an otherwise valid event was not used."""
-
-    BLOCKED = "blocked"
-    UNPARSEABLE = "unparseable"
-    SUPPRESSED = "suppressed"
 
 
 class MergeRefusal(StrEnum):
@@ -108,7 +90,9 @@ def _values(enum: Iterable[StrEnum]) -> frozenset[str]:
 
 CHANNELS = _values(Channel)
 REJECTION_REASONS = _values(RejectionReason)
-IDENTIFIER_REJECTIONS = _values(IdentifierRejection)
+# Normalisation refusals, plus identifiers the graph refuses to link because they are suppressed.
+SUPPRESSED = "suppressed"
+IDENTIFIER_REJECTIONS = _values(IdentifierRejection) | {SUPPRESSED}
 MERGE_REFUSALS = _values(MergeRefusal)
 ENDPOINTS = _values(Endpoint)
 TOPICS = frozenset(
