@@ -1,0 +1,71 @@
+"""Produce to Kafka and learn, per message, when the broker has it: the adapters' only exit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from omnid.errors import OmnidError
+
+
+class DeliveryFailed(OmnidError):
+    """Kafka did not acknowledge a message; the caller must not report it as accepted."""
+
+
+class EventSink:
+    """Wraps an idempotent producer; `send` returns a future resolved by the delivery report.
+
+    A background thread serves delivery callbacks, so asyncio handlers and plain scripts can both
+    wait on the futures (asyncio via `asyncio.wrap_future`).
+    """
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._closed = threading.Event()
+        self._poller = threading.Thread(
+            target=self._serve_callbacks, name="omnid-sink", daemon=True
+        )
+        self._poller.start()
+
+    def _serve_callbacks(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> Future[None]:
+        delivered: Future[None] = Future()
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is None:
+                delivered.set_result(None)
+            else:
+                delivered.set_exception(DeliveryFailed(f"{topic}: {error.str()}"))
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                return delivered
+            except BufferError:
+                # librdkafka's local queue is full: wait for deliveries to drain it (backpressure).
+                time.sleep(0.01)
+            except KafkaException as error:
+                delivered.set_exception(DeliveryFailed(f"{topic}: {error}"))
+                return delivered
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for outstanding deliveries; returns how many are still in flight."""
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.flush(timeout)
+        self._closed.set()
+        self._poller.join()
+
+    def __enter__(self) -> EventSink:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
