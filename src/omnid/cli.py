@@ -13,6 +13,8 @@ from omnid.errors import OmnidError
 # Modules are imported only for their subcommand, so `omnid topics` never loads Faust.
 SUBCOMMAND_MODULES: dict[str, str] = {
     "topics": "omnid.kafka.topics",
+    "collector": "omnid.adapters.collector",
+    "import": "omnid.adapters.importer",
 }
 
 
