@@ -9,7 +9,6 @@ from prometheus_client import CollectorRegistry
 
 from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason
-from omnid.identity.normalisers import IdentifierRejection
 from omnid.observability import metrics
 from omnid.observability.metrics import Stage, Table, WorkerMetrics
 
@@ -35,7 +34,7 @@ def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
         assert sample(worker, "omnid_events_ingested_total", channel=channel.value) == 0
     for reason in RejectionReason:
         assert sample(worker, "omnid_dead_letters_total", reason=reason.value) == 0
-    for rejection in [*IdentifierRejection, metrics.SUPPRESSED]:
+    for rejection in ("blocked", "unparseable", "suppressed"):
         assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection) == 0
     for refusal in metrics.MergeRefusal:
         assert sample(worker, "omnid_merges_refused_total", reason=refusal.value) == 0
@@ -163,3 +162,15 @@ def test_collector_requests_labelled_by_route_and_status() -> None:
     assert get("omnid_collector_requests_total", {"endpoint": "other", "status": "404"}) == 1
     assert get("omnid_collector_events_accepted_total", {"channel": "web"}) == 3
     assert get("omnid_collector_request_duration_seconds_count", {"endpoint": "/v1/track"}) == 1
+
+
+def test_identifier_rejection_labels_cover_every_reason_the_normaliser_gives() -> None:
+    normalisers = pytest.importorskip("omnid.identity.normalisers")
+    reasons = {reason.value for reason in normalisers.IdentifierRejection}
+    assert reasons | {metrics.SUPPRESSED} == metrics.IDENTIFIER_REJECTIONS
+
+
+def test_collector_refusal_labels_cover_every_reason_the_collector_gives() -> None:
+    collector = pytest.importorskip("omnid.adapters.collector")
+    reasons = {problem.value for problem in collector.RequestProblem}
+    assert reasons == metrics.REQUEST_PROBLEMS

@@ -59,13 +59,20 @@ def serve_in_thread(build: Callable[[], web.Application]) -> Iterator[RunningSer
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
+        try:
+            loop.run_until_complete(start())
+        except BaseException as error:
+            state["error"] = error
+            raise
+        finally:
+            started.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(10), "operations server did not start"
+    if "error" in state:
+        raise AssertionError("operations server failed to start") from state["error"]  # type: ignore[arg-type]
     try:
         yield RunningServer(f"http://127.0.0.1:{state['port']}")
     finally:

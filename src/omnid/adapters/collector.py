@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.adapters.email_webhook import channel_event_from_esp
 from omnid.adapters.segment import WriteKeyTarget, channel_event_from_segment
@@ -37,21 +37,18 @@ from omnid.contracts.channel_event import (
 from omnid.contracts.codec import AvroCodec
 from omnid.contracts.producer import make_producer
 from omnid.errors import InvalidEvent, RejectionReason
+from omnid.observability.http import collector_metrics_middleware
+from omnid.observability.metrics import collector_metrics
 
 log = logging.getLogger(__name__)
 
 SEGMENT_BATCH_LIMIT = 500 * 1024  # Segment: 500KB per batch request
 SINGLE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 
-ACCEPTED = Counter(
-    "omnid_collector_events_accepted_total", "Events acknowledged by Kafka.", ["channel"]
-)
-REJECTED = Counter(
-    "omnid_collector_requests_rejected_total", "Requests refused with a 4xx.", ["reason"]
-)
-DELIVERY_FAILURES = Counter(
-    "omnid_collector_delivery_failures_total", "Requests answered 503: Kafka did not acknowledge."
-)
+# Every metric is defined in omnid.observability.metrics (one place for names, labels, help).
+ACCEPTED = collector_metrics().events_accepted
+REJECTED = collector_metrics().requests_rejected
+DELIVERY_FAILURES = collector_metrics().delivery_failures
 
 
 class RequestProblem(StrEnum):
@@ -90,7 +87,9 @@ class Collector:
 
     def app(self) -> web.Application:
         # aiohttp enforces the body limit while reading (chunked and gzip bodies included).
-        app = web.Application(client_max_size=self.max_batch_bytes)
+        app = web.Application(
+            client_max_size=self.max_batch_bytes, middlewares=[collector_metrics_middleware]
+        )
         routes: list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
             ("/v1/batch", self._batch),
             ("/v1/import", self._batch),

@@ -28,7 +28,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason
-from omnid.identity.normalisers import IdentifierRejection
 
 OTHER = "other"
 
@@ -69,6 +68,7 @@ class Endpoint(StrEnum):
     ALIAS = "/v1/alias"
     GROUP = "/v1/group"
     BATCH = "/v1/batch"
+    IMPORT = "/v1/import"
     EMAIL_WEBHOOK = "/v1/webhooks/email"
     METRICS = "/metrics"
     HEALTHZ = "/healthz"
@@ -90,9 +90,14 @@ def _values(enum: Iterable[StrEnum]) -> frozenset[str]:
 
 CHANNELS = _values(Channel)
 REJECTION_REASONS = _values(RejectionReason)
-# Normalisation refusals, plus identifiers the graph refuses to link because they are suppressed.
+# omnid.identity.normalisers.IdentifierRejection (a unit test keeps the two equal), plus
+# identifiers the graph refuses to link because they are suppressed (erased customers).
 SUPPRESSED = "suppressed"
-IDENTIFIER_REJECTIONS = _values(IdentifierRejection) | {SUPPRESSED}
+IDENTIFIER_REJECTIONS = frozenset(
+    {"unknown_type", "blocked", "unparseable", "too_long", "empty", SUPPRESSED}
+)
+# The collector's request-level refusals (omnid.adapters.collector.RequestProblem).
+REQUEST_PROBLEMS = frozenset({"malformed_json", "unauthorized"})
 MERGE_REFUSALS = _values(MergeRefusal)
 ENDPOINTS = _values(Endpoint)
 TOPICS = frozenset(
@@ -237,6 +242,17 @@ class CollectorMetrics:
             ["channel"],
             registry=registry,
         )
+        self.requests_rejected = Counter(
+            "omnid_collector_requests_rejected_total",
+            "Requests refused with a 4xx, by reason (nothing of them was published).",
+            ["reason"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "omnid_collector_delivery_failures_total",
+            "Requests answered 503 because Kafka did not acknowledge their events.",
+            registry=registry,
+        )
         self.request_duration = Histogram(
             "omnid_collector_request_duration_seconds",
             "Time the collector took to answer a request, by route.",
@@ -247,6 +263,8 @@ class CollectorMetrics:
         self.ready = _ready_gauge(registry)
         for channel in CHANNELS:
             self.events_accepted.labels(channel=channel)
+        for reason in REJECTION_REASONS | REQUEST_PROBLEMS:
+            self.requests_rejected.labels(reason=reason)
 
 
 def _installed_version() -> str:
@@ -441,6 +459,15 @@ def record_events_accepted(
     (metrics or collector_metrics()).events_accepted.labels(channel=channel_label(channel)).inc(
         count
     )
+
+
+def record_request_rejected(reason: str, metrics: CollectorMetrics | None = None) -> None:
+    label = _bounded(str(reason), REJECTION_REASONS | REQUEST_PROBLEMS)
+    (metrics or collector_metrics()).requests_rejected.labels(reason=label).inc()
+
+
+def record_delivery_failure(metrics: CollectorMetrics | None = None) -> None:
+    (metrics or collector_metrics()).delivery_failures.inc()
 
 
 def set_collector_ready(ready: bool, metrics: CollectorMetrics | None = None) -> None:
