@@ -1,0 +1,256 @@
+"""Messages between graph entities (commands) and what the graph publishes (emissions).
+
+Every command has `.key` and `.stage`: Stage.IDENTITY commands go to omnid.identity-commands
+keyed by identifier key, Stage.PROFILE commands to omnid.profile-commands keyed by profile id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from omnid.identity.model import Event, Identifier
+from omnid.identity.state import ProfileState
+
+
+class Stage(StrEnum):
+    IDENTITY = "identity"
+    PROFILE = "profile"
+
+
+# --- identity-stage commands (keyed by identifier key) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Find the profile an event belongs to by probing its identifiers in priority order.
+    `create` (a bounce from a profile that cannot take the event) makes the anchor
+    identifier found a profile of its own instead of probing further."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    event: Event
+    probe: int = 0
+    create: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.event.identifiers[self.probe].key
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Profile `profile_id` saw `identifier` in event `event_id` and wants to hold it."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    profile_id: str
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class Relabel:
+    """The owner merged into the older `profile_id`: move ownership there (only ever older)."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    profile_id: str
+    epoch: int
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """`profile_id` refused `identifier` (over a limit): the identifier must find another home."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    profile_id: str
+    epoch: int
+    event_id: str
+    at: int
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+# --- profile-stage commands (keyed by profile id) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Apply:
+    """Count an event in a profile. `probe` > 0 means the profile was found through a lower
+    priority identifier, so the profile must be able to hold the event's higher ones."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    event: Event
+    probe: int = 0
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """The identifier now points at `profile_id`: add it, or refuse it if over a limit."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    identifier: Identifier
+    epoch: int
+    event_id: str
+    at: int
+    rule: str
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRequest:
+    """Two profiles share an identifier; sent to the older one (`winner`), which coordinates."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    winner: str
+    loser: str
+    via: Identifier
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.winner
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOffer:
+    """The winner offers to absorb the loser, telling it how many identifiers of each type it
+    holds; the winner changes no identifiers until the loser answers."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    winner: str
+    loser: str
+    winner_counts: tuple[tuple[str, int], ...]
+    via: Identifier
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.loser
+
+
+@dataclass(frozen=True, slots=True)
+class MergeDeclined:
+    """The loser refused: together they would exceed a limit. Both sides remember the pair."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    winner: str
+    loser: str
+    reason: str
+    via: Identifier
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.winner
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRedirected:
+    """The offer reached a profile already merged into `successor`: ask again with that one."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    winner: str
+    loser: str
+    successor: str
+    via: Identifier
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.winner
+
+
+@dataclass(frozen=True, slots=True)
+class Absorb:
+    """The loser accepted: its whole state moves into the winner."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    winner: str
+    loser: ProfileState
+    via: Identifier
+    event_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.winner
+
+
+IdentityCommand = Resolve | Claim | Relabel | Release
+ProfileCommand = (
+    Apply | Attach | MergeRequest | MergeOffer | MergeDeclined | OfferRedirected | Absorb
+)
+Command = IdentityCommand | ProfileCommand
+
+
+# --- emissions (published, never consumed by the graph) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSnapshot:
+    """A profile changed; `record` is exactly an omnid.ProfileUpdate (times in epoch ms)."""
+
+    profile_id: str
+    version: int
+    record: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileTombstone:
+    """The profile was merged away: publish a null value under its id (compaction drops it)."""
+
+    profile_id: str
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChangeEmission:
+    """`record` is exactly an omnid.IdentityChange."""
+
+    record: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return str(self.record["profile_id"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.record["kind"])
+
+
+Emission = ProfileSnapshot | ProfileTombstone | IdentityChangeEmission
+Output = Command | Emission

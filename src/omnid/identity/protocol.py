@@ -1,0 +1,496 @@
+"""The identity graph protocol (ARCHITECTURE.md §4) as pure state transitions.
+
+`handle_identifier` runs on the partition that owns an identifier key, `handle_profile` on the
+partition that owns a profile id. Each takes the current state (None if the key is new) and one
+command, and returns the new state and the outputs: commands for other keys, and emissions.
+Handlers are deterministic and idempotent: delivering a command twice changes nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from omnid.identity.commands import (
+    Absorb,
+    Apply,
+    Attach,
+    Claim,
+    IdentityChangeEmission,
+    IdentityCommand,
+    MergeDeclined,
+    MergeOffer,
+    MergeRequest,
+    OfferRedirected,
+    Output,
+    ProfileCommand,
+    ProfileSnapshot,
+    ProfileTombstone,
+    Relabel,
+    Release,
+    Resolve,
+)
+from omnid.identity.model import Identifier
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import (
+    IdentifierState,
+    ProfileIdentifier,
+    ProfileState,
+    ProfileStatus,
+)
+from omnid.identity.survivorship import (
+    absorb,
+    apply_event,
+    identity_change_record,
+    profile_update_record,
+)
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_MAX_TIME = (1 << 48) - 1
+
+RULE_ANCHOR = "anchor"
+RULE_SAME_EVENT = "same_event"
+RULE_RELEASED = "released"
+
+
+def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
+    """A ULID-shaped id: 48-bit millisecond time then 80 bits of a hash of the anchor.
+
+    Deterministic, so a replayed command creates the same id; time first, so comparing ids
+    compares ages and the older profile can always be the one that survives a merge."""
+    millis = min(max(at, 0), _MAX_TIME)
+    digest = hashlib.sha256(f"{anchor.key}\x00{salt}".encode()).digest()
+    number = (millis << 80) | int.from_bytes(digest[:10], "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[number & 31])
+        number >>= 5
+    return "".join(reversed(chars))
+
+
+# --- identity stage ----------------------------------------------------------------------------
+
+
+def handle_identifier(
+    rules: IdentityRules, state: IdentifierState | None, command: IdentityCommand
+) -> tuple[IdentifierState | None, list[Output]]:
+    if isinstance(command, Resolve):
+        return _on_resolve(rules, state, command)
+    if isinstance(command, Claim):
+        return _on_claim(state, command)
+    if isinstance(command, Relabel):
+        return _on_relabel(state, command)
+    return _on_release(state, command)
+
+
+def _on_resolve(
+    rules: IdentityRules, state: IdentifierState | None, command: Resolve
+) -> tuple[IdentifierState | None, list[Output]]:
+    event = command.event
+    identifier = event.identifiers[command.probe]
+    at = event.event_time
+    if command.probe == 0 and not command.create:
+        # Every delivery of an event starts here; the first one's resolution is the only one,
+        # so a duplicate cannot count the event in a second, never-merged profile.
+        if state is None:
+            state = IdentifierState(identifier, first_seen=at, last_seen=at)
+        elif event.event_id in state.recent_events:
+            return state, []
+        state.recent_events[event.event_id] = None
+        if len(state.recent_events) > rules.recent_event_window:
+            del state.recent_events[next(iter(state.recent_events))]
+    if state is not None and state.owner is not None:
+        _seen(state, at)
+        return state, [Apply(state.owner, event, command.probe)]
+    last = command.probe == len(event.identifiers) - 1
+    if not (command.create or last):
+        return state, [Resolve(event, command.probe + 1)]
+    if state is None:
+        state = IdentifierState(identifier, first_seen=at, last_seen=at)
+    _seen(state, at)
+    profile_id = profile_id_for(at, identifier, f"{state.epoch}")
+    state.owner = profile_id
+    attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, RULE_ANCHOR)
+    return state, [attach, Apply(profile_id, event, command.probe)]
+
+
+def _seen(state: IdentifierState, at: int) -> None:
+    if state.first_seen is None or at < state.first_seen:
+        state.first_seen = at
+    if state.last_seen is None or at > state.last_seen:
+        state.last_seen = at
+
+
+def _on_claim(
+    state: IdentifierState | None, command: Claim
+) -> tuple[IdentifierState | None, list[Output]]:
+    if state is None:
+        state = IdentifierState(command.identifier, first_seen=command.at, last_seen=command.at)
+    _seen(state, command.at)
+    owner = state.owner
+    if owner is None:
+        state.owner = command.profile_id
+        attach = Attach(
+            command.profile_id,
+            command.identifier,
+            state.epoch,
+            command.event_id,
+            command.at,
+            RULE_SAME_EVENT,
+        )
+        return state, [attach]
+    if owner == command.profile_id or command.profile_id in state.refused_by:
+        return state, []
+    winner, loser = sorted((owner, command.profile_id))
+    return state, [MergeRequest(winner, loser, command.identifier, command.event_id, command.at)]
+
+
+def _on_relabel(
+    state: IdentifierState | None, command: Relabel
+) -> tuple[IdentifierState | None, list[Output]]:
+    # Only ever towards an older profile, and only within the current ownership epoch, so
+    # relabels arriving late or out of order cannot move the identifier backwards.
+    if (
+        state is not None
+        and state.epoch == command.epoch
+        and state.owner is not None
+        and command.profile_id < state.owner
+    ):
+        state.owner = command.profile_id
+    return state, []
+
+
+def _on_release(
+    state: IdentifierState | None, command: Release
+) -> tuple[IdentifierState | None, list[Output]]:
+    if state is None or state.epoch != command.epoch or state.owner is None:
+        return state, []
+    # The identifier gets a profile of its own rather than no owner: every identifier that is
+    # not blocked belongs to exactly one profile (invariant 2).
+    state.refused_by.add(command.profile_id)
+    state.epoch += 1
+    profile_id = profile_id_for(command.at, command.identifier, f"{state.epoch}")
+    state.owner = profile_id
+    attach = Attach(
+        profile_id, command.identifier, state.epoch, command.event_id, command.at, RULE_RELEASED
+    )
+    return state, [attach]
+
+
+# --- profile stage -----------------------------------------------------------------------------
+
+
+def handle_profile(
+    rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
+) -> tuple[ProfileState | None, list[Output]]:
+    if state is None:
+        state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
+    outputs: list[Output] = []
+    state = _dispatch(rules, state, command, outputs)
+    # A merge that finished frees the profile to replay what it deferred while waiting.
+    while state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
+        waiting = state.deferred.pop(0)
+        state = _dispatch(rules, state, waiting, outputs)
+    return state, outputs
+
+
+def _time_of(command: ProfileCommand) -> int:
+    if isinstance(command, Apply):
+        return command.event.event_time
+    return command.at
+
+
+def _dispatch(
+    rules: IdentityRules, state: ProfileState, command: ProfileCommand, outputs: list[Output]
+) -> ProfileState:
+    if state.status is not ProfileStatus.ACTIVE:
+        _forward(state, command, outputs)
+        return state
+    if isinstance(command, Apply):
+        _on_apply(rules, state, command, outputs)
+    elif isinstance(command, Attach):
+        _on_attach(rules, state, command, outputs)
+    elif isinstance(command, MergeRequest):
+        _on_merge_request(state, command, outputs)
+    elif isinstance(command, MergeOffer):
+        return _on_merge_offer(rules, state, command, outputs)
+    elif isinstance(command, MergeDeclined):
+        _on_merge_declined(state, command)
+    elif isinstance(command, OfferRedirected):
+        _on_offer_redirected(state, command, outputs)
+    else:
+        _on_absorb(rules, state, command, outputs)
+    return state
+
+
+def _forward(state: ProfileState, command: ProfileCommand, outputs: list[Output]) -> None:
+    """Commands reaching a merged profile go to its successor; identifiers they name are
+    relabelled to it on the way (path compression)."""
+    successor = state.merged_into
+    if successor is None:  # erased profiles keep nothing and link nothing
+        return
+    if isinstance(command, Apply):
+        outputs.append(Apply(successor, command.event, command.probe))
+    elif isinstance(command, Attach):
+        outputs.append(
+            Attach(
+                successor,
+                command.identifier,
+                command.epoch,
+                command.event_id,
+                command.at,
+                command.rule,
+            )
+        )
+        outputs.append(Relabel(command.identifier, successor, command.epoch))
+    elif isinstance(command, MergeRequest):
+        outputs.extend(_merge_request(successor, command.loser, command))
+    elif isinstance(command, MergeOffer):
+        if successor != command.winner:
+            outputs.append(
+                OfferRedirected(
+                    command.winner,
+                    command.loser,
+                    successor,
+                    command.via,
+                    command.event_id,
+                    command.at,
+                )
+            )
+    elif isinstance(command, Absorb):
+        outputs.append(Absorb(successor, command.loser, command.via, command.event_id, command.at))
+    # MergeDeclined / OfferRedirected to a merged profile are late duplicates: the profile was
+    # not waiting (a waiting profile defers offers, so it cannot have been merged).
+
+
+def _merge_request(a: str, b: str, cause: MergeRequest | OfferRedirected) -> list[MergeRequest]:
+    if a == b:
+        return []
+    winner, loser = sorted((a, b))
+    return [MergeRequest(winner, loser, cause.via, cause.event_id, cause.at)]
+
+
+def _touch(state: ProfileState, kind: str, event_id: str | None, at: int) -> ProfileSnapshot:
+    state.version += 1
+    state.cause_kind = kind
+    state.cause_event_id = event_id
+    state.updated_at = max(state.updated_at, at)
+    return ProfileSnapshot(state.profile_id, state.version, profile_update_record(state))
+
+
+def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
+    for identifier_type, count in sorted(counts.items()):
+        limit = rules.limit(identifier_type)
+        if limit is not None and count > limit:
+            return f"limit:{identifier_type}"
+    return None
+
+
+def _on_apply(
+    rules: IdentityRules, state: ProfileState, command: Apply, outputs: list[Output]
+) -> None:
+    event = command.event
+    if event.event_id in state.applied:
+        return
+    if command.probe > 0 and _conflicts(rules, state, event.identifiers[: command.probe]):
+        # Found through a lower-priority identifier (a shared device, say) but the event's
+        # stronger identifiers do not fit here: the anchor founds or finds its own profile.
+        outputs.append(Resolve(event, 0, create=True))
+        return
+    apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)
+    outputs.append(_touch(state, "event", event.event_id, event.event_time))
+    at = event.event_time
+    for identifier in event.identifiers:
+        key = identifier.key
+        if key not in state.identifiers and key not in state.refused:
+            outputs.append(Claim(identifier, state.profile_id, event.event_id, at))
+
+
+def _conflicts(rules: IdentityRules, state: ProfileState, stronger: tuple[Identifier, ...]) -> bool:
+    new: dict[str, int] = {}
+    for identifier in stronger:
+        if identifier.key not in state.identifiers:
+            new[identifier.type] = new.get(identifier.type, 0) + 1
+    if not new:
+        return False
+    counts = {t: state.count_of(t) + n for t, n in new.items()}
+    return _over_limit(rules, counts) is not None
+
+
+def _on_attach(
+    rules: IdentityRules, state: ProfileState, command: Attach, outputs: list[Output]
+) -> None:
+    if state.awaiting is not None:
+        state.deferred.append(command)
+        return
+    identifier = command.identifier
+    key = identifier.key
+    if key in state.identifiers:
+        return
+    reason = state.refused.get(key)
+    if reason is None:
+        reason = _over_limit(rules, {identifier.type: state.count_of(identifier.type) + 1})
+    if reason is not None:
+        first_refusal = key not in state.refused
+        state.refused[key] = reason
+        # Released again every time: a new ownership epoch may point here through a merge.
+        outputs.append(
+            Release(
+                identifier, state.profile_id, command.epoch, command.event_id, command.at, reason
+            )
+        )
+        if first_refusal:
+            outputs.append(
+                _change(
+                    "identifier_released", state.profile_id, None, [identifier], command, reason
+                )
+            )
+        return
+    state.identifiers[key] = ProfileIdentifier(
+        identifier.type, identifier.value, command.at, command.event_id, command.rule, command.epoch
+    )
+    outputs.append(_touch(state, "identifier_added", command.event_id, command.at))
+    outputs.append(_change("identifier_added", state.profile_id, None, [identifier], command, None))
+
+
+def _change(
+    kind: str,
+    profile_id: str,
+    other: str | None,
+    identifiers: list[Identifier],
+    cause: ProfileCommand,
+    reason: str | None,
+) -> IdentityChangeEmission:
+    event_id = cause.event.event_id if isinstance(cause, Apply) else cause.event_id
+    at = cause.event.event_time if isinstance(cause, Apply) else cause.at
+    return IdentityChangeEmission(
+        identity_change_record(kind, profile_id, other, identifiers, event_id, reason, at)
+    )
+
+
+def _on_merge_request(state: ProfileState, command: MergeRequest, outputs: list[Output]) -> None:
+    loser = command.loser
+    if loser == state.profile_id or loser in state.absorbed or loser in state.declined:
+        return
+    if state.awaiting is not None:
+        if loser != state.awaiting:
+            state.deferred.append(command)
+        return
+    if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
+        outputs.append(
+            MergeRequest(loser, state.profile_id, command.via, command.event_id, command.at)
+        )
+        return
+    state.awaiting = loser
+    counts = tuple(sorted(state.type_counts().items()))
+    outputs.append(
+        MergeOffer(state.profile_id, loser, counts, command.via, command.event_id, command.at)
+    )
+
+
+def _on_merge_offer(
+    rules: IdentityRules, state: ProfileState, command: MergeOffer, outputs: list[Output]
+) -> ProfileState:
+    winner = command.winner
+    if winner in state.absorbed:  # cannot happen while ids only merge downwards; be safe
+        return state
+    if state.awaiting is not None:
+        # Busy absorbing a newer profile: answer once that is done, with the final counts.
+        state.deferred.append(command)
+        return state
+    reason = state.declined.get(winner)
+    if reason is None:
+        combined = dict(command.winner_counts)
+        for identifier_type, count in state.type_counts().items():
+            combined[identifier_type] = combined.get(identifier_type, 0) + count
+        reason = _over_limit(rules, combined)
+        if reason is not None:
+            state.declined[winner] = reason
+            state.refused.setdefault(command.via.key, reason)
+            outputs.append(
+                _change("merge_refused", winner, state.profile_id, [command.via], command, reason)
+            )
+    if reason is not None:
+        outputs.append(
+            MergeDeclined(
+                winner, state.profile_id, reason, command.via, command.event_id, command.at
+            )
+        )
+        return state
+    # Accept: the whole state travels to the winner; this id keeps only the forwarding pointer.
+    merged = ProfileState(
+        state.profile_id,
+        created_at=state.created_at,
+        status=ProfileStatus.MERGED,
+        merged_into=winner,
+        version=state.version,
+        absorbed=set(state.absorbed),
+        cause_kind="merged",
+        cause_event_id=command.event_id,
+        updated_at=max(state.updated_at, command.at),
+    )
+    outputs.append(Absorb(winner, state, command.via, command.event_id, command.at))
+    for held in state.identifiers.values():
+        outputs.append(Relabel(Identifier(held.type, held.value), winner, held.epoch))
+    outputs.append(ProfileTombstone(state.profile_id))
+    return merged
+
+
+def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
+    state.declined.setdefault(command.loser, command.reason)
+    if command.via.key not in state.identifiers:
+        state.refused.setdefault(command.via.key, command.reason)
+    if state.awaiting == command.loser:
+        state.awaiting = None
+
+
+def _on_offer_redirected(
+    state: ProfileState, command: OfferRedirected, outputs: list[Output]
+) -> None:
+    if state.awaiting != command.loser:
+        return
+    state.awaiting = None
+    successor = command.successor
+    if successor in state.absorbed or successor in state.declined:
+        return
+    state.deferred[:0] = _merge_request(state.profile_id, successor, command)
+
+
+def _on_absorb(
+    rules: IdentityRules, state: ProfileState, command: Absorb, outputs: list[Output]
+) -> None:
+    loser = command.loser
+    if loser.profile_id in state.absorbed:
+        return
+    absorb(state, loser, rules.applied_event_window)
+    if state.awaiting == loser.profile_id:
+        state.awaiting = None
+    # Merge requests the loser was coordinating become the survivor's.
+    for waiting in loser.deferred:
+        if isinstance(waiting, MergeRequest):
+            outputs.extend(_merge_request(state.profile_id, waiting.loser, waiting))
+        else:
+            outputs.append(_readdress(waiting, state.profile_id))
+    outputs.append(_touch(state, "merged", command.event_id, command.at))
+    outputs.append(
+        _change(
+            "merged",
+            state.profile_id,
+            loser.profile_id,
+            [command.via],
+            command,
+            None,
+        )
+    )
+
+
+def _readdress(command: ProfileCommand, profile_id: str) -> ProfileCommand:
+    if isinstance(command, Attach):
+        return Attach(
+            profile_id,
+            command.identifier,
+            command.epoch,
+            command.event_id,
+            command.at,
+            command.rule,
+        )
+    return command

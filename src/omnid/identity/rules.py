@@ -1,0 +1,264 @@
+"""The identity rules (streams/identity-rules.yaml): identifier types, normalisers, priorities,
+per-profile limits, blocked values, hashing and source priorities, validated with pydantic."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import phonenumbers
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from omnid.errors import ConfigError
+from omnid.identity.model import Identifier
+from omnid.identity.normalisers import (
+    IdentifierRejection,
+    Normaliser,
+    RejectedIdentifier,
+    apply_normaliser,
+)
+
+__all__ = ["IdentityRules", "RejectedIdentifier", "default_rules_path", "normalise"]
+
+_QUOTES = "\"'`"
+
+
+def default_rules_path() -> Path:
+    return Path(__file__).resolve().parents[3] / "streams" / "identity-rules.yaml"
+
+
+class Blocklist(BaseModel):
+    """Values never linked on. Regexes are searched case-insensitively."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exact: list[str] = Field(default_factory=list)
+    case_insensitive: list[str] = Field(default_factory=list)
+    regex: list[str] = Field(default_factory=list)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"regex {pattern!r} does not compile: {error}") from None
+        return patterns
+
+
+class IdentifierTypeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    normaliser: Normaliser
+    priority: int = Field(description="Higher resolves first: the event's anchor identifier.")
+    limit: int | Literal["unique"] | None = Field(
+        None, description="Most identifiers of this type one profile may hold; unique = 1."
+    )
+    hashed: bool = Field(False, description="Store HMAC-SHA-256 of the normalised value.")
+    max_length: int = Field(256, ge=1)
+    blocked: Blocklist = Field(default_factory=Blocklist)
+
+    @field_validator("limit")
+    @classmethod
+    def _positive(cls, limit: int | str | None) -> int | str | None:
+        if isinstance(limit, int) and limit < 1:
+            raise ValueError("limit must be at least 1 (or 'unique', or absent for no limit)")
+        return limit
+
+    @property
+    def max_per_profile(self) -> int | None:
+        return 1 if self.limit == "unique" else self.limit
+
+
+class _Matcher:
+    """A blocklist compiled for fast lookups."""
+
+    __slots__ = ("exact", "folded", "patterns")
+
+    def __init__(self, lists: list[Blocklist]) -> None:
+        self.exact = frozenset(v for b in lists for v in b.exact)
+        self.folded = frozenset(v.casefold() for b in lists for v in b.case_insensitive)
+        self.patterns = [re.compile(p, re.IGNORECASE) for b in lists for p in b.regex]
+
+    def blocks(self, value: str) -> bool:
+        return (
+            value in self.exact
+            or value.casefold() in self.folded
+            or any(p.search(value) for p in self.patterns)
+        )
+
+
+class IdentityRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    default_region: str = Field("GB", description="Region for phone numbers without +country.")
+    email_folding_providers: list[str] = Field(
+        default_factory=list, description="Email domains whose dots and +tags are folded."
+    )
+    channel_priority: dict[str, int] = Field(
+        default_factory=dict, description="Source priority per channel; unknown channels get 0."
+    )
+    applied_event_window: int = Field(10_000, ge=1, description="Event ids a profile remembers.")
+    recent_event_window: int = Field(
+        1_000, ge=1, description="Event ids an anchor identifier remembers (duplicate delivery)."
+    )
+    max_identifiers_per_event: int = Field(32, ge=1)
+    blocklist: Blocklist = Field(default_factory=Blocklist)
+    identifier_types: dict[str, IdentifierTypeRule]
+    hash_secret: str | None = Field(None, exclude=True, repr=False)
+
+    _matchers: dict[str, _Matcher] = PrivateAttr(default_factory=dict)
+    _folding: frozenset[str] = PrivateAttr(default_factory=frozenset)
+    _limits: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not a region phonenumbers knows (e.g. GB, US, DE)")
+        return region
+
+    @field_validator("identifier_types")
+    @classmethod
+    def _type_names(cls, types: dict[str, IdentifierTypeRule]) -> dict[str, IdentifierTypeRule]:
+        if not types:
+            raise ValueError("at least one identifier type is required")
+        for name in types:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"identifier type {name!r} must match [a-z][a-z0-9_]*")
+        return types
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._matchers = {
+            name: _Matcher([self.blocklist, rule.blocked])
+            for name, rule in self.identifier_types.items()
+        }
+        self._folding = frozenset(d.lower() for d in self.email_folding_providers)
+        self._limits = {
+            name: limit
+            for name, rule in self.identifier_types.items()
+            if (limit := rule.max_per_profile) is not None
+        }
+        hashed = [name for name, rule in self.identifier_types.items() if rule.hashed]
+        if hashed and not self.hash_secret:
+            raise ConfigError(
+                f"identifier types {', '.join(hashed)} are hashed but no hash secret is set "
+                "(OMNID_IDENTIFIER_HASH_SECRET)"
+            )
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, hash_secret: str | None = None) -> IdentityRules:
+        """Read and validate a rules file; any problem is a ConfigError naming file and line."""
+        rules_path = Path(path) if path is not None else default_rules_path()
+        try:
+            text = rules_path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"{rules_path}: cannot read rules file: {error}") from None
+        return cls.from_yaml(text, str(rules_path), hash_secret)
+
+    @classmethod
+    def from_yaml(cls, text: str, origin: str, hash_secret: str | None = None) -> IdentityRules:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error)
+            raise ConfigError(f"{origin}{where}: not valid YAML: {problem}") from None
+        if not isinstance(document, dict):
+            raise ConfigError(f"{origin}: the rules file must be a mapping of settings")
+        try:
+            return cls.model_validate({**document, "hash_secret": hash_secret})
+        except ValidationError as error:
+            problems = []
+            for item in error.errors()[:5]:
+                location = tuple(item["loc"])
+                line = _line_of(text, location)
+                where = f":{line}" if line else ""
+                dotted = ".".join(str(part) for part in location) or "(top level)"
+                problems.append(f"{origin}{where}: {dotted}: {item['msg']}")
+            raise ConfigError("; ".join(problems)) from None
+
+    def limit(self, identifier_type: str) -> int | None:
+        return self._limits.get(identifier_type)
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return dict(self._limits)
+
+    def priority(self, identifier_type: str) -> int:
+        return self.identifier_types[identifier_type].priority
+
+    def source_priority(self, channel: str) -> int:
+        return self.channel_priority.get(channel, 0)
+
+    def without_limits(self) -> IdentityRules:
+        """The same rules with no per-profile limits (invariant 1 compares with union-find)."""
+        types = {
+            name: rule.model_copy(update={"limit": None})
+            for name, rule in self.identifier_types.items()
+        }
+        return IdentityRules.model_validate(
+            {**self.model_dump(), "identifier_types": types, "hash_secret": self.hash_secret}
+        )
+
+
+def _line_of(text: str, location: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at a pydantic error location (the closest existing parent)."""
+    try:
+        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    found = node
+    for part in location:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    child = value_node
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node = found = child
+    return found.start_mark.line + 1 if found is not None else None
+
+
+def _unquoted(value: str) -> str:
+    while len(value) >= 2 and value[0] == value[-1] and value[0] in _QUOTES:
+        value = value[1:-1].strip()
+    return value
+
+
+def normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:
+    """Canonical identifier for a raw value, or RejectedIdentifier saying why not."""
+    rule = rules.identifier_types.get(identifier_type)
+    if rule is None:
+        raise RejectedIdentifier(IdentifierRejection.UNKNOWN_TYPE, "identifier type not in rules")
+    if len(raw) > rule.max_length:
+        raise RejectedIdentifier(IdentifierRejection.TOO_LONG, f"longer than {rule.max_length}")
+    stripped = raw.strip()
+    if not stripped:
+        raise RejectedIdentifier(IdentifierRejection.EMPTY, "empty value")
+    matcher = rules._matchers[identifier_type]
+    unquoted = _unquoted(stripped)
+    if not unquoted or matcher.blocks(stripped) or matcher.blocks(unquoted):
+        raise RejectedIdentifier(IdentifierRejection.BLOCKED, "placeholder or junk value")
+    value = apply_normaliser(rule.normaliser, unquoted, rules.default_region, rules._folding)
+    if matcher.blocks(value):
+        raise RejectedIdentifier(IdentifierRejection.BLOCKED, "placeholder or junk value")
+    if rule.hashed:
+        secret = (rules.hash_secret or "").encode()
+        value = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
+    return Identifier(identifier_type, value)

@@ -1,0 +1,202 @@
+"""A deterministic in-memory runner of the graph over N partitions, standing in for Kafka.
+
+Each (stage, partition) is a FIFO queue like a topic partition; which queue delivers next is
+chosen by a seeded random generator, so one seed is one reproducible interleaving.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnid.errors import InvalidEvent
+from omnid.identity.commands import (
+    Command,
+    IdentityChangeEmission,
+    IdentityCommand,
+    Output,
+    ProfileCommand,
+    ProfileSnapshot,
+    ProfileTombstone,
+    Stage,
+)
+from omnid.identity.intake import commands_for_event
+from omnid.identity.model import Event
+from omnid.identity.protocol import handle_identifier, handle_profile
+from omnid.identity.records import from_record, to_record
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
+
+_INGEST, _IDENTITY, _PROFILE = 0, 1, 2
+
+# Called after every delivered command with the stage, the key and the key's new state.
+Observer = Callable[[Stage, str, IdentifierState | ProfileState | None], None]
+
+
+@dataclass
+class SimulationResult:
+    identifiers: dict[str, IdentifierState]
+    profiles: dict[str, ProfileState]
+    updates: dict[str, dict[str, Any]]
+    tombstoned: set[str]
+    changes: list[dict[str, Any]]
+    rejected: dict[str, InvalidEvent]
+    valid_event_ids: set[str]
+    steps: int = 0
+    change_counts: dict[str, int] = field(default_factory=dict)
+
+    def active_profiles(self) -> dict[str, ProfileState]:
+        return {pid: p for pid, p in self.profiles.items() if p.status is ProfileStatus.ACTIVE}
+
+    def survivor(self, profile_id: str) -> str:
+        """The active profile at the end of `profile_id`'s merged_into chain."""
+        seen = 0
+        while True:
+            state = self.profiles[profile_id]
+            if state.merged_into is None:
+                return profile_id
+            profile_id = state.merged_into
+            seen += 1
+            if seen > len(self.profiles):
+                raise AssertionError("merged_into chain has a cycle")
+
+    def profile_of(self, identifier_key: str) -> ProfileState | None:
+        state = self.identifiers.get(identifier_key)
+        if state is None or state.owner is None:
+            return None
+        return self.profiles[self.survivor(state.owner)]
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode()) % partitions
+
+
+class Simulator:
+    def __init__(
+        self,
+        rules: IdentityRules,
+        partitions: int = 1,
+        seed: int = 0,
+        *,
+        duplicate_rate: float = 0.0,
+        serialise: bool = False,
+        keep_outputs: bool = True,
+        observer: Observer | None = None,
+    ) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        self.rules = rules
+        self.partitions = partitions
+        self.random = random.Random(seed)
+        self.duplicate_rate = duplicate_rate
+        self.serialise = serialise
+        self.keep_outputs = keep_outputs
+        self.observer = observer
+
+    def run(self, events: Iterable[Event]) -> SimulationResult:
+        n = self.partitions
+        queues: list[deque[Any]] = [deque() for _ in range(3 * n)]
+        ready: list[int] = []
+        for event in events:
+            key = event.identifiers[0].key if event.identifiers else event.event_id
+            index = _INGEST * n + partition_of(key, n)
+            if not queues[index]:
+                ready.append(index)
+            queues[index].append(event)
+        result = SimulationResult({}, {}, {}, set(), [], {}, set())
+        identifiers, profiles = result.identifiers, result.profiles
+        rules, rng, observer = self.rules, self.random, self.observer
+        choose = rng.randrange
+        steps = 0
+
+        def send(outputs: list[Output]) -> None:
+            for output in outputs:
+                stage = getattr(output, "stage", None)
+                if stage is None:
+                    self._emit(result, output)  # type: ignore[arg-type]
+                    continue
+                command: Command = output  # type: ignore[assignment]
+                if self.serialise:
+                    command = from_record(json.loads(json.dumps(to_record(command))))
+                base = _IDENTITY if stage is Stage.IDENTITY else _PROFILE
+                index = base * n + (zlib.crc32(command.key.encode()) % n if n > 1 else 0)
+                queue = queues[index]
+                if not queue:
+                    ready.append(index)
+                queue.append(command)
+                if self.duplicate_rate and rng.random() < self.duplicate_rate:
+                    queue.append(command)
+
+        while ready:
+            slot = choose(len(ready))
+            index = ready[slot]
+            queue = queues[index]
+            item = queue.popleft()
+            if not queue:
+                ready[slot] = ready[-1]
+                ready.pop()
+            steps += 1
+            if index < n:
+                try:
+                    intake = commands_for_event(rules, item)
+                except InvalidEvent as error:
+                    result.rejected[item.event_id] = error
+                    continue
+                result.valid_event_ids.add(item.event_id)
+                send(intake.commands)  # type: ignore[arg-type]
+            elif index < 2 * n:
+                key = item.key
+                id_state, outputs = handle_identifier(rules, identifiers.get(key), item)
+                if id_state is not None:
+                    if self.serialise:
+                        id_state = from_record(json.loads(json.dumps(to_record(id_state))))
+                    identifiers[key] = id_state
+                if observer is not None:
+                    observer(Stage.IDENTITY, key, id_state)
+                send(outputs)
+            else:
+                key = item.key
+                profile_state, outputs = handle_profile(rules, profiles.get(key), item)
+                if profile_state is not None:
+                    if self.serialise:
+                        profile_state = from_record(
+                            json.loads(json.dumps(to_record(profile_state)))
+                        )
+                    profiles[key] = profile_state
+                if observer is not None:
+                    observer(Stage.PROFILE, key, profile_state)
+                send(outputs)
+        result.steps = steps
+        return result
+
+    def _emit(
+        self,
+        result: SimulationResult,
+        emission: ProfileSnapshot | ProfileTombstone | IdentityChangeEmission,
+    ) -> None:
+        if isinstance(emission, ProfileSnapshot):
+            if self.keep_outputs:
+                result.updates[emission.profile_id] = emission.record
+        elif isinstance(emission, ProfileTombstone):
+            result.updates.pop(emission.profile_id, None)
+            result.tombstoned.add(emission.profile_id)
+        else:
+            kind = emission.kind
+            result.change_counts[kind] = result.change_counts.get(kind, 0) + 1
+            if self.keep_outputs:
+                result.changes.append(emission.record)
+
+
+__all__ = [
+    "IdentityCommand",
+    "Observer",
+    "ProfileCommand",
+    "SimulationResult",
+    "Simulator",
+    "partition_of",
+]

@@ -1,0 +1,129 @@
+"""What the graph remembers: one IdentifierState per identifier key, one ProfileState per profile.
+
+States are mutable on purpose: a handler takes ownership of the state it is given and returns
+it (or a replacement). Copying a profile on every event made the core several times slower,
+and the shell never keeps the old object (it stores `to_record(state)` in RocksDB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from omnid.identity.model import Identifier, Scalar
+
+if TYPE_CHECKING:
+    from omnid.identity.commands import ProfileCommand
+
+# Survivorship order of a value: (event_time, source_priority, event_id); greatest wins.
+Stamp = tuple[int, int, str]
+
+
+class IdentifierStatus(StrEnum):
+    ACTIVE = "active"
+    QUARANTINED = "quarantined"
+    SUPPRESSED = "suppressed"
+
+
+class ProfileStatus(StrEnum):
+    ACTIVE = "active"
+    MERGED = "merged"
+    ERASED = "erased"
+
+
+@dataclass(slots=True)
+class IdentifierState:
+    """Who owns an identifier. `epoch` grows when the owner releases it, so ownership messages
+    of an earlier epoch that are still in flight are recognised and ignored."""
+
+    identifier: Identifier
+    owner: str | None = None
+    status: IdentifierStatus = IdentifierStatus.ACTIVE
+    epoch: int = 0
+    first_seen: int | None = None
+    last_seen: int | None = None
+    refused_by: set[str] = field(default_factory=set)
+    recent_events: dict[str, None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileIdentifier:
+    """An identifier a profile holds, with where it came from."""
+
+    type: str
+    value: str
+    added_at: int
+    event_id: str
+    rule: str
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TraitValue:
+    value: Scalar
+    event_time: int
+    source_priority: int
+    event_id: str
+
+    @property
+    def stamp(self) -> Stamp:
+        return (self.event_time, self.source_priority, self.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    amount: float
+    currency: str
+    stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    granted: bool
+    stamp: Stamp
+
+
+@dataclass(slots=True)
+class ProfileState:
+    """A profile: identifiers with provenance, surviving traits, computed attributes, and the
+    bookkeeping that keeps every handler idempotent (applied event ids, absorbed profiles)."""
+
+    profile_id: str
+    created_at: int
+    status: ProfileStatus = ProfileStatus.ACTIVE
+    merged_into: str | None = None
+    version: int = 0
+    identifiers: dict[str, ProfileIdentifier] = field(default_factory=dict)
+    traits: dict[str, TraitValue] = field(default_factory=dict)
+    # computed attributes
+    event_count: int = 0
+    first_seen: int | None = None
+    last_seen: int | None = None
+    last_channel: str | None = None
+    last_channel_stamp: Stamp | None = None
+    channel_counts: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, OrderLine] = field(default_factory=dict)
+    consent: dict[str, ConsentState] = field(default_factory=dict)
+    # idempotence: event id -> channel (a bounded, insertion-ordered window), absorbed profiles
+    applied: dict[str, str] = field(default_factory=dict)
+    absorbed: set[str] = field(default_factory=set)
+    merged_from: list[str] = field(default_factory=list)
+    # limits: profiles a merge with was declined, identifiers refused (key -> reason)
+    declined: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    # merge coordination: the newer profile this one has offered a merge to, and what waits
+    awaiting: str | None = None
+    deferred: list[ProfileCommand] = field(default_factory=list)
+    cause_kind: str = "created"
+    cause_event_id: str | None = None
+    updated_at: int = 0
+
+    def count_of(self, identifier_type: str) -> int:
+        return sum(1 for held in self.identifiers.values() if held.type == identifier_type)
+
+    def type_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for held in self.identifiers.values():
+            counts[held.type] = counts.get(held.type, 0) + 1
+        return counts

@@ -1,0 +1,198 @@
+"""Survivorship and computed attributes: how events and merged profiles combine into one profile.
+
+Every rule is a join (max by stamp, min/max of times, union of id-keyed sets), so the result
+does not depend on the order in which events and merges arrive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from omnid.identity.model import Event, Identifier
+from omnid.identity.state import (
+    ConsentState,
+    OrderLine,
+    ProfileState,
+    Stamp,
+    TraitValue,
+)
+
+
+def apply_event(profile: ProfileState, event: Event, source_priority: int, window: int) -> None:
+    """Count one event (the caller has checked it was not applied before)."""
+    at = event.event_time
+    stamp: Stamp = (at, source_priority, event.event_id)
+    traits = profile.traits
+    for name, value in event.traits.items():
+        held = traits.get(name)
+        if held is None or held.stamp < stamp:
+            traits[name] = TraitValue(value, at, source_priority, event.event_id)
+    profile.event_count += 1
+    profile.channel_counts[event.channel] = profile.channel_counts.get(event.channel, 0) + 1
+    if profile.first_seen is None or at < profile.first_seen:
+        profile.first_seen = at
+    if profile.last_seen is None or at > profile.last_seen:
+        profile.last_seen = at
+    if profile.last_channel_stamp is None or profile.last_channel_stamp < stamp:
+        profile.last_channel, profile.last_channel_stamp = event.channel, stamp
+    if event.purchase is not None:
+        _keep_order(
+            profile.orders,
+            event.purchase.order_id,
+            OrderLine(event.purchase.amount, event.purchase.currency, stamp),
+        )
+    if event.consent:
+        for change in event.consent:
+            _keep_consent(profile.consent, change.purpose, ConsentState(change.granted, stamp))
+    profile.applied[event.event_id] = event.channel
+    _trim(profile.applied, window)
+
+
+def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
+    """Fold a merged-away profile into the survivor with the same rules as apply_event."""
+    winner.identifiers.update(loser.identifiers)
+    for name, value in loser.traits.items():
+        held = winner.traits.get(name)
+        if held is None or held.stamp < value.stamp:
+            winner.traits[name] = value
+    # An event can reach both sides only through duplicate delivery; count it once.
+    overlap = [e for e in loser.applied if e in winner.applied]
+    winner.event_count += loser.event_count - len(overlap)
+    for channel, count in loser.channel_counts.items():
+        winner.channel_counts[channel] = winner.channel_counts.get(channel, 0) + count
+    for event_id in overlap:
+        channel = loser.applied[event_id]
+        winner.channel_counts[channel] -= 1
+        if not winner.channel_counts[channel]:
+            del winner.channel_counts[channel]
+    if loser.first_seen is not None and (
+        winner.first_seen is None or loser.first_seen < winner.first_seen
+    ):
+        winner.first_seen = loser.first_seen
+    if loser.last_seen is not None and (
+        winner.last_seen is None or loser.last_seen > winner.last_seen
+    ):
+        winner.last_seen = loser.last_seen
+    if loser.last_channel_stamp is not None and (
+        winner.last_channel_stamp is None or winner.last_channel_stamp < loser.last_channel_stamp
+    ):
+        winner.last_channel, winner.last_channel_stamp = (
+            loser.last_channel,
+            loser.last_channel_stamp,
+        )
+    for order_id, line in loser.orders.items():
+        _keep_order(winner.orders, order_id, line)
+    for purpose, state in loser.consent.items():
+        _keep_consent(winner.consent, purpose, state)
+    for event_id, channel in loser.applied.items():
+        winner.applied.setdefault(event_id, channel)
+    _trim(winner.applied, window)
+    winner.absorbed.add(loser.profile_id)
+    winner.absorbed.update(loser.absorbed)
+    winner.merged_from = sorted({*winner.merged_from, loser.profile_id, *loser.merged_from})
+    for other, reason in loser.declined.items():
+        winner.declined.setdefault(other, reason)
+    for key, reason in loser.refused.items():
+        if key not in winner.identifiers:
+            winner.refused.setdefault(key, reason)
+    winner.created_at = min(winner.created_at, loser.created_at)
+
+
+def _keep_order(orders: dict[str, OrderLine], order_id: str, line: OrderLine) -> None:
+    held = orders.get(order_id)
+    if held is None or held.stamp < line.stamp:
+        orders[order_id] = line
+
+
+def _keep_consent(consent: dict[str, ConsentState], purpose: str, state: ConsentState) -> None:
+    held = consent.get(purpose)
+    if held is None or held.stamp < state.stamp:
+        consent[purpose] = state
+
+
+def _trim(applied: dict[str, str], window: int) -> None:
+    while len(applied) > window:
+        del applied[next(iter(applied))]
+
+
+def revenue(profile: ProfileState) -> dict[str, float]:
+    """Revenue per currency, summed in order-id order so float rounding is order-independent."""
+    totals: dict[str, float] = {}
+    for order_id in sorted(profile.orders):
+        line = profile.orders[order_id]
+        totals[line.currency] = totals.get(line.currency, 0.0) + line.amount
+    return totals
+
+
+def profile_update_record(profile: ProfileState) -> dict[str, Any]:
+    """The profile as an omnid.ProfileUpdate value (timestamps as epoch-millisecond ints)."""
+    first_seen = profile.first_seen if profile.first_seen is not None else profile.created_at
+    last_seen = profile.last_seen if profile.last_seen is not None else profile.created_at
+    return {
+        "profile_id": profile.profile_id,
+        "version": profile.version,
+        "status": profile.status.value,
+        "identifiers": [
+            {
+                "type": held.type,
+                "value": held.value,
+                "added_at": held.added_at,
+                "event_id": held.event_id,
+                "rule": held.rule,
+            }
+            for _, held in sorted(profile.identifiers.items())
+        ],
+        "traits": {
+            name: {
+                "value": trait.value,
+                "event_time": trait.event_time,
+                "source_priority": trait.source_priority,
+                "event_id": trait.event_id,
+            }
+            for name, trait in profile.traits.items()
+        },
+        "computed": {
+            "event_count": profile.event_count,
+            "first_seen": first_seen,
+            "last_seen": last_seen,
+            "last_channel": profile.last_channel or "",
+            "channel_counts": dict(profile.channel_counts),
+            "order_count": len(profile.orders),
+            "revenue": revenue(profile),
+            "consent": {
+                purpose: {"granted": state.granted, "at": state.stamp[0]}
+                for purpose, state in profile.consent.items()
+            },
+        },
+        "merged_from": list(profile.merged_from),
+        "cause": {"kind": profile.cause_kind, "event_id": profile.cause_event_id},
+        "updated_at": profile.updated_at,
+    }
+
+
+def identity_change_record(
+    kind: str,
+    profile_id: str,
+    other_profile_id: str | None,
+    identifiers: list[Identifier],
+    event_id: str | None,
+    reason: str | None,
+    at: int,
+) -> dict[str, Any]:
+    """An omnid.IdentityChange; change_id is a hash of its content, so a replay repeats it."""
+    ordered = sorted(identifiers)
+    fingerprint = "|".join(
+        [kind, profile_id, other_profile_id or "", event_id or "", reason or ""]
+        + [i.key for i in ordered]
+    )
+    return {
+        "change_id": hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
+        "kind": kind,
+        "profile_id": profile_id,
+        "other_profile_id": other_profile_id,
+        "identifiers": [{"type": i.type, "value": i.value} for i in ordered],
+        "event_id": event_id,
+        "reason": reason,
+        "at": at,
+    }
