@@ -1,0 +1,177 @@
+"""Segment messages become ChannelEvents field by field; malformed ones are refused precisely."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from omnid.adapters.segment import WriteKeyTarget, channel_event_from_segment
+from omnid.contracts import Channel
+from omnid.errors import InvalidEvent, RejectionReason
+
+WEB = WriteKeyTarget(Channel.WEB, "web-shop")
+RECEIVED = 1_763_900_000_000
+
+
+def mapped(message: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    return channel_event_from_segment(message, WEB, RECEIVED, kind)
+
+
+def refusal(message: Any, kind: str | None = None) -> InvalidEvent:
+    with pytest.raises(InvalidEvent) as raised:
+        channel_event_from_segment(message, WEB, RECEIVED, kind)
+    return raised.value
+
+
+def test_identify_maps_every_identifier_source() -> None:
+    event = mapped(
+        {
+            "userId": "u-1",
+            "anonymousId": "a-1",
+            "messageId": "m-1",
+            "timestamp": "2026-11-23T10:00:00.250Z",
+            "traits": {"email": "Ann@Example.com", "phone": "+44 7700 900123", "name": "Ann"},
+            "context": {
+                "device": {"id": "dev-9"},
+                "externalIds": [{"id": "LC-9001", "type": "loyalty_id", "collection": "users"}],
+            },
+        },
+        "identify",
+    )
+    assert event["identifiers"] == [
+        {"type": "user_id", "value": "u-1"},
+        {"type": "anonymous_id", "value": "a-1"},
+        {"type": "email", "value": "Ann@Example.com"},
+        {"type": "phone", "value": "+44 7700 900123"},
+        {"type": "device_id", "value": "dev-9"},
+        {"type": "loyalty_id", "value": "LC-9001"},
+    ]
+    assert event["event_id"] == "m-1"
+    assert (
+        event["occurred_at"]
+        == int(datetime(2026, 11, 23, 10, 0, tzinfo=UTC).timestamp()) * 1000 + 250
+    )
+    assert event["received_at"] == RECEIVED
+    assert (event["channel"], event["source"], event["event_type"]) == (
+        "web",
+        "web-shop",
+        "identify",
+    )
+    assert event["traits"]["name"] == "Ann"
+
+
+def test_email_from_context_traits_when_traits_have_none() -> None:
+    event = mapped(
+        {"anonymousId": "a-1", "context": {"traits": {"email": "b@example.com"}}}, "page"
+    )
+    assert {"type": "email", "value": "b@example.com"} in event["identifiers"]
+
+
+def test_nested_traits_are_flattened_and_lists_kept_as_json() -> None:
+    event = mapped(
+        {"userId": "u", "traits": {"address": {"city": "Leeds"}, "tags": ["a", "b"]}}, "identify"
+    )
+    assert event["traits"] == {"address.city": "Leeds", "tags": '["a", "b"]'}
+
+
+def test_order_completed_becomes_a_purchase() -> None:
+    event = mapped(
+        {
+            "userId": "u",
+            "event": "Order Completed",
+            "properties": {"order_id": "o-7", "revenue": 30, "currency": "eur"},
+        },
+        "track",
+    )
+    assert event["event_type"] == "purchase"
+    assert event["purchase"] == {"order_id": "o-7", "amount": 30.0, "currency": "EUR"}
+    assert event["properties"]["event"] == "Order Completed"
+
+
+def test_alias_links_previous_id_as_anonymous_id() -> None:
+    event = mapped({"type": "alias", "userId": "u-1", "previousId": "a-1"})
+    assert event["identifiers"] == [
+        {"type": "user_id", "value": "u-1"},
+        {"type": "anonymous_id", "value": "a-1"},
+    ]
+
+
+def test_group_traits_stay_off_the_person() -> None:
+    event = mapped(
+        {"userId": "u", "groupId": "g-1", "traits": {"email": "ceo@corp.example"}}, "group"
+    )
+    assert event["traits"] == {}
+    assert event["properties"] == {"group_id": "g-1", "group.email": "ceo@corp.example"}
+    assert [i["type"] for i in event["identifiers"]] == ["user_id"]
+
+
+def test_missing_message_id_gets_a_deterministic_event_id() -> None:
+    message = {"userId": "u", "timestamp": "2026-11-23T10:00:00Z"}
+    assert (
+        mapped(dict(message), "identify")["event_id"]
+        == mapped(dict(message), "identify")["event_id"]
+    )
+    assert (
+        mapped(dict(message), "identify")["event_id"]
+        != mapped({**message, "userId": "v"}, "identify")["event_id"]
+    )
+
+
+def test_numeric_user_id_is_accepted_as_text() -> None:
+    assert mapped({"userId": 42}, "identify")["identifiers"] == [{"type": "user_id", "value": "42"}]
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "reason", "words"),
+    [
+        ({"traits": {"name": "x"}}, "identify", RejectionReason.NO_IDENTIFIER, "missing ids"),
+        ({"userId": ["u"]}, "identify", RejectionReason.INVALID_FIELD, "userId must be a string"),
+        (
+            {"userId": "u", "traits": "x"},
+            "identify",
+            RejectionReason.INVALID_FIELD,
+            "traits must be an object",
+        ),
+        (
+            {"userId": "u", "traits": {"email": {"a": 1}}},
+            "identify",
+            RejectionReason.INVALID_FIELD,
+            "traits.email",
+        ),
+        (
+            {"userId": "u", "timestamp": "yesterday"},
+            "identify",
+            RejectionReason.INVALID_FIELD,
+            "timestamp",
+        ),
+        (
+            {"userId": "u", "timestamp": 1700000000},
+            "identify",
+            RejectionReason.INVALID_FIELD,
+            "ISO 8601",
+        ),
+        ({"userId": "u"}, "track", RejectionReason.INVALID_FIELD, "event name"),
+        (
+            {"userId": "u", "type": "explode"},
+            None,
+            RejectionReason.INVALID_FIELD,
+            "type must be one of",
+        ),
+        ({"userId": "u"}, "alias", RejectionReason.NO_IDENTIFIER, "previousId"),
+        (
+            {"userId": "u", "context": {"externalIds": [{"id": "1"}]}},
+            "identify",
+            RejectionReason.INVALID_FIELD,
+            "externalIds[0].type",
+        ),
+        ("not an object", "identify", RejectionReason.INVALID_FIELD, "JSON object"),
+    ],
+)
+def test_malformed_messages_are_refused_with_a_precise_detail(
+    message: Any, kind: str | None, reason: RejectionReason, words: str
+) -> None:
+    error = refusal(message, kind)
+    assert error.reason is reason
+    assert words in error.detail
