@@ -80,5 +80,5 @@ def test_nested_json_keys_and_yes_no_consent() -> None:
 def test_mapping_without_identifiers_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text("occurred_at: {column: t}\nidentifiers: {}\n")
-    with pytest.raises(ConfigError, match="m.yaml"):
+    with pytest.raises(ConfigError, match=r"m\.yaml"):
         ImportMapping.load(path)
