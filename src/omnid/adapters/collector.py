@@ -28,7 +28,6 @@ from omnid.adapters.sink import DeliveryFailed, EventSink
 from omnid.adapters.write_keys import load_write_keys
 from omnid.config import Settings
 from omnid.contracts.channel_event import (
-    EVENTS_TOPIC_PREFIX,
     Channel,
     encode_channel_event,
     events_topic,
@@ -81,7 +80,7 @@ class Collector:
     sink: EventSink
     codec: AvroCodec
     write_keys: Mapping[str, WriteKeyTarget]
-    topic_prefix: str = EVENTS_TOPIC_PREFIX
+    topic_prefix: str = ""
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = SEGMENT_BATCH_LIMIT
 
@@ -286,13 +285,13 @@ def _basic_auth_key(request: web.Request) -> str | None:
 
 
 def collector_from_settings(
-    settings: Settings, write_keys_file: Path | None = None, topic_prefix: str = EVENTS_TOPIC_PREFIX
+    settings: Settings, write_keys_file: Path | None = None, topic_prefix: str | None = None
 ) -> Collector:
     return Collector(
         sink=EventSink(make_producer(settings)),
         codec=AvroCodec.from_settings(settings),
         write_keys=load_write_keys(write_keys_file or settings.write_keys_file),
-        topic_prefix=topic_prefix,
+        topic_prefix=settings.topic_prefix if topic_prefix is None else topic_prefix,
         max_message_bytes=settings.max_event_bytes,
     )
 
@@ -357,7 +356,5 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--write-keys", type=Path, help="write keys YAML (default: OMNID_WRITE_KEYS_FILE)"
     )
-    parser.add_argument(
-        "--topic-prefix", default=EVENTS_TOPIC_PREFIX, help="events topic prefix (tests)"
-    )
+    parser.add_argument("--topic-prefix", help="topic prefix (default: OMNID_TOPIC_PREFIX)")
     parser.set_defaults(func=run)

@@ -26,7 +26,6 @@ from omnid.adapters.segment import WriteKeyTarget
 from omnid.adapters.sink import EventSink
 from omnid.config import Settings
 from omnid.contracts.channel_event import (
-    EVENTS_TOPIC_PREFIX,
     Channel,
     encode_channel_event,
     events_topic,
@@ -134,7 +133,7 @@ def import_file(
     sink: EventSink,
     codec: AvroCodec,
     *,
-    topic_prefix: str = EVENTS_TOPIC_PREFIX,
+    topic_prefix: str = "",
     file_format: FileFormat | None = None,
     max_event_bytes: int = 32 * 1024,
     console: Console | None = None,
@@ -215,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.file}: no such file")
     channel = Channel(args.channel)
     source = args.source or mapping.source or f"{channel}-import"
+    prefix = settings.topic_prefix if args.topic_prefix is None else args.topic_prefix
     sink = EventSink(make_producer(settings))
     try:
         report = import_file(
@@ -223,14 +223,14 @@ def run(args: argparse.Namespace) -> int:
             WriteKeyTarget(channel, source),
             sink,
             AvroCodec.from_settings(settings),
-            topic_prefix=args.topic_prefix,
+            topic_prefix=prefix,
             file_format=FileFormat(args.format) if args.format else None,
             max_event_bytes=settings.max_event_bytes,
             console=console,
         )
     finally:
         sink.close()
-    topic = events_topic(channel, args.topic_prefix)
+    topic = events_topic(channel, prefix)
     console.print(f"published {report.published} rows to {topic}")
     if not report.rejected:
         return 0
@@ -260,5 +260,5 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--rejects", type=Path, help="rejected-rows report (default FILE.rejected.csv)"
     )
-    parser.add_argument("--topic-prefix", default=EVENTS_TOPIC_PREFIX, help="events topic prefix")
+    parser.add_argument("--topic-prefix", help="topic prefix (default: OMNID_TOPIC_PREFIX)")
     parser.set_defaults(func=run)

@@ -10,7 +10,6 @@ from typing import Any
 from omnid.adapters.sink import EventSink
 from omnid.config import Settings
 from omnid.contracts.channel_event import (
-    EVENTS_TOPIC_PREFIX,
     Channel,
     Scalar,
     deterministic_event_id,
@@ -50,7 +49,7 @@ def publish(
     event_id: str | None = None,
     sink: EventSink | None = None,
     codec: AvroCodec | None = None,
-    topic_prefix: str = EVENTS_TOPIC_PREFIX,
+    topic_prefix: str | None = None,
     max_event_bytes: int | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
@@ -86,9 +85,9 @@ def publish(
     if sink is None or codec is None:
         shared_sink, shared_codec = _shared_sink()
         sink, codec = sink or shared_sink, codec or shared_codec
-    limit = max_event_bytes if max_event_bytes is not None else Settings().max_event_bytes
+    settings = Settings()
+    limit = max_event_bytes if max_event_bytes is not None else settings.max_event_bytes
+    prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
     payload = encode_channel_event(codec, record, limit)
-    sink.send(events_topic(channel, topic_prefix), record["event_id"].encode(), payload).result(
-        timeout
-    )
+    sink.send(events_topic(channel, prefix), record["event_id"].encode(), payload).result(timeout)
     return record

@@ -11,6 +11,7 @@ from typing import Any
 
 from omnid.contracts.codec import AvroCodec
 from omnid.errors import InvalidEvent, RejectionReason
+from omnid.kafka.topology import prefixed_name
 
 CHANNEL_EVENT = "omnid.ChannelEvent"
 EVENTS_TOPIC_PREFIX = "omnid.events."
@@ -32,8 +33,9 @@ class Channel(StrEnum):
     LOYALTY = "loyalty"
 
 
-def events_topic(channel: Channel | str, prefix: str = EVENTS_TOPIC_PREFIX) -> str:
-    return f"{prefix}{Channel(channel).value}"
+def events_topic(channel: Channel | str, topic_prefix: str = "") -> str:
+    """`omnid.events.<channel>`, under `topic_prefix` (Settings.topic_prefix) when one is set."""
+    return prefixed_name(topic_prefix, f"{EVENTS_TOPIC_PREFIX}{Channel(channel).value}")
 
 
 def epoch_millis(moment: datetime) -> int:
