@@ -1,0 +1,47 @@
+"""Worker readiness follows table recovery; lag is computed from offsets as operators read it."""
+
+from __future__ import annotations
+
+from omnid.observability.metrics import REGISTRY
+from omnid.pipeline.health import TABLES_RECOVERED, PartitionPosition, RecoveryTracker
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_worker_is_not_ready_until_its_first_recovery_completes() -> None:
+    tracker = RecoveryTracker()
+    assert tracker.readiness.readyz().status == 503
+    assert tracker.readiness.readyz().body["waiting_for"] == [TABLES_RECOVERED]
+    assert value("omnid_ready") == 0
+
+    recoveries = value("omnid_table_recovery_seconds_count")
+    tracker.recovery_completed()
+    tracker.recovery_completed()  # a second signal is not a second recovery
+
+    assert tracker.readiness.readyz().status == 200
+    assert value("omnid_ready") == 1
+    assert value("omnid_table_recovery_seconds_count") == recoveries + 1
+
+
+def test_rebalance_makes_the_worker_unready_and_is_counted() -> None:
+    tracker = RecoveryTracker()
+    tracker.recovery_completed()
+    rebalances = value("omnid_rebalances_total")
+
+    tracker.rebalance_started()
+
+    assert tracker.readiness.readyz().status == 503
+    assert tracker.readiness.healthz().status == 200
+    assert value("omnid_rebalances_total") == rebalances + 1
+    tracker.recovery_completed()
+    assert tracker.readiness.ready
+
+
+def test_lag_counts_messages_after_the_committed_offset() -> None:
+    assert PartitionPosition("omnid.profile-commands", 0, 120, 100).lag == 20
+    assert PartitionPosition("omnid.profile-commands", 0, 120, None).lag == 120
+    # Retention deleted the head of the partition: what is gone is not lag.
+    assert PartitionPosition("omnid.profile-commands", 0, 120, None, start_offset=100).lag == 20
+    assert PartitionPosition("omnid.profile-commands", 0, 120, 120).lag == 0
