@@ -1,0 +1,152 @@
+"""Fixtures shared by every suite: a real Kafka broker, client config, and isolated topic names.
+
+The broker, in order: OMNID_KAFKA_BOOTSTRAP if set; a testcontainers Kafka if a Docker engine
+answers; else the local broker of deploy/kafka/kafka-local.sh (started if needed, left running).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from omnid.config import PROJECT_ROOT, Settings
+from omnid.kafka.topics import TopicsReport, apply_topics, delete_topics, load_topology
+
+LOCAL_BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka-local.sh"
+# The first local start downloads the broker with Maven: allow for a slow mirror.
+LOCAL_BROKER_START_TIMEOUT_S = 900
+
+
+def _docker_engine_answers() -> bool:
+    """Only asks the engine when one could exist, and never waits more than a few seconds."""
+    socket = Path("/var/run/docker.sock")
+    if not os.environ.get("DOCKER_HOST") and not socket.exists():
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    config = Settings(kafka_bootstrap=bootstrap).kafka_client_config()
+    config["log_level"] = "0"
+    try:
+        return bool(AdminClient(config).list_topics(timeout=10).brokers)
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap address of a real Kafka broker for this test session."""
+    configured = os.environ.get("OMNID_KAFKA_BOOTSTRAP")
+    if configured:
+        if not _broker_answers(configured):
+            pytest.fail(f"OMNID_KAFKA_BOOTSTRAP={configured} does not answer a metadata request")
+        yield configured
+        return
+    if _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    port = os.environ.get("KAFKA_LOCAL_PORT", "9092")
+    result = subprocess.run(
+        ["bash", str(LOCAL_BROKER_SCRIPT), "up"],
+        capture_output=True,
+        text=True,
+        timeout=LOCAL_BROKER_START_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"local Kafka broker did not start:\n{result.stdout}{result.stderr}")
+    # Left running on purpose: other test sessions on this machine may share it.
+    yield f"localhost:{port}"
+
+
+@pytest.fixture(scope="session")
+def kafka_config(kafka_bootstrap: str) -> dict[str, str]:
+    """confluent-kafka settings for the test broker; OMNID_* security settings pass through."""
+    return Settings(kafka_bootstrap=kafka_bootstrap).kafka_client_config()
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """`unique_name("orders")` -> "test.orders.3f9c2a1b": a name no other test run uses."""
+
+    def make(stem: str) -> str:
+        return f"test.{stem}.{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+TopicFactory = Callable[..., str]
+
+
+@pytest.fixture
+def make_topic(
+    kafka_config: dict[str, str], unique_name: Callable[[str], str]
+) -> Iterator[TopicFactory]:
+    """`make_topic("orders", partitions=3, config={...})` creates a uniquely named topic and
+    returns its name; every topic made is deleted after the test."""
+    created: list[str] = []
+    admin = AdminClient(kafka_config)
+
+    def make(stem: str = "topic", partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        name = unique_name(stem)
+        new_topic = NewTopic(
+            name, num_partitions=partitions, replication_factor=-1, config=config or {}
+        )
+        admin.create_topics([new_topic])[name].result(timeout=30)
+        created.append(name)
+        # The controller has accepted it; wait until metadata shows it so clients find it.
+        for _ in range(100):
+            if name in admin.list_topics(timeout=10).topics:
+                break
+            time.sleep(0.1)
+        return name
+
+    yield make
+    if created:
+        delete_topics(kafka_config, created)
+
+
+@dataclass(frozen=True)
+class AppliedTopology:
+    """The whole of streams/topics.yaml, created under a prefix of its own."""
+
+    prefix: str
+    names: dict[str, str]  # logical name ("omnid.profile-updates") -> real topic name
+    report: TopicsReport
+
+    def topic(self, logical_name: str) -> str:
+        return self.names[logical_name]
+
+
+@pytest.fixture
+def topology(kafka_config: dict[str, str]) -> Iterator[AppliedTopology]:
+    """Every topic of the design under a unique prefix (`OMNID_TOPIC_PREFIX` for code under
+    test); deleted after the test."""
+    settings = Settings()
+    spec = load_topology(settings.topics_file)
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    report = apply_topics(kafka_config, spec, prefix)
+    names = spec.names(prefix)
+    yield AppliedTopology(prefix=prefix, names=names, report=report)
+    delete_topics(kafka_config, names.values())
