@@ -1,0 +1,1 @@
+"""Benchmarks: the workload generator, resolution quality, baselines and the pipeline run."""
