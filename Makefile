@@ -1,6 +1,7 @@
 # Thin wrappers: every target calls a script or the omnid CLI, no logic lives only here.
 PYTHON ?= python3
-export OMNID_KAFKA_BOOTSTRAP ?= localhost:9092
+# OMNID_KAFKA_BOOTSTRAP is left unset unless you set it: unset means "use the local broker",
+# which `make run` and the test fixtures start when it is not running.
 
 .PHONY: install run test lint bench kafka-up kafka-down
 
@@ -13,8 +14,8 @@ kafka-up:
 kafka-down:
 	bash deploy/kafka/kafka-local.sh down
 
-run: kafka-up
-	omnid topics apply
+run:
+	bash scripts/run.sh
 
 lint:
 	ruff check src tests bench
