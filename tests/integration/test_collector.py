@@ -1,0 +1,280 @@
+"""The HTTP collector on a real broker: accepted events reach Kafka, bad requests get the right
+status and message, publish nothing, and the collector keeps serving."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from omnid.adapters.collector import BackgroundCollector, collector_from_settings
+from omnid.config import Settings
+from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
+from omnid.kafka.topics import delete_topics
+
+pytestmark = pytest.mark.kafka
+
+WEB_KEY = ("dev-web-key", "")
+EMAIL_KEY = ("dev-email-key", "")
+
+
+@pytest.fixture(scope="module")
+def topic_prefix(kafka_config: dict[str, str]) -> Iterator[str]:
+    """The events topics of every channel under a prefix no other test uses."""
+    prefix = f"test-collector-{uuid.uuid4().hex[:8]}"
+    names = [events_topic(channel, prefix) for channel in Channel]
+    admin = AdminClient(kafka_config)
+    for future in admin.create_topics(
+        [NewTopic(n, 1, replication_factor=-1) for n in names]
+    ).values():
+        future.result(timeout=30)
+    yield prefix
+    delete_topics(kafka_config, names)
+
+
+@pytest.fixture(scope="module")
+def collector_url(kafka_bootstrap: str, topic_prefix: str) -> Iterator[str]:
+    settings = Settings(kafka_bootstrap=kafka_bootstrap)
+    with BackgroundCollector(
+        collector_from_settings(settings, topic_prefix=topic_prefix)
+    ) as server:
+        yield server.url
+
+
+def read_until(
+    kafka_config: dict[str, str], topic: str, last_event_id: str
+) -> list[dict[str, Any]]:
+    """Every event on `topic` up to and including `last_event_id` (one partition: in order)."""
+    consumer = Consumer(
+        {**kafka_config, "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    codec = AvroCodec.from_settings()
+    events: list[dict[str, Any]] = []
+    try:
+        while not events or events[-1]["event_id"] != last_event_id:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            events.append(decode_channel_event(codec, message.value()))
+    finally:
+        consumer.close()
+    return events
+
+
+def post(
+    url: str, path: str, body: Any, auth: tuple[str, str] | None = WEB_KEY, **kwargs: Any
+) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(url + path, data=data, auth=auth, timeout=30, **kwargs)
+
+
+def test_every_single_message_endpoint_publishes_its_event(
+    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    calls = {
+        "identify": {"userId": "u-1", "traits": {"email": "ann@example.com"}},
+        "track": {"userId": "u-1", "event": "Viewed"},
+        "page": {"anonymousId": "a-1", "name": "Home"},
+        "screen": {"anonymousId": "a-1", "name": "Basket"},
+        "alias": {"userId": "u-1", "previousId": "a-1"},
+        "group": {"userId": "u-1", "groupId": "g-1"},
+    }
+    for kind, body in calls.items():
+        response = post(collector_url, f"/v1/{kind}", {**body, "messageId": f"{run}-{kind}"})
+        assert (response.status_code, response.json()) == (200, {"success": True}), kind
+    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), f"{run}-group")
+    mine = {e["event_id"]: e for e in events if e["event_id"].startswith(run)}
+    assert {k: mine[f"{run}-{k}"]["event_type"] for k in calls} == {k: k for k in calls}
+    assert all(e["source"] == "web-shop" and e["channel"] == "web" for e in mine.values())
+
+
+def test_write_key_in_the_body_and_gzip_bodies_are_accepted(
+    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+) -> None:
+    message_id = f"gz-{uuid.uuid4().hex[:6]}"
+    body = {
+        "writeKey": "dev-web-key",
+        "batch": [{"type": "identify", "userId": "u-2", "messageId": message_id}],
+    }
+    response = post(
+        collector_url,
+        "/v1/batch",
+        gzip.compress(json.dumps(body).encode()),
+        auth=None,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), message_id)
+    assert events[-1]["identifiers"] == [{"type": "user_id", "value": "u-2"}]
+
+
+BIG = "x" * 40_000
+BAD_REQUESTS = [
+    ("malformed-json", "/v1/identify", b'{"userId": "u",', WEB_KEY, 400, "malformed JSON"),
+    ("not-utf8", "/v1/identify", b'{"userId": "\xc3\x28"}', WEB_KEY, 400, "not UTF-8"),
+    ("missing-ids", "/v1/identify", {"traits": {"name": "Ann"}}, WEB_KEY, 400, "missing ids"),
+    (
+        "wrong-type-id",
+        "/v1/track",
+        {"userId": {"id": 1}, "event": "x"},
+        WEB_KEY,
+        400,
+        "userId must be a string",
+    ),
+    (
+        "wrong-type-traits",
+        "/v1/identify",
+        {"userId": "u", "traits": [1]},
+        WEB_KEY,
+        400,
+        "traits must be an object",
+    ),
+    (
+        "bad-timestamp",
+        "/v1/identify",
+        {"userId": "u", "timestamp": "soon"},
+        WEB_KEY,
+        400,
+        "timestamp",
+    ),
+    (
+        "batch-not-array",
+        "/v1/batch",
+        {"batch": {"type": "identify"}},
+        WEB_KEY,
+        400,
+        "batch must be an array",
+    ),
+    (
+        "batch-bad-message",
+        "/v1/batch",
+        {"batch": [{"type": "identify", "userId": "u"}, {"type": "identify"}]},
+        WEB_KEY,
+        400,
+        "batch[1]: missing ids",
+    ),
+    (
+        "oversize-message",
+        "/v1/identify",
+        {"userId": "u", "traits": {"essay": BIG}},
+        WEB_KEY,
+        413,
+        "limit is 32768",
+    ),
+    (
+        "oversize-batch-message",
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "identify", "userId": "u"},
+                {"type": "identify", "userId": "u", "traits": {"essay": BIG}},
+            ]
+        },
+        WEB_KEY,
+        413,
+        "batch[1]",
+    ),
+    (
+        "oversize-batch",
+        "/v1/batch",
+        {"batch": [{"type": "identify", "userId": "u", "traits": {"t": BIG[:30_000]}}] * 18},
+        WEB_KEY,
+        413,
+        "limit is 512000",
+    ),
+    ("unknown-key", "/v1/identify", {"userId": "u"}, ("not-a-key", ""), 401, "unknown write key"),
+    ("no-key", "/v1/identify", {"userId": "u"}, None, 401, "missing write key"),
+    (
+        "webhook-with-web-key",
+        "/v1/webhooks/email",
+        [{"email": "a@b.c", "event": "open", "timestamp": 1}],
+        WEB_KEY,
+        401,
+        "email channel",
+    ),
+    ("webhook-not-array", "/v1/webhooks/email", {"email": "a@b.c"}, EMAIL_KEY, 400, "JSON array"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "auth", "status", "words"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+def test_bad_request_gets_its_status_and_a_precise_message(
+    collector_url: str, path: str, body: Any, auth: tuple[str, str] | None, status: int, words: str
+) -> None:
+    response = post(collector_url, path, body, auth=auth)
+    assert response.status_code == status
+    assert response.json()["success"] is False
+    assert words in response.json()["message"]
+
+
+def test_chunked_body_over_the_limit_is_refused_without_content_length(collector_url: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"batch": [' + b'{"type": "identify", "userId": "u"},' * 20_000 + b"{}]}"
+
+    response = requests.post(collector_url + "/v1/batch", data=chunks(), auth=WEB_KEY, timeout=30)
+    assert response.status_code == 413
+
+
+def test_bad_requests_publish_nothing_and_the_collector_keeps_serving(
+    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    first, last = f"{run}-first", f"{run}-last"
+    assert (
+        post(collector_url, "/v1/identify", {"userId": "u", "messageId": first}).status_code == 200
+    )
+    for _name, path, body, auth, status, _words in BAD_REQUESTS:
+        if isinstance(body, dict) and "batch" not in body:
+            body = {**body, "messageId": f"{run}-bad"}
+        assert post(collector_url, path, body, auth=auth).status_code == status
+    assert requests.get(collector_url + "/healthz", timeout=10).json() == {"status": "ok"}
+    assert (
+        post(collector_url, "/v1/identify", {"userId": "u", "messageId": last}).status_code == 200
+    )
+    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), last)
+    ids = [e["event_id"] for e in events]
+    # The topic belongs to this module and its tests run one at a time: nothing else between.
+    assert ids[ids.index(first) + 1 :] == [last]
+
+
+def test_email_webhook_unsubscribe_reaches_kafka_as_a_consent_change(
+    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    items = [
+        {
+            "email": "ann@example.com",
+            "event": "delivered",
+            "timestamp": 1_763_900_000,
+            "sg_message_id": "m",
+            "sg_event_id": f"{run}-1",
+        },
+        {
+            "email": "ann@example.com",
+            "event": "unsubscribe",
+            "timestamp": 1_763_900_060,
+            "sg_message_id": "m",
+            "sg_event_id": f"{run}-2",
+        },
+    ]
+    response = post(collector_url, "/v1/webhooks/email", items, auth=EMAIL_KEY)
+    assert response.status_code == 200, response.text
+    events = read_until(kafka_config, events_topic(Channel.EMAIL, topic_prefix), f"{run}-2")
+    delivered, unsubscribed = events[-2:]
+    assert delivered["event_type"] == "email_delivered" and delivered["consent"] is None
+    assert unsubscribed["event_type"] == "email_unsubscribe"
+    assert unsubscribed["consent"] == [{"purpose": "email_marketing", "granted": False}]
+    assert unsubscribed["identifiers"] == [{"type": "email", "value": "ann@example.com"}]
+    assert int(unsubscribed["occurred_at"].timestamp()) == 1_763_900_060
