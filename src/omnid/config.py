@@ -11,7 +11,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
-    """Every field is an environment variable `OMNID_<NAME>`; the README table is checked by a test."""
+    """Every field is an environment variable `OMNID_<NAME>`; a test checks the README table."""
 
     model_config = SettingsConfigDict(env_prefix="OMNID_", extra="ignore")
 
