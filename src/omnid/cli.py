@@ -15,6 +15,9 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "topics": "omnid.kafka.topics",
     "collector": "omnid.adapters.collector",
     "import": "omnid.adapters.importer",
+    "worker": "omnid.pipeline.serve",
+    "tail": "omnid.pipeline.tail",
+    "lookup": "omnid.pipeline.lookup_client",
 }
 
 

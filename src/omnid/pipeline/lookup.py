@@ -1,0 +1,186 @@
+"""The lookup API every worker serves: a key's state lives on the worker that owns its partition,
+so a request for another worker's key is forwarded there (one hop, never a loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from confluent_kafka.admin import AdminClient
+
+from omnid.identity.normalisers import RejectedIdentifier
+from omnid.identity.rules import IdentityRules, normalise
+from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
+from omnid.identity.survivorship import profile_update_record
+from omnid.observability.metrics import Table
+from omnid.pipeline.partitioning import partition_for
+from omnid.pipeline.processor import decode_record
+from omnid.pipeline.runtime import Worker
+
+ROUTED_HEADER = "X-Omnid-Routed"
+# merged_into chains are short after path compression; a longer one means a bug, not a customer.
+MAX_MERGE_HOPS = 32
+MEMBERS_TTL_S = 1.0
+
+
+class NotHere(Exception):
+    """The partition belongs to another worker (or to nobody, mid-rebalance)."""
+
+    def __init__(self, owner_url: str | None) -> None:
+        super().__init__(owner_url)
+        self.owner_url = owner_url
+
+
+def _error(status: int, error: str, **fields: Any) -> web.Response:
+    return web.json_response({"error": error, **fields}, status=status)
+
+
+class LookupApi:
+    def __init__(self, worker: Worker, rules: IdentityRules, admin: AdminClient) -> None:
+        self.worker = worker
+        self.rules = rules
+        self.admin = admin
+        self.topics = worker.topics
+        self._partitions: dict[str, int] = {}
+        self._owners: dict[tuple[str, int], str] = {}
+        self._owners_at = 0.0
+        self._http: aiohttp.ClientSession | None = None
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/identifiers/{type}/{value}", self.identifier)
+        app.router.add_get("/v1/profiles/{profile_id}", self.profile)
+        app.router.add_get("/v1/worker", self.worker_status)
+        app.on_cleanup.append(self._close)
+
+    async def _close(self, _app: web.Application) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def identifier(self, request: web.Request) -> web.Response:
+        identifier_type = request.match_info["type"]
+        try:
+            identifier = normalise(self.rules, identifier_type, request.match_info["value"])
+        except RejectedIdentifier as error:
+            return _error(400, "invalid_identifier", reason=error.reason.value, detail=error.detail)
+        try:
+            raw = await self._local(Table.IDENTIFIERS, identifier.key, request)
+        except NotHere as elsewhere:
+            return await self._forward(elsewhere, request)
+        state: IdentifierState | None = decode_record(raw) if raw is not None else None
+        if state is None or state.owner is None:
+            return _error(404, "unknown_identifier", type=identifier_type)
+        return await self._profile_response(state.owner, requested=state.owner)
+
+    async def profile(self, request: web.Request) -> web.Response:
+        profile_id = request.match_info["profile_id"]
+        try:
+            raw = await self._local(Table.PROFILES, profile_id, request)
+        except NotHere as elsewhere:
+            return await self._forward(elsewhere, request)
+        if raw is None:
+            return _error(404, "unknown_profile", profile_id=profile_id)
+        state: ProfileState = decode_record(raw)
+        if state.status is ProfileStatus.MERGED and state.merged_into:
+            return await self._profile_response(state.merged_into, requested=profile_id)
+        return self._render(state, requested=profile_id)
+
+    async def worker_status(self, _request: web.Request) -> web.Response:
+        status = self.worker.status
+        return web.json_response(
+            {
+                "name": status.name,
+                "assigned": sorted(f"{t}:{p}" for t, p in status.assigned),
+                "ready": len(status.ready),
+                "restored_records": status.restored_records,
+                "processed": status.processed,
+                "table_sizes": {t.value: s.count() for t, s in self.worker.stores.items()},
+            }
+        )
+
+    # -- following a profile across workers --------------------------------------------------
+
+    async def _profile_response(self, profile_id: str, requested: str) -> web.Response:
+        """The surviving profile of `profile_id`, following merged_into wherever it lives."""
+        current = profile_id
+        for _ in range(MAX_MERGE_HOPS):
+            try:
+                raw = await self._local(Table.PROFILES, current, None)
+            except NotHere as elsewhere:
+                if elsewhere.owner_url is None:
+                    return _error(503, "rebalancing")
+                body, status = await self._get(f"{elsewhere.owner_url}/v1/profiles/{current}")
+                if status == 200:
+                    body["requested_profile_id"] = requested
+                return web.json_response(body, status=status)
+            if raw is None:
+                return _error(404, "unknown_profile", profile_id=current)
+            state: ProfileState = decode_record(raw)
+            if state.status is ProfileStatus.MERGED and state.merged_into:
+                current = state.merged_into
+                continue
+            return self._render(state, requested)
+        return _error(500, "merge_chain_too_long", profile_id=requested)
+
+    @staticmethod
+    def _render(state: ProfileState, requested: str) -> web.Response:
+        if state.status is ProfileStatus.ERASED:
+            return _error(404, "erased_profile", profile_id=state.profile_id)
+        body = profile_update_record(state)
+        body["requested_profile_id"] = requested
+        return web.json_response(body)
+
+    # -- routing -----------------------------------------------------------------------------
+
+    async def _local(self, table: Table, key: str, request: web.Request | None) -> bytes | None:
+        """The key's stored value if this worker owns its partition, else NotHere(owner)."""
+        topic = self.topics.source_of(table)
+        partition = partition_for(key, await self._partition_count(topic))
+        if (topic, partition) in self.worker.status.ready:
+            return self.worker.stores[table].get(key)
+        if request is not None and request.headers.get(ROUTED_HEADER):
+            raise NotHere(None)  # routed here by a peer with an older view: do not bounce
+        raise NotHere(await self._owner(topic, partition))
+
+    async def _partition_count(self, topic: str) -> int:
+        if topic not in self._partitions:
+            metadata = await asyncio.to_thread(self.admin.list_topics, topic, 10)
+            self._partitions[topic] = len(metadata.topics[topic].partitions)
+        return self._partitions[topic]
+
+    async def _owner(self, topic: str, partition: int) -> str | None:
+        if time.monotonic() - self._owners_at > MEMBERS_TTL_S:
+            self._owners = await asyncio.to_thread(self._describe_owners)
+            self._owners_at = time.monotonic()
+        return self._owners.get((topic, partition))
+
+    def _describe_owners(self) -> dict[tuple[str, int], str]:
+        group = self.worker.group
+        description = self.admin.describe_consumer_groups([group])[group].result(10)
+        owners = {}
+        for member in description.members:
+            parts = member.client_id.split(" ")
+            if len(parts) != 3 or parts[0] != "omnid-worker":
+                continue
+            for tp in member.assignment.topic_partitions:
+                owners[(tp.topic, tp.partition)] = parts[2]
+        return owners
+
+    async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
+        if elsewhere.owner_url is None:
+            return _error(503, "rebalancing")
+        body, status = await self._get(f"{elsewhere.owner_url}{request.rel_url}")
+        return web.json_response(body, status=status)
+
+    async def _get(self, url: str) -> tuple[dict[str, Any], int]:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            async with self._http.get(url, headers={ROUTED_HEADER: "1"}) as response:
+                return await response.json(), response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return {"error": "owner_unreachable"}, 503

@@ -1,0 +1,44 @@
+"""`omnid lookup TYPE VALUE` (or `--profile ID`): ask any worker's lookup API, print the profile."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_API = "http://127.0.0.1:8081"
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("lookup", help="the live profile of an identifier or profile id")
+    parser.add_argument("type", nargs="?", help="identifier type, e.g. email")
+    parser.add_argument("value", nargs="?", help="identifier value (normalised by the worker)")
+    parser.add_argument("--profile", help="look up a profile id instead")
+    parser.add_argument("--api", default=DEFAULT_API, help="any worker's lookup API base URL")
+    parser.set_defaults(func=run)
+
+
+def lookup_path(identifier_type: str | None, value: str | None, profile: str | None) -> str:
+    if profile:
+        return f"/v1/profiles/{urllib.parse.quote(profile, safe='')}"
+    if not identifier_type or not value:
+        raise SystemExit("omnid lookup: give TYPE VALUE or --profile ID")
+    quoted = urllib.parse.quote(value, safe="")
+    return f"/v1/identifiers/{urllib.parse.quote(identifier_type, safe='')}/{quoted}"
+
+
+def run(args: argparse.Namespace) -> int:
+    url = args.api.rstrip("/") + lookup_path(args.type, args.value, args.profile)
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:
+            print(json.dumps(json.load(response), indent=2, sort_keys=True))
+            return 0
+    except urllib.error.HTTPError as error:
+        body = error.read().decode(errors="replace")
+        print(f"omnid lookup: HTTP {error.code}: {body}")
+        return 1 if error.code == 404 else 2
+    except urllib.error.URLError as error:
+        print(f"omnid lookup: no worker answered at {args.api}: {error.reason}")
+        return 2

@@ -1,0 +1,363 @@
+"""The worker's Kafka loop: consume a batch, run it through the stages, produce the outputs and
+the state changelog, commit — in one Kafka transaction when exactly-once is chosen.
+
+Why not Faust: faust-streaming 0.11.3 with aiokafka 0.14 and Kafka 4.1 fails on this stack
+before processing anything (see docs/architecture.md, "Runtime"). This loop is the thin
+confluent-kafka shell ARCHITECTURE.md section 6 allows, around the same pure core.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from omnid.config import Settings
+from omnid.observability import metrics
+from omnid.observability.metrics import Table
+from omnid.pipeline.processor import Incoming, Outgoing, StageProcessor, StateWrite
+from omnid.pipeline.state_store import TableStore
+from omnid.pipeline.topology import PipelineTopics
+
+log = logging.getLogger(__name__)
+
+
+class ProcessingGuarantee(StrEnum):
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str
+    data_dir: Path
+    web_url: str
+    guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE
+    group: str | None = None
+    batch_size: int = 500
+    # A SIGKILLed member's partitions move after this; the broker's minimum is 6 s by default.
+    session_timeout_ms: int = 6_000
+    # An open transaction of a SIGKILLed worker blocks its partitions until it times out.
+    transaction_timeout_ms: int = 10_000
+
+
+@dataclass
+class WorkerStatus:
+    """What the lookup API and tests can ask a worker about itself."""
+
+    name: str
+    assigned: set[tuple[str, int]] = field(default_factory=set)
+    ready: set[tuple[str, int]] = field(default_factory=set)
+    restored_records: dict[str, int] = field(default_factory=dict)
+    processed: int = 0
+    batches: int = 0
+
+
+class Worker:
+    """One member of the worker group: owns some partitions of every input topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: WorkerOptions,
+        processor: StageProcessor,
+        topics: PipelineTopics,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.processor = processor
+        self.topics = topics
+        self.group = options.group or topics.default_group()
+        self.status = WorkerStatus(options.name, restored_records={t.value: 0 for t in Table})
+        self.stores = {table: TableStore(options.data_dir / table.value) for table in Table}
+        self.stopping = threading.Event()
+        client = settings.kafka_client_config()
+        self.admin = AdminClient(client)
+        self._consumer = Consumer(
+            {
+                **client,
+                "group.id": self.group,
+                # Peers find this worker's lookup API through the group's member list.
+                "client.id": f"omnid-worker {options.name} {options.web_url}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "session.timeout.ms": options.session_timeout_ms,
+                "heartbeat.interval.ms": max(500, options.session_timeout_ms // 6),
+                "max.poll.interval.ms": 120_000,
+            }
+        )
+        producer_config: dict[str, Any] = {
+            **client,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            # Keyed records land where the Java client would put them: lookups compute the
+            # same partition with omnid.pipeline.partitioning.
+            "partitioner": "murmur2_random",
+        }
+        if self.exactly_once:
+            producer_config["transactional.id"] = f"{self.group}.{options.name}"
+            producer_config["transaction.timeout.ms"] = options.transaction_timeout_ms
+        self._producer = Producer(producer_config)
+        self._restorer = Consumer(
+            {
+                **client,
+                "group.id": f"{self.group}.restore.{options.name}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        # Uncommitted writes of the current batch, read before the stores.
+        self._pending: dict[Table, dict[str, StateWrite]] = {t: {} for t in Table}
+        self._changelog_next: dict[Table, dict[int, int]] = {t: {} for t in Table}
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.options.guarantee is ProcessingGuarantee.EXACTLY_ONCE
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def ensure_changelogs(self) -> None:
+        """Creates the compacted state changelogs, partitioned like their source topics.
+        Compaction without deletion: a changelog is the only durable copy of a table."""
+        metadata = self.admin.list_topics(timeout=30)
+        wanted = []
+        for table in Table:
+            name = self.topics.state_changelog(table)
+            if name in metadata.topics:
+                continue
+            source = metadata.topics.get(self.topics.source_of(table))
+            if source is None:
+                raise RuntimeError(f"topic {self.topics.source_of(table)} does not exist")
+            config = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+            wanted.append(NewTopic(name, num_partitions=len(source.partitions), config=config))
+        for name, future in self.admin.create_topics(wanted).items() if wanted else ():
+            try:
+                future.result(30)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+            log.info("created changelog topic %s", name)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.ensure_changelogs()
+        if self.exactly_once:
+            # Also fences (and aborts the open transaction of) a previous life of this worker.
+            self._producer.init_transactions(60)
+        self._consumer.subscribe(
+            list(self.topics.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        try:
+            while not self.stopping.is_set():
+                messages = self._consumer.consume(self.options.batch_size, timeout=0.2)
+                batch = [m for m in messages if self._usable(m)]
+                if batch:
+                    self._process_batch(batch)
+        finally:
+            self.close()
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error.str())
+        return False
+
+    def _process_batch(self, batch: list[Message]) -> None:
+        if self.exactly_once:
+            self._producer.begin_transaction()
+        try:
+            for message in batch:
+                self._process(message)
+            self._producer.flush(30)
+            offsets = self._next_offsets(batch)
+            if self.exactly_once:
+                self._producer.send_offsets_to_transaction(
+                    offsets, self._consumer.consumer_group_metadata(), 30
+                )
+                self._producer.commit_transaction(30)
+            self._commit_stores()
+            if not self.exactly_once:
+                # Outputs and state are durable: only now may the input be marked done.
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            self._recover(batch, error)
+            return
+        self.status.processed += len(batch)
+        self.status.batches += 1
+
+    def _process(self, message: Message) -> None:
+        incoming = Incoming(
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            key=message.key(),
+            value=message.value(),
+        )
+        outputs, write = self.processor.process(incoming, self._read)
+        for output in outputs:
+            self._send(output)
+        if write is not None:
+            self._pending[write.table][write.key] = write
+            self._send_changelog(write)
+
+    def _read(self, table: Table, _partition: int, key: str) -> bytes | None:
+        pending = self._pending[table].get(key)
+        return pending.value if pending is not None else self.stores[table].get(key)
+
+    def _send(self, output: Outgoing) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    output.topic, value=output.value, key=output.key, headers=output.headers
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def _send_changelog(self, write: StateWrite) -> None:
+        table, partition = write.table, write.partition
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is None:
+                seen = self._changelog_next[table]
+                seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
+
+        while True:
+            try:
+                # Same partition number as the source record: the table is co-partitioned.
+                self._producer.produce(
+                    self.topics.state_changelog(table),
+                    key=write.key.encode(),
+                    value=write.value,
+                    partition=partition,
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    @staticmethod
+    def _next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
+        highest: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic(), message.partition())
+            highest[key] = max(highest.get(key, -1), message.offset())
+        return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+
+    def _commit_stores(self) -> None:
+        for table in Table:
+            writes = self._pending[table]
+            checkpoints = self._changelog_next[table]
+            if writes or checkpoints:
+                self.stores[table].write(
+                    ((w.key, w.value) for w in writes.values()), dict(checkpoints)
+                )
+            writes.clear()
+            checkpoints.clear()
+
+    def _recover(self, batch: list[Message], error: KafkaException) -> None:
+        """An aborted batch: forget its state changes and read it again from its first offset."""
+        kafka_error: KafkaError = error.args[0]
+        if kafka_error.fatal() or not (self.exactly_once and kafka_error.txn_requires_abort()):
+            raise error
+        log.warning("aborting transaction: %s", kafka_error.str())
+        self._producer.abort_transaction(30)
+        for table in Table:
+            self._pending[table].clear()
+            self._changelog_next[table].clear()
+        first: dict[tuple[str, int], int] = {}
+        for message in batch:
+            key = (message.topic(), message.partition())
+            first[key] = min(first.get(key, message.offset()), message.offset())
+        for (topic, partition), offset in first.items():
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    # -- rebalances --------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        metrics.record_rebalance()
+        self.status.assigned = {(tp.topic, tp.partition) for tp in partitions}
+        owned = [tp for tp in partitions if self.topics.table_of(tp.topic) is not None]
+        if owned:
+            # Waits until no transaction of a previous owner is pending on these partitions
+            # (KIP-447 stable offsets): only then is the changelog complete up to the LSO.
+            consumer.committed(owned, timeout=120)
+        started = time.monotonic()
+        for tp in partitions:
+            table = self.topics.table_of(tp.topic)
+            if table is not None:
+                self._restore(table, tp.partition)
+            self.status.ready.add((tp.topic, tp.partition))
+        if owned:
+            metrics.record_table_recovery(time.monotonic() - started)
+        metrics.set_worker_ready(True)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.status.ready.discard((tp.topic, tp.partition))
+            self.status.assigned.discard((tp.topic, tp.partition))
+
+    def _restore(self, table: Table, partition: int) -> None:
+        """Replays the changelog partition from this store's checkpoint to its last stable
+        offset, so the table holds every committed write even if this disk was empty."""
+        store = self.stores[table]
+        topic = self.topics.state_changelog(table)
+        tp = TopicPartition(topic, partition)
+        spec = {tp: OffsetSpec.latest()}
+        listed = self.admin.list_offsets(spec, isolation_level=IsolationLevel.READ_COMMITTED)
+        stable_end = listed[tp].result(30).offset
+        start = store.checkpoint(partition)
+        if start >= stable_end:
+            return
+        self._restorer.assign([TopicPartition(topic, partition, start)])
+        restored = 0
+        position = start
+        idle_polls = 0
+        while position < stable_end and idle_polls < 20:
+            entries: list[tuple[str, bytes | None]] = []
+            for message in self._restorer.consume(1000, timeout=0.5):
+                if message.error() is None and message.key() is not None:
+                    entries.append((message.key().decode(), message.value()))
+            reached = self._restorer.position([TopicPartition(topic, partition)])[0].offset
+            idle_polls = 0 if entries or reached > position else idle_polls + 1
+            position = max(reached, position)
+            store.write(entries, {partition: position})
+            restored += len(entries)
+        if position < stable_end:
+            log.warning(
+                "%s partition %d restored to %d of %d", table, partition, position, stable_end
+            )
+        self._restorer.unassign()
+        self.status.restored_records[table.value] += restored
+        log.info("restored %d %s records of partition %d", restored, table.value, partition)
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()
+        finally:
+            self._restorer.close()
+            self._producer.flush(10)
+            for store in self.stores.values():
+                store.close()

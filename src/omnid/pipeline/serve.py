@@ -1,0 +1,112 @@
+"""`omnid worker`: one pipeline worker — the Kafka loop in a thread, the lookup API, /metrics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+
+from aiohttp import web
+
+from omnid.config import Settings
+from omnid.contracts import AvroCodec
+from omnid.identity.rules import IdentityRules
+from omnid.observability.health import Readiness
+from omnid.observability.http import add_operations_routes
+from omnid.pipeline.lookup import LookupApi
+from omnid.pipeline.processor import StageProcessor
+from omnid.pipeline.runtime import ProcessingGuarantee, Worker, WorkerOptions
+from omnid.pipeline.topology import PipelineTopics
+
+log = logging.getLogger("omnid.worker")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="run a pipeline worker (events -> profiles, lookup API on --port)"
+    )
+    parser.add_argument(
+        "--name",
+        default=f"{socket.gethostname()}-{os.getpid()}",
+        help="unique per live worker; reuse it on restart (fences the old one)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="RocksDB folder of this worker (default .omnid/worker-NAME)",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="lookup API bind address")
+    parser.add_argument("--port", type=int, default=8081, help="lookup API and /metrics port")
+    parser.add_argument(
+        "--advertised-url",
+        default=None,
+        help="how peers reach this worker (default http://127.0.0.1:PORT)",
+    )
+    parser.add_argument(
+        "--guarantee",
+        choices=[g.value for g in ProcessingGuarantee],
+        default=ProcessingGuarantee.EXACTLY_ONCE.value,
+    )
+    parser.add_argument("--group", default=None, help="consumer group (default from prefix)")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = Settings()
+    topics = PipelineTopics.under(settings.topic_prefix)
+    options = WorkerOptions(
+        name=args.name,
+        data_dir=args.data_dir or Path(".omnid") / f"worker-{args.name}",
+        web_url=args.advertised_url or f"http://127.0.0.1:{args.port}",
+        guarantee=ProcessingGuarantee(args.guarantee),
+        group=args.group,
+        batch_size=args.batch_size,
+    )
+    rules = IdentityRules.load(settings.rules_file)
+    processor = StageProcessor(
+        rules, AvroCodec.from_settings(settings), topics, settings.max_event_bytes
+    )
+    worker = Worker(settings, options, processor, topics)
+    return asyncio.run(_serve(worker, rules, args.host, args.port))
+
+
+async def _serve(worker: Worker, rules: IdentityRules, host: str, port: int) -> int:
+    loop = asyncio.get_running_loop()
+    finished = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            worker.run()
+        except BaseException as error:  # reported below; the process exits non-zero
+            failure.append(error)
+            log.exception("worker loop failed")
+        finally:
+            loop.call_soon_threadsafe(finished.set)
+
+    readiness = Readiness(pending=set())
+    app = web.Application()
+    add_operations_routes(app, readiness)
+    LookupApi(worker, rules, worker.admin).routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, worker.stopping.set)
+    thread = threading.Thread(target=consume, name="omnid-consume", daemon=True)
+    thread.start()
+    log.info("worker %s serving on %s:%d", worker.options.name, host, port)
+    await finished.wait()
+    await runner.cleanup()
+    return 1 if failure else 0
