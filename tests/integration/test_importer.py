@@ -1,0 +1,177 @@
+"""`omnid import` on a real broker: good rows published, bad rows reported by line, exit code."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from omnid.cli import main
+from omnid.config import PROJECT_ROOT
+from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
+from omnid.kafka.topics import delete_topics
+
+pytestmark = pytest.mark.kafka
+
+SAMPLES = PROJECT_ROOT / "samples"
+
+
+@pytest.fixture
+def topic_prefix(
+    kafka_config: dict[str, str], kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    prefix = f"test-import-{uuid.uuid4().hex[:8]}"
+    names = [events_topic(Channel.POS, prefix), events_topic(Channel.CRM, prefix)]
+    admin = AdminClient(kafka_config)
+    for future in admin.create_topics(
+        [NewTopic(n, 1, replication_factor=-1) for n in names]
+    ).values():
+        future.result(timeout=30)
+    monkeypatch.setenv("OMNID_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("OMNID_TOPIC_PREFIX", prefix)
+    yield prefix
+    delete_topics(kafka_config, names)
+
+
+def read_events(kafka_config: dict[str, str], topic: str, count: int) -> list[dict[str, Any]]:
+    consumer = Consumer(
+        {**kafka_config, "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    codec = AvroCodec.from_settings()
+    events: list[dict[str, Any]] = []
+    try:
+        while len(events) < count:
+            message = consumer.poll(1.0)
+            if message is not None and not message.error():
+                events.append(decode_channel_event(codec, message.value()))
+    finally:
+        consumer.close()
+    return events
+
+
+def test_sample_pos_export_imports_cleanly(topic_prefix: str, kafka_config: dict[str, str]) -> None:
+    code = main(
+        [
+            "import",
+            "--channel",
+            "pos",
+            "--mapping",
+            str(SAMPLES / "pos-mapping.yaml"),
+            str(SAMPLES / "pos-sales.csv"),
+        ]
+    )
+    assert code == 0
+    events = read_events(kafka_config, events_topic(Channel.POS, topic_prefix), 4)
+    assert [e["event_id"] for e in events] == ["R-1001", "R-1002", "R-1003", "R-1004"]
+    first = events[0]
+    assert first["identifiers"] == [
+        {"type": "pos_customer_id", "value": "C-501"},
+        {"type": "loyalty_id", "value": "LC-9001"},
+        {"type": "email", "value": "ann@example.com"},
+        {"type": "phone", "value": "07700 900123"},
+    ]
+    assert first["purchase"] == {"order_id": "R-1001", "amount": 42.5, "currency": "GBP"}
+    assert first["occurred_at"] == datetime(
+        2026, 11, 1, 9, 15, tzinfo=UTC
+    )  # London = UTC in November
+    assert (first["channel"], first["source"], first["event_type"]) == (
+        "pos",
+        "store-tills",
+        "purchase",
+    )
+
+
+def test_bad_rows_are_reported_by_line_and_good_rows_still_published(
+    topic_prefix: str,
+    kafka_config: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    export = tmp_path / "tills.csv"
+    export.write_text(
+        "receipt_id,sold_at,store,customer_no,loyalty_card,email,phone,first_name,last_name,total,currency\n"
+        "R-1,01/11/2026 09:15,S1,C-1,,,,Ann,,10.00,GBP\n"  # line 2: good
+        "R-2,01/11/2026 09:16,S1,,,,,Bob,,5.00,GBP\n"  # line 3: no identifier
+        "R-3,not a date,S1,C-3,,,,Cy,,5.00,GBP\n"  # line 4: bad time
+        "R-4,01/11/2026 09:18,S1,C-4,,,,Di,,five,GBP\n"  # line 5: bad amount
+        "R-5,01/11/2026 09:19,S1,C-5\n"  # line 6: too few fields
+        '"R-6",01/11/2026 09:20,S1,C-6,,,,"Multi\nline",,1.00,GBP\n'  # lines 7-8: good
+        "R-7,01/11/2026 09:21,S1,,,,,Eve,,2.00,GBP\n"  # line 9: no identifier
+    )
+    rejects = tmp_path / "rejects.csv"
+    code = main(
+        [
+            "import",
+            "--channel",
+            "pos",
+            "--mapping",
+            str(SAMPLES / "pos-mapping.yaml"),
+            "--rejects",
+            str(rejects),
+            str(export),
+        ]
+    )
+    assert code == 1
+    with rejects.open() as stream:
+        rows = [(int(r["line"]), r["reason"]) for r in csv.DictReader(stream)]
+    assert rows == [
+        (3, "no_identifier"),
+        (4, "invalid_field"),
+        (5, "invalid_field"),
+        (6, "invalid_field"),
+        (9, "no_identifier"),
+    ]
+    assert "rejected 5 rows" in capsys.readouterr().err
+    events = read_events(kafka_config, events_topic(Channel.POS, topic_prefix), 2)
+    assert [e["event_id"] for e in events] == ["R-1", "R-6"]
+    assert events[1]["traits"] == {"first_name": "Multi\nline"}
+
+
+def test_json_lines_export_reports_unparseable_lines(
+    topic_prefix: str, kafka_config: dict[str, str], tmp_path: Path
+) -> None:
+    export = tmp_path / "contacts.jsonl"
+    good = (SAMPLES / "crm-contacts.jsonl").read_text().splitlines()
+    export.write_text("\n".join([good[0], "{not json", "[1, 2]", good[1]]) + "\n")
+    rejects = tmp_path / "rejects.csv"
+    code = main(
+        [
+            "import",
+            "--channel",
+            "crm",
+            "--mapping",
+            str(SAMPLES / "crm-mapping.yaml"),
+            "--rejects",
+            str(rejects),
+            str(export),
+        ]
+    )
+    assert code == 1
+    with rejects.open() as stream:
+        assert [(r["line"], r["reason"]) for r in csv.DictReader(stream)] == [
+            ("2", "undecodable"),
+            ("3", "invalid_field"),
+        ]
+    events = read_events(kafka_config, events_topic(Channel.CRM, topic_prefix), 2)
+    assert [e["identifiers"][0]["value"] for e in events] == ["CRM-1", "CRM-2"]
+    assert events[0]["consent"] == [{"purpose": "email_marketing", "granted": True}]
+
+
+def test_mapping_naming_a_missing_column_fails_before_publishing(
+    topic_prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "odd.csv"
+    export.write_text("id,when\n1,2026-01-01T00:00:00Z\n")
+    code = main(
+        ["import", "--channel", "pos", "--mapping", str(SAMPLES / "pos-mapping.yaml"), str(export)]
+    )
+    assert code == 2
+    assert "not in the header" in capsys.readouterr().err
