@@ -185,12 +185,12 @@ class Collector:
                 status=refusal.status,
             )
         topic = events_topic(target.channel, self.topic_prefix)
-        deliveries = [
-            asyncio.wrap_future(self.sink.send(topic, record["event_id"].encode(), payload))
+        messages = [
+            (record["event_id"].encode(), payload)
             for record, payload in zip(records, payloads, strict=True)
         ]
         try:
-            await asyncio.gather(*deliveries)
+            await asyncio.wrap_future(self.sink.send_all(topic, messages))
         except DeliveryFailed as error:
             # Some events may have landed; the client's retry re-sends them with the same
             # event ids (messageId), which the pipeline counts once.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,24 +37,54 @@ class EventSink:
             self._producer.poll(0.05)
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> Future[None]:
+        return self.send_all(topic, [(key, value)])
+
+    def send_all(self, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> Future[None]:
+        """One future for many messages: resolved when every one is acknowledged, failed as
+        soon as one is not. (One future per request keeps the event-loop wake-ups per request,
+        not per event.)"""
         delivered: Future[None] = Future()
+        outstanding = [len(messages)]
+        lock = threading.Lock()
 
         def on_delivery(error: KafkaError | None, _message: Message) -> None:
-            if error is None:
-                delivered.set_result(None)
-            else:
+            if delivered.done():
+                return
+            if error is not None:
                 delivered.set_exception(DeliveryFailed(f"{topic}: {error.str()}"))
+                return
+            with lock:
+                outstanding[0] -= 1
+                finished = outstanding[0] == 0
+            if finished:
+                delivered.set_result(None)
 
+        if not messages:
+            delivered.set_result(None)
+        for key, value in messages:
+            if not self._produce(topic, key, value, on_delivery, delivered):
+                break
+        return delivered
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        delivered: Future[None],
+    ) -> bool:
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                return delivered
+                return True
             except BufferError:
                 # librdkafka's local queue is full: wait for deliveries to drain it (backpressure).
                 time.sleep(0.01)
             except KafkaException as error:
-                delivered.set_exception(DeliveryFailed(f"{topic}: {error}"))
-                return delivered
+                if not delivered.done():
+                    delivered.set_exception(DeliveryFailed(f"{topic}: {error}"))
+                return False
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still in flight."""
