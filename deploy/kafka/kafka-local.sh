@@ -124,35 +124,69 @@ format_storage_once() {
     fail "formatting KRaft storage in $DATA_DIR failed; see $LOG_FILE"
 }
 
-# True when a Kafka broker answers a metadata request on $BOOTSTRAP.
-answers_metadata() {
+port_open() {
+  (exec 3<>"/dev/tcp/localhost/$PORT") 2>/dev/null
+}
+
+# Waits up to $1 seconds for a Kafka broker to answer a metadata request on $BOOTSTRAP; gives up
+# early when the process $2 (if given) exits. Exit status: 0 answered, 1 no answer, 2 process gone.
+await_metadata() {
+  local seconds="$1" pid="${2:-}"
   if python3 -c 'import confluent_kafka' 2>/dev/null; then
-    python3 - "$BOOTSTRAP" <<'PY' >/dev/null 2>&1
+    # One Python process polls (starting one per poll costs more than the broker's start-up).
+    python3 - "$BOOTSTRAP" "$seconds" "$pid" <<'PY' 2>/dev/null
+import os
 import sys
+import time
+
 from confluent_kafka.admin import AdminClient
 
-admin = AdminClient({"bootstrap.servers": sys.argv[1], "socket.timeout.ms": 2000})
-metadata = admin.list_topics(timeout=3)
-sys.exit(0 if metadata.brokers else 1)
+bootstrap, seconds, pid = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+deadline = time.monotonic() + seconds
+while True:
+    try:
+        if admin.list_topics(timeout=2).brokers:
+            sys.exit(0)
+    except Exception:
+        pass
+    if pid:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            sys.exit(2)
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.2)
 PY
   else
     # Without the Python client (package not installed yet) an open port is the best signal.
-    (exec 3<>"/dev/tcp/localhost/$PORT") 2>/dev/null
+    local deadline=$((SECONDS + ${seconds%.*}))
+    while true; do
+      port_open && return 0
+      [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null && return 2
+      ((SECONDS >= deadline)) && return 1
+      sleep 0.5
+    done
   fi
 }
 
+answers_metadata() {
+  port_open && await_metadata 3
+}
+
 wait_until_ready() {
-  local pid="$1" deadline=$((SECONDS + START_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
+  local pid="$1" status=0
+  await_metadata "$START_TIMEOUT" "$pid" || status=$?
+  case "$status" in
+    0) return 0 ;;
+    2)
       tail -n 30 "$LOG_FILE" >&2
       rm -f "$PID_FILE"
       fail "the broker exited during start-up; full log: $LOG_FILE"
-    fi
-    answers_metadata && return 0
-    sleep 0.5
-  done
-  fail "the broker (pid $pid) did not answer a metadata request within ${START_TIMEOUT}s; log: $LOG_FILE"
+      ;;
+    *) fail "the broker (pid $pid) did not answer a metadata request within ${START_TIMEOUT}s; log: $LOG_FILE" ;;
+  esac
 }
 
 cmd_up() {
