@@ -37,6 +37,12 @@ from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger(__name__)
 
+_LEADER_ERRORS = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
+
 
 class ProcessingGuarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
@@ -151,10 +157,16 @@ class Worker:
         for name, future in self.admin.create_topics(wanted).items() if wanted else ():
             try:
                 future.result(30)
+                log.info("created changelog topic %s", name)
             except KafkaException as error:
-                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-            log.info("created changelog topic %s", name)
+                # Another worker starting at the same moment may have won the race.
+                log.info("changelog topic %s: %s", name, error.args[0].str())
+        deadline = time.monotonic() + 30
+        names = {self.topics.state_changelog(table) for table in Table}
+        while not names <= set(self.admin.list_topics(timeout=10).topics):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"changelog topics {sorted(names)} did not appear")
+            time.sleep(0.2)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -325,9 +337,7 @@ class Worker:
         store = self.stores[table]
         topic = self.topics.state_changelog(table)
         tp = TopicPartition(topic, partition)
-        spec = {tp: OffsetSpec.latest()}
-        listed = self.admin.list_offsets(spec, isolation_level=IsolationLevel.READ_COMMITTED)
-        stable_end = listed[tp].result(30).offset
+        stable_end = self._stable_end(tp)
         start = store.checkpoint(partition)
         if start >= stable_end:
             return
@@ -352,6 +362,22 @@ class Worker:
         self._restorer.unassign()
         self.status.restored_records[table.value] += restored
         log.info("restored %d %s records of partition %d", restored, table.value, partition)
+
+    def _stable_end(self, tp: TopicPartition) -> int:
+        """The partition's last stable offset; retried while a new topic elects its leader."""
+        deadline = time.monotonic() + 60
+        while True:
+            listed = self.admin.list_offsets(
+                {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_COMMITTED
+            )
+            try:
+                return int(listed[tp].result(30).offset)
+            except KafkaException as error:
+                if not error.args[0].retriable() and error.args[0].code() not in _LEADER_ERRORS:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def close(self) -> None:
         try:

@@ -1,0 +1,272 @@
+"""Drive a real pipeline from outside: start and SIGKILL worker processes, publish events, wait
+for the topology to drain, read the output topics. Used by the Kafka integration tests, the
+latency benchmark and `make run`'s sample feeder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from omnid.contracts import AvroCodec, encode_channel_event, events_topic
+from omnid.kafka.topology import prefixed_name
+from omnid.pipeline.topology import PipelineTopics
+
+NO_RECORD = object()
+
+
+@dataclass
+class WorkerProcess:
+    """An `omnid worker` child process with its own RocksDB folder and lookup port."""
+
+    name: str
+    port: int
+    data_dir: Path
+    env: dict[str, str]
+    guarantee: str = "exactly_once"
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        command = [
+            sys.executable, "-m", "omnid.cli", "worker",
+            "--name", self.name,
+            "--data-dir", str(self.data_dir),
+            "--port", str(self.port),
+            "--host", "127.0.0.1",
+            "--guarantee", self.guarantee,
+        ]  # fmt: skip
+        log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, exactly like a crashed or OOM-killed worker."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def status(self) -> dict[str, Any] | None:
+        return get_json(f"{self.url}/v1/worker")[0]
+
+
+def get_json(url: str, timeout: float = 10.0) -> tuple[dict[str, Any] | None, int]:
+    """(body, status) of a GET; (None, 0) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response), response.status
+    except urllib.error.HTTPError as error:
+        try:
+            return json.loads(error.read()), error.code
+        except ValueError:
+            return None, error.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None, 0
+
+
+def wait_until_assigned(
+    workers: Iterable[WorkerProcess], topics: PipelineTopics, partitions: int, timeout: float
+) -> None:
+    """Until the live workers together own (and have restored) every input partition."""
+    live = list(workers)
+    wanted = len(topics.inputs) * partitions
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        owned = 0
+        for worker in live:
+            if not worker.alive():
+                raise RuntimeError(f"worker {worker.name} exited with {worker.process.returncode}")  # type: ignore[union-attr]
+            status = worker.status()
+            owned += status["ready"] if status else 0
+        if owned == wanted:
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"workers did not take all {wanted} input partitions in {timeout:.0f}s")
+
+
+def publish_events(
+    config: Mapping[str, str],
+    topics: PipelineTopics,
+    records: Iterable[Mapping[str, Any]],
+    codec: AvroCodec | None = None,
+) -> int:
+    """Publishes ChannelEvent dicts to their channel's topic, keyed by the first identifier."""
+    codec = codec or AvroCodec.from_settings()
+    producer = Producer({**config, "enable.idempotence": True, "linger.ms": 5})
+    sent = 0
+    for record in records:
+        identifiers = record.get("identifiers") or []
+        key = f"{identifiers[0]['type']}:{identifiers[0]['value']}" if identifiers else None
+        topic = prefixed_name(topics.prefix, events_topic(record["channel"]))
+        produce_raw(
+            producer, topic, key.encode() if key else None, encode_channel_event(codec, record)
+        )
+        sent += 1
+    producer.flush(60)
+    return sent
+
+
+def produce_raw(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) -> int:
+    """Committed records on `topics` that `group` has not committed as processed yet.
+
+    Offset arithmetic is not enough: transaction markers and aborted records take offsets too,
+    so a partition whose committed offset is below its end is read to see if data is left."""
+    admin = AdminClient(dict(config))
+    metadata = admin.list_topics(timeout=10)
+    partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
+    ends = admin.list_offsets(
+        {tp: OffsetSpec.latest() for tp in partitions},
+        isolation_level=IsolationLevel.READ_COMMITTED,
+    )
+    committed_future = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, partitions)], require_stable=True
+    )[group]
+    committed = {
+        (tp.topic, tp.partition): max(tp.offset, 0)
+        for tp in committed_future.result(30).topic_partitions
+    }
+    behind = []
+    for tp, future in ends.items():
+        end = future.result(30).offset
+        start = committed.get((tp.topic, tp.partition), 0)
+        if end > start:
+            behind.append((TopicPartition(tp.topic, tp.partition, start), end))
+    if not behind:
+        return 0
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"omnid-drain-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    found = 0
+    try:
+        consumer.assign([tp for tp, _end in behind])
+        ends_by_tp = {(tp.topic, tp.partition): end for tp, end in behind}
+        deadline = time.monotonic() + 5
+        while ends_by_tp and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.2):
+                if message.error() is None:
+                    found += 1
+            for key, end in list(ends_by_tp.items()):
+                position = consumer.position([TopicPartition(*key)])[0].offset
+                if position >= end:
+                    del ends_by_tp[key]
+        found += len(ends_by_tp)  # not read to the end in time: count as undelivered
+    finally:
+        consumer.close()
+    return found
+
+
+def wait_drained(
+    config: Mapping[str, str], group: str, topics: PipelineTopics, timeout: float
+) -> None:
+    """Until every input (events and both command topics) is consumed and committed, twice in a
+    row: a command in flight between stages shows up as lag on its topic."""
+    deadline = time.monotonic() + timeout
+    zero_in_a_row = 0
+    while time.monotonic() < deadline:
+        zero_in_a_row = zero_in_a_row + 1 if undelivered(config, group, topics.inputs) == 0 else 0
+        if zero_in_a_row >= 3:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"pipeline did not drain in {timeout:.0f}s")
+
+
+def read_topic(
+    config: Mapping[str, str], topic: str, idle_s: float = 2.0
+) -> list[tuple[str, bytes | None, list[tuple[str, bytes]]]]:
+    """Every committed record of `topic` from the beginning: (key, value, headers)."""
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"omnid-read-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    admin = AdminClient(dict(config))
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = admin.list_offsets(
+        {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
+        isolation_level=IsolationLevel.READ_COMMITTED,
+    )
+    remaining = {tp.partition: f.result(30).offset for tp, f in ends.items()}
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    records: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
+    idle_since = time.monotonic()
+    try:
+        while any(
+            consumer.position([TopicPartition(topic, p)])[0].offset < end
+            for p, end in remaining.items()
+            if end > 0
+        ):
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                if time.monotonic() - idle_since > idle_s:
+                    break
+                continue
+            idle_since = time.monotonic()
+            key = (message.key() or b"").decode()
+            records.append((key, message.value(), list(message.headers() or [])))
+    finally:
+        consumer.close()
+    return records
+
+
+def latest_profiles(
+    config: Mapping[str, str], topics: PipelineTopics, codec: AvroCodec | None = None
+) -> dict[str, dict[str, Any]]:
+    """The current profile per id on the profile-updates topic (tombstoned ids left out)."""
+    codec = codec or AvroCodec.from_settings()
+    latest: dict[str, dict[str, Any] | None] = {}
+    for key, value, _headers in read_topic(config, topics.profile_updates):
+        latest[key] = codec.decode(value).record if value is not None else None
+    return {key: record for key, record in latest.items() if record is not None}
