@@ -6,9 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from omnid.adapters.segment import WriteKeyTarget, channel_event_from_segment
-from omnid.contracts import Channel
+from omnid.adapters.segment import (
+    MESSAGE_TYPES,
+    WriteKeyTarget,
+    batch_messages,
+    channel_event_from_segment,
+)
+from omnid.contracts import AvroCodec, Channel, default_catalog, encode_channel_event
 from omnid.errors import InvalidEvent, RejectionReason
 
 WEB = WriteKeyTarget(Channel.WEB, "web-shop")
@@ -175,3 +182,58 @@ def test_malformed_messages_are_refused_with_a_precise_detail(
     error = refusal(message, kind)
     assert error.reason is reason
     assert words in error.detail
+
+
+# Any JSON a client could send: the mapping either yields an event the schema accepts or
+# refuses it with an InvalidEvent; never another exception (which would be an HTTP 500).
+scalars = st.sampled_from([None, True, 0, -1, 2**70, 1.5, float("nan"), "", "x", "2026-01-01"])
+json_values = (
+    scalars
+    | st.lists(scalars, max_size=2)
+    | st.dictionaries(st.sampled_from(["id", "type", "x"]), scalars, max_size=2)
+)
+field_names = st.sampled_from(
+    [
+        "type",
+        "userId",
+        "anonymousId",
+        "previousId",
+        "groupId",
+        "messageId",
+        "event",
+        "name",
+        "timestamp",
+        "traits",
+        "context",
+        "properties",
+    ]
+)
+nested_names = st.sampled_from(
+    [
+        "email",
+        "phone",
+        "device",
+        "id",
+        "externalIds",
+        "type",
+        "traits",
+        "order_id",
+        "revenue",
+        "currency",
+    ]
+)
+nested = st.dictionaries(nested_names, json_values | st.lists(json_values, max_size=2), max_size=4)
+segment_like = st.dictionaries(field_names, json_values | nested, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=segment_like, kind=st.sampled_from([None, *MESSAGE_TYPES]))
+def test_any_json_message_maps_to_an_encodable_event_or_an_invalid_event(
+    message: dict[str, Any], kind: str | None
+) -> None:
+    codec = AvroCodec(default_catalog())
+    try:
+        for item in batch_messages({"batch": [message], "context": {"ip": "1"}}):
+            encode_channel_event(codec, channel_event_from_segment(item, WEB, RECEIVED, kind))
+    except InvalidEvent:
+        pass

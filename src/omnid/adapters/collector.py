@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.adapters.email_webhook import channel_event_from_esp
-from omnid.adapters.segment import WriteKeyTarget, channel_event_from_segment
+from omnid.adapters.segment import WriteKeyTarget, batch_messages, channel_event_from_segment
 from omnid.adapters.sink import DeliveryFailed, EventSink
 from omnid.adapters.write_keys import load_write_keys
 from omnid.config import Settings
@@ -115,18 +115,9 @@ class Collector:
 
     async def _batch(self, request: web.Request) -> web.Response:
         async def records(body: Any, target: WriteKeyTarget) -> list[dict[str, Any]]:
-            messages = body.get("batch") if isinstance(body, Mapping) else None
-            if not isinstance(messages, list):
-                raise Refusal(400, RejectionReason.INVALID_FIELD, "batch must be an array")
-            shared_context = body.get("context")
             received_at = now_millis()
             mapped = []
-            for index, message in enumerate(messages):
-                if isinstance(message, Mapping) and isinstance(shared_context, Mapping):
-                    message = {
-                        **message,
-                        "context": {**shared_context, **message.get("context", {})},
-                    }
+            for index, message in enumerate(batch_messages(body)):
                 try:
                     self._check_message_size(message, index)
                     mapped.append(channel_event_from_segment(message, target, received_at))

@@ -143,6 +143,23 @@ def _purchase(properties: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"order_id": order_id, "amount": float(amount), "currency": currency.upper()}
 
 
+def batch_messages(body: Any) -> list[Any]:
+    """The messages of a /v1/batch body, each with the batch-level `context` as its defaults."""
+    messages = body.get("batch") if isinstance(body, Mapping) else None
+    if not isinstance(messages, list):
+        raise _invalid("batch must be an array")
+    shared = body.get("context")
+    if not isinstance(shared, Mapping):
+        return messages
+    merged = []
+    for message in messages:
+        own = message.get("context") if isinstance(message, Mapping) else None
+        if isinstance(message, Mapping) and (own is None or isinstance(own, Mapping)):
+            message = {**message, "context": {**shared, **(own or {})}}
+        merged.append(message)
+    return merged
+
+
 def channel_event_from_segment(
     message: Any, target: WriteKeyTarget, received_at: int, message_type: str | None = None
 ) -> dict[str, Any]:
