@@ -126,6 +126,11 @@ def test_missing_message_id_gets_a_deterministic_event_id() -> None:
     )
 
 
+def test_integers_beyond_avro_long_keep_their_digits_as_text() -> None:
+    event = mapped({"userId": "u", "traits": {"big": 2**70, "fine": 2**62}}, "identify")
+    assert event["traits"] == {"big": str(2**70), "fine": 2**62}
+
+
 def test_numeric_user_id_is_accepted_as_text() -> None:
     assert mapped({"userId": 42}, "identify")["identifiers"] == [{"type": "user_id", "value": "42"}]
 

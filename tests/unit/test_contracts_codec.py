@@ -159,8 +159,9 @@ def test_encoding_a_record_the_schema_refuses_names_the_field(codec: AvroCodec) 
         ({"identifiers": []}, RejectionReason.NO_IDENTIFIER),
         ({"identifiers": [{"type": "email", "value": ""}]}, RejectionReason.NO_IDENTIFIER),
         ({"traits": {"essay": "x" * 40_000}}, RejectionReason.OVERSIZED),
+        ({"properties": {"huge": 2**63}}, RejectionReason.SCHEMA_INVALID),
     ],
-    ids=["unknown-channel", "no-identifiers", "empty-identifier", "oversized"],
+    ids=["unknown-channel", "no-identifiers", "empty-identifier", "oversized", "beyond-long"],
 )
 def test_channel_event_checks_beyond_the_schema(
     codec: AvroCodec, overrides: dict[str, Any], reason: RejectionReason

@@ -54,6 +54,10 @@ def _object(message: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return value
 
 
+def _is_long(value: int) -> bool:
+    return -(2**63) <= value < 2**63
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Scalar]:
     """Nested objects become dotted keys; lists are kept as JSON text (the maps hold scalars)."""
     flat: dict[str, Scalar] = {}
@@ -63,6 +67,8 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Scalar]:
             flat.update(flatten(value, f"{name}."))
         elif isinstance(value, list):
             flat[name] = json.dumps(value, sort_keys=True, default=str)
+        elif isinstance(value, int) and not isinstance(value, bool) and not _is_long(value):
+            flat[name] = str(value)  # beyond Avro's long: keep every digit as text
         elif value is None or isinstance(value, str | bool | int | float):
             flat[name] = value
         else:

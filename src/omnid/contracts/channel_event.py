@@ -89,13 +89,21 @@ def new_channel_event(
 
 
 def check_channel_event(record: Mapping[str, Any]) -> None:
-    """What the schema cannot say: a known channel and at least one non-empty identifier."""
+    """What the schema cannot say: a known channel, at least one non-empty identifier, and
+    integers that fit Avro's long."""
     channel = record.get("channel")
     if channel not in Channel.__members__.values():
         known = ", ".join(c.value for c in Channel)
         raise InvalidEvent(
             RejectionReason.UNKNOWN_CHANNEL, f"channel {channel!r} is not one of {known}"
         )
+    for field in ("traits", "properties"):
+        for name, value in (record.get(field) or {}).items():
+            # fastavro writes any Python int as a varint; other readers refuse beyond 64 bits.
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise InvalidEvent(
+                    RejectionReason.SCHEMA_INVALID, f"{field}.{name} does not fit a 64-bit long"
+                )
     identifiers = record.get("identifiers") or []
     if not any(isinstance(i, Mapping) and i.get("value") for i in identifiers):
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, "the event carries no identifier")
