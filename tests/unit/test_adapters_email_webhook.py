@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omnid.adapters.email_webhook import channel_event_from_esp
 from omnid.adapters.segment import WriteKeyTarget
-from omnid.contracts import Channel
+from omnid.contracts import AvroCodec, Channel, default_catalog, encode_channel_event
 from omnid.errors import InvalidEvent, RejectionReason
 
 ESP = WriteKeyTarget(Channel.EMAIL, "esp")
@@ -68,3 +72,22 @@ def test_bad_items_are_refused_naming_their_index(
     with pytest.raises(InvalidEvent) as raised:
         channel_event_from_esp(item, 4, ESP, 1)
     assert raised.value.reason is reason and words in raised.value.detail
+
+
+scalars = st.sampled_from(
+    [None, True, 0, -5, 1.7e9, 1e300, float("nan"), 2**70, "", "open", "a@b.c"]
+)
+items = st.dictionaries(
+    st.sampled_from(
+        ["email", "event", "timestamp", "sg_message_id", "message_id", "sg_event_id", "url"]
+    ),
+    scalars | st.lists(scalars, max_size=2) | st.dictionaries(st.just("k"), scalars, max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(item=items | scalars)
+def test_any_webhook_item_maps_to_an_encodable_event_or_an_invalid_event(item: object) -> None:
+    codec = AvroCodec(default_catalog())
+    with contextlib.suppress(InvalidEvent):
+        encode_channel_event(codec, channel_event_from_esp(item, 0, ESP, 1))

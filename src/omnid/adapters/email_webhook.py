@@ -10,6 +10,7 @@ from omnid.contracts.channel_event import Scalar, deterministic_event_id, new_ch
 from omnid.errors import InvalidEvent, RejectionReason
 
 EMAIL_MARKETING = "email_marketing"
+LAST_UNIX_SECOND = 253_402_300_800  # 10000-01-01T00:00:00Z
 # ESP event names that change marketing consent, and to what.
 CONSENT_EVENTS: dict[str, bool] = {
     "unsubscribe": False,
@@ -40,6 +41,8 @@ def channel_event_from_esp(
     timestamp = item.get("timestamp")
     if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
         raise _invalid(f"{where}.timestamp must be unix seconds (a number)")
+    if not 0 <= timestamp < LAST_UNIX_SECOND:
+        raise _invalid(f"{where}.timestamp must be unix seconds between 1970 and 9999")
     occurred_at = int(timestamp * 1000)
     message_id = item.get("sg_message_id") or item.get("message_id")
     if message_id is not None and not isinstance(message_id, str):

@@ -129,7 +129,7 @@ def _occurred_at(row: Mapping[str, Any], spec: TimeColumn) -> int:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         else:
             moment = datetime.strptime(text, spec.format)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise _invalid(f"column {spec.column} value is not a {spec.format} time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(spec.timezone))

@@ -97,13 +97,13 @@ def check_channel_event(record: Mapping[str, Any]) -> None:
         raise InvalidEvent(
             RejectionReason.UNKNOWN_CHANNEL, f"channel {channel!r} is not one of {known}"
         )
+    # fastavro writes any Python int as a varint; other readers refuse more than 64 bits.
+    longs = [(f, record.get(f)) for f in ("occurred_at", "received_at")]
     for field in ("traits", "properties"):
-        for name, value in (record.get(field) or {}).items():
-            # fastavro writes any Python int as a varint; other readers refuse beyond 64 bits.
-            if isinstance(value, int) and not -(2**63) <= value < 2**63:
-                raise InvalidEvent(
-                    RejectionReason.SCHEMA_INVALID, f"{field}.{name} does not fit a 64-bit long"
-                )
+        longs += [(f"{field}.{name}", v) for name, v in (record.get(field) or {}).items()]
+    for name, value in longs:
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} does not fit a 64-bit long")
     identifiers = record.get("identifiers") or []
     if not any(isinstance(i, Mapping) and i.get("value") for i in identifiers):
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, "the event carries no identifier")
