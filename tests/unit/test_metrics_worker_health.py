@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from omnid.observability.metrics import REGISTRY
-from omnid.pipeline.health import TABLES_RECOVERED, PartitionPosition, RecoveryTracker
+from omnid.pipeline.health import (
+    TABLES_RECOVERED,
+    PartitionPosition,
+    RecoveryTracker,
+    count_active_profiles,
+)
+from omnid.pipeline.partitioning import partition_for
 
 
 def value(name: str, **labels: str) -> float:
@@ -45,3 +53,16 @@ def test_lag_counts_messages_after_the_committed_offset() -> None:
     # Retention deleted the head of the partition: what is gone is not lag.
     assert PartitionPosition("omnid.profile-commands", 0, 120, None, start_offset=100).lag == 20
     assert PartitionPosition("omnid.profile-commands", 0, 120, 120).lag == 0
+
+
+def test_active_profiles_counts_only_active_ones_in_owned_partitions() -> None:
+    partitions = 6
+    keys = [f"01JPROFILE{i:04d}".encode() for i in range(40)]
+    owned = {partition_for(keys[0], partitions), partition_for(keys[1], partitions)}
+    entries = [(key, json.dumps({"kind": "profile", "status": "active"}).encode()) for key in keys]
+    entries.append((keys[0] + b"-merged", json.dumps({"status": "merged"}).encode()))
+    entries.append((b"\x00checkpoint:3", b"17"))
+    expected = sum(1 for key in keys if partition_for(key, partitions) in owned)
+
+    assert count_active_profiles(entries, owned, partitions) == expected
+    assert count_active_profiles(entries, set(), partitions) == 0

@@ -11,14 +11,17 @@ The worker's runtime calls `rebalance_started()` when its assignment changes and
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omnid.observability import metrics
 from omnid.observability.health import Readiness
 from omnid.observability.metrics import Table
+from omnid.pipeline.partitioning import partition_for
 
 TABLES_RECOVERED = "tables_recovered"
 
@@ -79,3 +82,93 @@ def report_table_sizes(table_dirs: Mapping[Table, Path]) -> None:
     """Each table's RocksDB directory (or the parent of its per-partition directories)."""
     for table, directory in table_dirs.items():
         metrics.set_rocksdb_size(table, metrics.directory_size_bytes(directory))
+
+
+def count_active_profiles(
+    entries: Iterable[tuple[bytes, bytes]], owned_partitions: set[int], partitions: int
+) -> int:
+    """Active profiles among the store's (key, encoded state) entries whose key belongs to a
+    partition this worker owns (a store also keeps partitions it owned before a rebalance)."""
+    active = 0
+    for key, value in entries:
+        if key.startswith(b"\x00") or partition_for(key, partitions) not in owned_partitions:
+            continue
+        try:
+            if json.loads(value).get("status") == "active":
+                active += 1
+        except (ValueError, AttributeError):
+            continue
+    return active
+
+
+class WorkerOperations:
+    """What a worker's runtime reports besides its processing: readiness and recovery through
+    `rebalance_started()` / `recovery_completed()`, and `maybe_sample(consumer)` called from the
+    consume loop, which at most every few seconds sets lag and RocksDB sizes, and less often
+    counts active profiles (a scan of the local profiles table)."""
+
+    def __init__(
+        self,
+        table_dirs: Mapping[Table, Path],
+        profile_entries: Callable[[], Iterable[tuple[bytes, bytes]]],
+        profile_commands_topic: str,
+        sample_every_s: float = 5.0,
+        count_every_s: float = 30.0,
+    ) -> None:
+        self.recovery = RecoveryTracker()
+        self.table_dirs = dict(table_dirs)
+        self.profile_entries = profile_entries
+        self.profile_commands_topic = profile_commands_topic
+        self.sample_every_s = sample_every_s
+        self.count_every_s = count_every_s
+        self._next_sample = 0.0
+        self._next_count = 0.0
+        self._lag_series: set[tuple[str, int]] = set()
+
+    @property
+    def readiness(self) -> Readiness:
+        return self.recovery.readiness
+
+    def rebalance_started(self) -> None:
+        self.recovery.rebalance_started()
+        # Counted again right after recovery, for the new set of partitions.
+        self._next_count = 0.0
+
+    def recovery_completed(self) -> None:
+        self.recovery.recovery_completed()
+
+    def maybe_sample(self, consumer: Any) -> None:
+        """`consumer` is a confluent_kafka.Consumer; only cached offsets are read (no I/O),
+        except the partition count of the profile commands topic when counting profiles."""
+        now = time.monotonic()
+        if now < self._next_sample:
+            return
+        self._next_sample = now + self.sample_every_s
+        assigned = consumer.assignment()
+        positions = consumer.position(assigned) if assigned else []
+        current: list[PartitionPosition] = []
+        for tp in positions:
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:  # not fetched yet: unknown, not zero
+                continue
+            committed = tp.offset if tp.offset >= 0 else None
+            current.append(PartitionPosition(tp.topic, tp.partition, high, committed, max(low, 0)))
+        owned = {(p.topic, p.partition) for p in current}
+        report_consumer_lag(current, revoked=self._lag_series - owned)
+        self._lag_series = owned
+        report_table_sizes(self.table_dirs)
+        if self.readiness.ready and now >= self._next_count:
+            self._next_count = now + self.count_every_s
+            self._count_profiles(consumer, assigned)
+
+    def _count_profiles(self, consumer: Any, assigned: list[Any]) -> None:
+        topic = self.profile_commands_topic
+        owned = {tp.partition for tp in assigned if tp.topic == topic}
+        if not owned:
+            metrics.set_active_profiles(0)
+            return
+        metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if metadata is None or not metadata.partitions:
+            return
+        count = count_active_profiles(self.profile_entries(), owned, len(metadata.partitions))
+        metrics.set_active_profiles(count)

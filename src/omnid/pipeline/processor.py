@@ -146,7 +146,10 @@ class StageProcessor:
             # Unchanged state (a duplicate command) costs no changelog record.
             if encoded != previous:
                 write = StateWrite(table, record.partition, key, encoded)
-        return [self._output(output) for output in outputs], write
+        # An event-carrying command (Apply) dates its profile update: end-to-end latency.
+        event = getattr(command, "event", None)
+        received_at = event.received_at if event is not None else None
+        return [self._output(output, received_at) for output in outputs], write
 
     def _ingest(self, record: Incoming) -> list[Outgoing]:
         with metrics.timed_stage(metrics.Stage.INGEST):
@@ -174,10 +177,10 @@ class StageProcessor:
             self._command_topics[command.stage], command.key.encode(), encode_record(command)
         )
 
-    def _output(self, output: Output) -> Outgoing:
+    def _output(self, output: Output, received_at: int | None = None) -> Outgoing:
         if isinstance(output, ProfileSnapshot):
             record = output.record
-            metrics.record_profile_update(len(record.get("identifiers", ())), None)
+            metrics.record_profile_update(len(record.get("identifiers", ())), received_at)
             if output.version == 1:
                 metrics.record_profile_created()
             value = self.codec.encode(PROFILE_UPDATE, record)

@@ -29,8 +29,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from omnid.config import Settings
-from omnid.observability import metrics
 from omnid.observability.metrics import Table
+from omnid.pipeline.health import WorkerOperations
 from omnid.pipeline.processor import Incoming, Outgoing, StageProcessor, StateWrite
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
@@ -92,6 +92,11 @@ class Worker:
         self.group = options.group or topics.default_group()
         self.status = WorkerStatus(options.name, restored_records={t.value: 0 for t in Table})
         self.stores = {table: TableStore(options.data_dir / table.value) for table in Table}
+        self.operations = WorkerOperations(
+            {table: store.path for table, store in self.stores.items()},
+            self.stores[Table.PROFILES].entries,
+            topics.profile_commands,
+        )
         self.stopping = threading.Event()
         client = settings.kafka_client_config()
         self.admin = AdminClient(client)
@@ -184,6 +189,7 @@ class Worker:
                 batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self._process_batch(batch)
+                self.operations.maybe_sample(self._consumer)
         finally:
             self.close()
 
@@ -309,22 +315,19 @@ class Worker:
     # -- rebalances --------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        metrics.record_rebalance()
+        self.operations.rebalance_started()
         self.status.assigned = {(tp.topic, tp.partition) for tp in partitions}
         owned = [tp for tp in partitions if self.topics.table_of(tp.topic) is not None]
         if owned:
             # Waits until no transaction of a previous owner is pending on these partitions
             # (KIP-447 stable offsets): only then is the changelog complete up to the LSO.
             consumer.committed(owned, timeout=120)
-        started = time.monotonic()
         for tp in partitions:
             table = self.topics.table_of(tp.topic)
             if table is not None:
                 self._restore(table, tp.partition)
             self.status.ready.add((tp.topic, tp.partition))
-        if owned:
-            metrics.record_table_recovery(time.monotonic() - started)
-        metrics.set_worker_ready(True)
+        self.operations.recovery_completed()
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -16,7 +16,6 @@ from aiohttp import web
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
-from omnid.observability.health import Readiness
 from omnid.observability.http import add_operations_routes
 from omnid.pipeline.lookup import LookupApi
 from omnid.pipeline.processor import StageProcessor
@@ -95,7 +94,7 @@ async def _serve(worker: Worker, rules: IdentityRules, host: str, port: int) -> 
         finally:
             loop.call_soon_threadsafe(finished.set)
 
-    readiness = Readiness(pending=set())
+    readiness = worker.operations.readiness
     app = web.Application()
     add_operations_routes(app, readiness)
     LookupApi(worker, rules, worker.admin).routes(app)

@@ -3,7 +3,7 @@ offset it reflects, so a restart or a rebalance restores only what it has not se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch
@@ -45,6 +45,11 @@ class TableStore:
         for partition, offset in checkpoints.items():
             batch.put(_CHECKPOINT_PREFIX + str(partition).encode(), str(offset).encode())
         self._db.write(batch)
+
+    def entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs, checkpoints included (their keys start with a zero byte)."""
+        for key, value in self._db.items():
+            yield bytes(key), bytes(value)
 
     def count(self) -> int:
         """Entries held (checkpoints excluded); walks the table, for status pages and tests."""
