@@ -107,21 +107,27 @@ def get_json(url: str, timeout: float = 10.0) -> tuple[dict[str, Any] | None, in
 def wait_until_assigned(
     workers: Iterable[WorkerProcess], topics: PipelineTopics, partitions: int, timeout: float
 ) -> None:
-    """Until the live workers together own (and have restored) every input partition."""
+    """Until the live workers own (and have restored) every input partition exactly once, the
+    same way twice in a row: a settled group, not a moment inside a rebalance."""
     live = list(workers)
-    wanted = len(topics.inputs) * partitions
+    wanted = {f"{topic}:{p}" for topic in topics.inputs for p in range(partitions)}
     deadline = time.monotonic() + timeout
+    settled_once: list[list[str]] | None = None
     while time.monotonic() < deadline:
-        owned = 0
+        owned: list[list[str]] = []
         for worker in live:
             if not worker.alive():
-                raise RuntimeError(f"worker {worker.name} exited with {worker.process.returncode}")  # type: ignore[union-attr]
+                code = worker.process.returncode if worker.process else None
+                raise RuntimeError(f"worker {worker.name} exited with {code}")
             status = worker.status()
-            owned += status["ready"] if status else 0
-        if owned == wanted:
+            owned.append(sorted(status["ready"]) if status else [])
+        every = [tp for ready in owned for tp in ready]
+        settled = len(every) == len(wanted) and set(every) == wanted
+        if settled and owned == settled_once:
             return
+        settled_once = owned if settled else None
         time.sleep(0.3)
-    raise TimeoutError(f"workers did not take all {wanted} input partitions in {timeout:.0f}s")
+    raise TimeoutError(f"workers did not settle on all {len(wanted)} partitions in {timeout:.0f}s")
 
 
 def publish_events(

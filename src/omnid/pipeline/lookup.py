@@ -95,7 +95,7 @@ class LookupApi:
             {
                 "name": status.name,
                 "assigned": sorted(f"{t}:{p}" for t, p in status.assigned),
-                "ready": len(status.ready),
+                "ready": sorted(f"{t}:{p}" for t, p in status.ready),
                 "restored_records": status.restored_records,
                 "processed": status.processed,
                 "table_sizes": {t.value: s.count() for t, s in self.worker.stores.items()},

@@ -342,15 +342,18 @@ class Worker:
         tp = TopicPartition(topic, partition)
         stable_end = self._stable_end(tp)
         start = store.checkpoint(partition)
+        log.info(
+            "%s partition %d: local at %d, changelog at %d", table, partition, start, stable_end
+        )
         if start >= stable_end:
             return
         self._restorer.assign([TopicPartition(topic, partition, start)])
         restored = 0
         position = start
         idle_polls = 0
-        while position < stable_end and idle_polls < 20:
+        while position < stable_end and idle_polls < 50:
             entries: list[tuple[str, bytes | None]] = []
-            for message in self._restorer.consume(1000, timeout=0.5):
+            for message in self._restorer.consume(1000, timeout=0.1):
                 if message.error() is None and message.key() is not None:
                     entries.append((message.key().decode(), message.value()))
             reached = self._restorer.position([TopicPartition(topic, partition)])[0].offset
