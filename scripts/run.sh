@@ -27,6 +27,29 @@ running+=("topics of streams/topics.yaml (omnid topics list shows them)")
 # --- later steps go here: start each process in the background, record its pid under .run/,
 # --- and append a line to `running` and its stop command to `stop`.
 
+# Pipeline workers: two members of one group, each with its own RocksDB folder and lookup port.
+mkdir -p .run
+worker_pids=()
+for n in 1 2; do
+  port=$((8080 + n))
+  "$PYTHON" -m omnid.cli worker --name "local-$n" --port "$port" \
+    --data-dir ".state/worker-local-$n" >".run/worker-$n.log" 2>&1 &
+  echo $! >".run/worker-$n.pid"
+  worker_pids+=("$!")
+  running+=("worker local-$n: lookup API and /metrics on http://127.0.0.1:$port (log: .run/worker-$n.log)")
+done
+stop+=("kill ${worker_pids[*]}")
+echo "run: waiting for the workers to take their partitions..."
+for _ in $(seq 1 120); do
+  if curl -fsS http://127.0.0.1:8081/v1/worker 2>/dev/null | grep -q '"ready": \["'; then break; fi
+  sleep 0.5
+done
+
+# A small omnichannel sample (synthetic customers across all channels) so profiles appear.
+"$PYTHON" samples/feed_sample_events.py
+running+=("sample events fed; watch them: omnid tail profiles --from-beginning, omnid tail changes --from-beginning")
+running+=("look one up: omnid lookup email Lea.Fisher.3@inbox.example (any worker; --api http://127.0.0.1:8082)")
+
 echo
 echo "omnid is running:"
 printf '  - %s\n' "${running[@]}"

@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--data-dir",
         type=Path,
         default=None,
-        help="RocksDB folder of this worker (default .omnid/worker-NAME)",
+        help="RocksDB folder of this worker (default .state/worker-NAME)",
     )
     parser.add_argument("--host", default="0.0.0.0", help="lookup API bind address")
     parser.add_argument("--port", type=int, default=8081, help="lookup API and /metrics port")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     topics = PipelineTopics.under(settings.topic_prefix)
     options = WorkerOptions(
         name=args.name,
-        data_dir=args.data_dir or Path(".omnid") / f"worker-{args.name}",
+        data_dir=args.data_dir or Path(".state") / f"worker-{args.name}",
         web_url=args.advertised_url or f"http://127.0.0.1:{args.port}",
         guarantee=ProcessingGuarantee(args.guarantee),
         group=args.group,
