@@ -1,0 +1,210 @@
+"""Ceilings on the same broker and the same bytes: a confluent-kafka consume->produce loop (what
+the broker and client allow) and a Faust agent that only forwards (what the framework allows).
+
+Both are measured like the pipeline: preload the input, run the processor, and take the rate
+from the first to the last output record's timestamp, so start-up time is left out everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from omnid.bench.feed import EncodedEvent, produce
+from omnid.bench.measures import rate
+
+
+def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: int) -> None:
+    admin = AdminClient(dict(config))
+    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    for future in futures.values():
+        future.result(30)
+    wanted = set(futures)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if wanted <= set(admin.list_topics(timeout=10).topics):
+            return
+        time.sleep(0.2)
+
+
+def delete_topics(config: Mapping[str, str], names: Iterable[str]) -> None:
+    futures = AdminClient(dict(config)).delete_topics(list(names))
+    for future in futures.values():
+        # Already gone is fine: clean-up must not hide the measurement.
+        with contextlib.suppress(KafkaException):
+            future.result(30)
+
+
+def preload(config: Mapping[str, str], topic: str, events: Sequence[EncodedEvent]) -> float:
+    """Writes every event to `topic`; returns the producer's rate in events/s."""
+    producer = Producer({**config, "linger.ms": 20, "enable.idempotence": True})
+    started = time.perf_counter()
+    for event in events:
+        produce(producer, topic, event.key, event.value)
+    producer.flush(120)
+    return len(events) / (time.perf_counter() - started)
+
+
+def end_offsets(config: Mapping[str, str], topic: str) -> int:
+    """Records written to `topic` so far (sum of high watermarks; offsets start at 0 here)."""
+    consumer = Consumer({**config, "group.id": f"omnid-bench-offsets-{time.monotonic_ns()}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()
+
+
+def read_records(
+    config: Mapping[str, str], topic: str, idle_s: float = 3.0
+) -> list[tuple[int, bytes | None]]:
+    """(timestamp ms, value) of every committed record of `topic`, from the beginning until idle."""
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"omnid-bench-read-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records: list[tuple[int, bytes | None]] = []
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < idle_s:
+            batch = consumer.consume(1_000, timeout=0.5)
+            for message in batch:
+                if message.error() is None:
+                    records.append((message.timestamp()[1], message.value()))
+            if batch:
+                idle_since = time.monotonic()
+        return records
+    finally:
+        consumer.close()
+
+
+def output_timestamps(config: Mapping[str, str], topic: str) -> list[int]:
+    return [stamp for stamp, _value in read_records(config, topic)]
+
+
+def span_rate(count: int, stamps: Sequence[int]) -> dict[str, Any]:
+    """Rate of `count` events processed between the first and last output timestamp."""
+    if len(stamps) < 2:
+        return {"outputs": len(stamps), "span_s": None, "events_per_s": None}
+    span_s = (max(stamps) - min(stamps)) / 1_000
+    return {"outputs": len(stamps), "span_s": span_s, "events_per_s": rate(count, span_s)}
+
+
+def passthrough_baseline(
+    config: Mapping[str, str], events: Sequence[EncodedEvent], run_id: str, partitions: int
+) -> dict[str, Any]:
+    """Consume -> produce with confluent-kafka in this process: the broker and client ceiling."""
+    source, sink = f"{run_id}.passthrough-in", f"{run_id}.passthrough-out"
+    create_topics(config, (source, sink), partitions)
+    try:
+        preload_rate = preload(config, source, events)
+        consumer = Consumer(
+            {
+                **config,
+                "group.id": f"{run_id}-passthrough",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        producer = Producer({**config, "linger.ms": 5})
+        consumer.subscribe([source])
+        forwarded = 0
+        first_at: float | None = None
+        deadline = time.monotonic() + 300
+        try:
+            while forwarded < len(events) and time.monotonic() < deadline:
+                batch = consumer.consume(500, timeout=1.0)
+                for message in batch:
+                    if message.error() is not None:
+                        continue
+                    first_at = first_at or time.perf_counter()
+                    produce(producer, sink, message.key(), message.value())
+                    forwarded += 1
+                producer.poll(0)
+                if batch:
+                    consumer.commit(asynchronous=True)
+            producer.flush(60)
+            wall_s = time.perf_counter() - (first_at or time.perf_counter())
+        finally:
+            consumer.close()
+        result = span_rate(len(events), output_timestamps(config, sink))
+        result.update(
+            forwarded=forwarded,
+            wall_events_per_s=rate(forwarded, wall_s),
+            preload_events_per_s=preload_rate,
+        )
+        return result
+    finally:
+        delete_topics(config, (source, sink))
+
+
+def faust_forward_baseline(
+    config: Mapping[str, str],
+    events: Sequence[EncodedEvent],
+    run_id: str,
+    partitions: int,
+    work_dir: Path,
+    timeout_s: float = 300,
+) -> dict[str, Any]:
+    """A Faust worker subprocess whose only agent forwards: the framework ceiling."""
+    source, sink = f"{run_id}.faust-in", f"{run_id}.faust-out"
+    create_topics(config, (source, sink), partitions)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / "faust-forward.log"
+    env = {
+        **os.environ,
+        "OMNID_BENCH_FAUST_APP_ID": f"{run_id}-faust-forward",
+        "OMNID_BENCH_FAUST_SOURCE": source,
+        "OMNID_BENCH_FAUST_SINK": sink,
+        "OMNID_BENCH_FAUST_PARTITIONS": str(partitions),
+        "OMNID_BENCH_FAUST_DATADIR": str(work_dir / "faust-data"),
+        "OMNID_KAFKA_BOOTSTRAP": config["bootstrap.servers"],
+    }
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        preload(config, source, events)
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "omnid.bench.faust_forward", "worker", "-l", "warn"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        peak_rss = 0
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            peak_rss = max(peak_rss, psutil.Process(process.pid).memory_info().rss)
+            if end_offsets(config, sink) >= len(events):
+                break
+            time.sleep(0.5)
+        exit_code = process.poll()
+        result = span_rate(len(events), output_timestamps(config, sink))
+        result.update(peak_rss_bytes=peak_rss, exited_early=exit_code is not None)
+        if exit_code is not None or result["outputs"] < len(events):
+            result["error"] = f"forwarded {result['outputs']} of {len(events)}; see {log_path}"
+        return result
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+        delete_topics(config, (source, sink))

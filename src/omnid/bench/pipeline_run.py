@@ -1,0 +1,272 @@
+"""The omnid pipeline on the real broker: offered-load phases, then a saturating burst.
+
+Latency of an event = first ProfileUpdate whose cause.event_id is that event, as seen by a
+consumer in this process, minus the moment this process produced the event (one wall clock).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from omnid.bench.feed import EncodedEvent, produce
+from omnid.bench.kafka_baselines import end_offsets, read_records
+from omnid.bench.measures import rate, summarise_latencies
+from omnid.config import Settings
+from omnid.contracts import AvroCodec
+from omnid.kafka.topics import apply_topics, delete_topics, load_topology
+from omnid.pipeline.harness import latest_profiles, running_pipeline
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """Offered loads (events/s) run for `phase_seconds` each, then `saturation_events` at once."""
+
+    offered_loads: tuple[int, ...] = (250, 1_000, 2_000)
+    phase_seconds: float = 8.0
+    saturation_events: int = 10_000
+    workers: int = 1
+    guarantee: str = "exactly_once"
+    drain_timeout_s: float = 600.0
+
+    def events_needed(self) -> int:
+        return (
+            sum(int(load * self.phase_seconds) for load in self.offered_loads)
+            + self.saturation_events
+        )
+
+
+@dataclass
+class _Watch:
+    """What the background watcher has seen so far (read under the lock)."""
+
+    first_update_at: dict[str, float] = field(default_factory=dict)  # event_id -> wall s
+    updates: int = 0
+    tombstones: int = 0
+    peak_rss: int = 0
+    last_rss: int = 0
+
+
+class UpdateWatcher(threading.Thread):
+    """Reads profile updates as they appear and samples the workers' memory."""
+
+    def __init__(self, config: Mapping[str, str], topic: str, codec: AvroCodec) -> None:
+        super().__init__(name="omnid-bench-watcher", daemon=True)
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": f"omnid-bench-watch-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self.codec = codec
+        self.lock = threading.Lock()
+        self.seen = _Watch()
+        self.pids: list[int] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        next_sample = 0.0
+        try:
+            while not self.stopping.is_set():
+                for message in self.consumer.consume(500, timeout=0.05):
+                    if message.error() is None:
+                        self._record(message.value(), time.time())
+                if time.monotonic() >= next_sample:
+                    self._sample_memory()
+                    next_sample = time.monotonic() + 0.5
+        finally:
+            self.consumer.close()
+
+    def _record(self, value: bytes | None, arrived: float) -> None:
+        if value is None:
+            with self.lock:
+                self.seen.tombstones += 1
+            return
+        event_id = self.codec.decode(value).record["cause"]["event_id"]
+        with self.lock:
+            self.seen.updates += 1
+            if event_id is not None:
+                self.seen.first_update_at.setdefault(event_id, arrived)
+
+    def _sample_memory(self) -> None:
+        total = 0
+        for pid in self.pids:
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        with self.lock:
+            self.seen.last_rss = total
+            self.seen.peak_rss = max(self.seen.peak_rss, total)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+
+
+def _send(
+    producer: Producer,
+    prefix: str,
+    events: Sequence[EncodedEvent],
+    already_sent: Mapping[str, float],
+    per_second: float | None,
+) -> dict[str, float]:
+    """Produce `events`, paced at `per_second` (None: as fast as the client takes them).
+
+    Returns when each event id new to this phase was first produced; a redelivery of an event
+    from an earlier phase is sent but not timed, since its profile update came long ago.
+    """
+    produced_at: dict[str, float] = {}
+    started = time.perf_counter()
+    for index, event in enumerate(events):
+        if per_second is not None:
+            delay = started + index / per_second - time.perf_counter()
+            if delay > 0.001:
+                time.sleep(delay)
+        if event.event_id not in already_sent:
+            produced_at.setdefault(event.event_id, time.time())
+        produce(producer, event.topic(prefix), event.key, event.value)
+        producer.poll(0)
+    producer.flush(120)
+    return produced_at
+
+
+def _phase_result(
+    name: str,
+    offered: float | None,
+    events: Sequence[EncodedEvent],
+    produced_at: Mapping[str, float],
+    first_update_at: Mapping[str, float],
+) -> dict[str, Any]:
+    ids = set(produced_at)
+    latencies = [(first_update_at[i] - produced_at[i]) * 1_000 for i in ids if i in first_update_at]
+    started = min(produced_at[i] for i in ids)
+    finished = max((first_update_at[i] for i in ids if i in first_update_at), default=started)
+    summary = summarise_latencies(latencies)
+    return {
+        "phase": name,
+        "offered_events_per_s": offered,
+        "events": len(events),
+        "new_event_ids": len(ids),
+        "events_with_update": len(latencies),
+        "achieved_events_per_s": rate(len(events), finished - started),
+        "window_s": finished - started,
+        "window": [started, finished],
+        "latency": summary.as_dict() if summary else None,
+        "latencies_ms": sorted(latencies),
+    }
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_pipeline(
+    config: Mapping[str, str],
+    events: Sequence[EncodedEvent],
+    plan: PipelinePlan,
+    run_id: str,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Runs the phases on a fresh copy of the topology; returns measurements and final profiles.
+
+    The final profiles come back under "profiles" for the quality check; the caller drops them
+    before writing results.
+    """
+    settings = Settings()
+    codec = AvroCodec.from_settings(settings)
+    topology = load_topology(settings.topics_file)
+    prefix = run_id
+    apply_topics(config, topology, prefix)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    phases: list[tuple[str, float | None, Sequence[EncodedEvent]]] = []
+    offset = 0
+    for load in plan.offered_loads:
+        count = int(load * plan.phase_seconds)
+        phases.append((f"offered-{load}", float(load), events[offset : offset + count]))
+        offset += count
+    phases.append(("saturation", None, events[offset : offset + plan.saturation_events]))
+    try:
+        with running_pipeline(
+            config, prefix, work_dir, workers=plan.workers, guarantee=plan.guarantee
+        ) as pipeline:
+            started = time.monotonic()
+            pipeline.wait_until_assigned(6, timeout=180)
+            startup_s = time.monotonic() - started
+            watcher = UpdateWatcher(config, pipeline.topics.profile_updates, codec)
+            watcher.pids = [w.process.pid for w in pipeline.workers if w.process is not None]
+            watcher.start()
+            producer = Producer({**config, "linger.ms": 1, "enable.idempotence": True})
+            produced_at: dict[str, float] = {}
+            results = []
+            drain_s: list[float] = []
+            try:
+                for name, offered, phase_events in phases:
+                    if not phase_events:
+                        continue
+                    phase_produced_at = _send(producer, prefix, phase_events, produced_at, offered)
+                    produced_at.update(phase_produced_at)
+                    drained_from = time.monotonic()
+                    pipeline.wait_drained(timeout=plan.drain_timeout_s)
+                    drain_s.append(time.monotonic() - drained_from)
+                    time.sleep(0.5)  # let the watcher read the last updates of the phase
+                    with watcher.lock:
+                        first_update_at = dict(watcher.seen.first_update_at)
+                    results.append(
+                        _phase_result(
+                            name, offered, phase_events, phase_produced_at, first_update_at
+                        )
+                    )
+            finally:
+                watcher.stop()
+            state_bytes = sum(_dir_bytes(w.data_dir) for w in pipeline.workers)
+            profiles = latest_profiles(config, pipeline.topics, codec)
+            merges = _merge_times(config, pipeline.topics.identity_changelog, codec)
+            dead_letters = end_offsets(config, pipeline.topics.dead_letter)
+        saturation = next((r for r in results if r["phase"] == "saturation"), None)
+        merges_per_s = None
+        if saturation and saturation["window_s"]:
+            low, high = saturation["window"]
+            in_window = sum(1 for at in merges if low <= at <= high)
+            merges_per_s = in_window / saturation["window_s"]
+        return {
+            "prefix": prefix,
+            "workers": plan.workers,
+            "guarantee": plan.guarantee,
+            "startup_s": startup_s,
+            "phases": results,
+            "drain_wait_s": drain_s,
+            "profile_updates": watcher.seen.updates,
+            "tombstones": watcher.seen.tombstones,
+            "merges": len(merges),
+            "merges_per_s_at_saturation": merges_per_s,
+            "dead_letters": dead_letters,
+            "peak_rss_bytes": watcher.seen.peak_rss,
+            "final_rss_bytes": watcher.seen.last_rss,
+            "state_bytes": state_bytes,
+            "profiles": profiles,
+        }
+    finally:
+        delete_topics(config, topology.names(prefix).values())
+
+
+def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> list[float]:
+    """When (wall-clock seconds, the record timestamp the worker wrote) each merge happened."""
+    return [
+        stamp / 1_000
+        for stamp, value in read_records(config, topic)
+        if value is not None and codec.decode(value).record["kind"] == "merged"
+    ]
