@@ -15,8 +15,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,8 +192,16 @@ def collector(tmp_path: Path, kafka_bootstrap: str, topology: Any) -> Iterator[O
         yield running
 
 
-def post_track(collector: OmnidProcess, user: int) -> int:
-    body = json.dumps({"userId": f"user-{user}", "event": "Viewed Product", "properties": {}})
+def post_track(collector: OmnidProcess, user: int, message: int = 0) -> int:
+    # Distinct messageIds: the pipeline counts an event once per id, as it should.
+    body = json.dumps(
+        {
+            "userId": f"user-{user}",
+            "messageId": f"msg-{uuid.uuid4().hex}-{message}",
+            "event": "Viewed Product",
+            "properties": {},
+        }
+    )
     auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
     request = urllib.request.Request(
         f"{collector.url}/v1/track",
@@ -248,3 +257,68 @@ def check_collector_counters(prometheus: PrometheusServer, collector: OmnidProce
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path, kafka_bootstrap: str, topology: Any
+) -> Iterator[tuple[OmnidProcess, list[OmnidProcess]]]:
+    """The real collector and two real workers (own RocksDB folders) on one topology copy."""
+    env = {"OMNID_KAFKA_BOOTSTRAP": kafka_bootstrap, "OMNID_TOPIC_PREFIX": topology.prefix}
+    with ExitStack() as stack:
+        workers = []
+        for name in ("worker-1", "worker-2"):
+            port = free_port()
+            args = ["worker", "--name", name, "--host", "127.0.0.1", "--port", str(port)]
+            args += ["--data-dir", str(tmp_path / name), "--log-level", "WARNING"]
+            workers.append(stack.enter_context(start_omnid(tmp_path, name, args, port, env)))
+        port = free_port()
+        args = ["collector", "--host", "127.0.0.1", "--port", str(port)]
+        collector = stack.enter_context(start_omnid(tmp_path, "collector", args, port, env))
+        yield collector, workers
+
+
+def test_prometheus_sees_workers_count_exactly_the_events_the_collector_accepted(
+    tmp_path: Path, pipeline: tuple[OmnidProcess, list[OmnidProcess]]
+) -> None:
+    collector, workers = pipeline
+    jobs = {
+        "omnid-collector": [urllib.parse.urlsplit(collector.url).netloc],
+        "omnid-worker": [urllib.parse.urlsplit(w.url).netloc for w in workers],
+    }
+    with start_prometheus(tmp_path, jobs) as prometheus:
+        eventually(lambda: prometheus.targets_up("omnid-worker"), "workers scraped")
+        eventually(lambda: prometheus.targets_up("omnid-collector"), "collector scraped")
+        # Both workers finished their first table recovery: /readyz and omnid_ready agree.
+        eventually(lambda: prometheus.value('sum(omnid_ready{job="omnid-worker"})') == 2, "ready")
+        customers, events = 4, 12
+        statuses = [post_track(collector, n % customers, n) for n in range(events)]
+        assert statuses == [200] * events
+
+        ingested = 'sum(omnid_events_ingested_total{job="omnid-worker", channel="web"})'
+        accepted = 'sum(omnid_collector_events_accepted_total{channel="web"})'
+        eventually(lambda: prometheus.value(ingested) == events, f"{ingested} == {events}")
+        assert prometheus.value(accepted) == events
+        assert prometheus.value('sum(omnid_events_ingested_total{channel!="web"})') == 0
+        assert prometheus.value("sum(omnid_dead_letters_total)") == 0
+        created = 'sum(omnid_profiles_created_total{job="omnid-worker"})'
+        eventually(lambda: prometheus.value(created) == customers, f"{created} == {customers}")
+        # Every event reached its profile: one latency observation per applied event.
+        latency = "sum(omnid_end_to_end_latency_seconds_count)"
+        eventually(lambda: prometheus.value(latency) == events, f"{latency} == {events}")
+        active = 'sum(omnid_active_profiles{job="omnid-worker"})'
+        eventually(lambda: prometheus.value(active) == customers, f"{active} == {customers}")
+        lag = "max(omnid_consumer_lag_messages)"
+        eventually(lambda: prometheus.value(lag) == 0, "lag drained to 0")
+
+        for worker in workers:
+            assert http_get(f"{worker.url}/readyz")[0] == 200
+            scrape = http_get(f"{worker.url}/metrics")[1].decode()
+            check = subprocess.run(
+                [require_binary("promtool"), "check", "metrics"],
+                input=scrape,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
