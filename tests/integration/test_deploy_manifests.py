@@ -87,8 +87,7 @@ def test_each_worker_pod_gets_its_own_volume_for_rocksdb() -> None:
     claim = workers["volumeClaimTemplates"][0]
     container = workers["template"]["spec"]["containers"][0]
     mount = next(m for m in container["volumeMounts"] if m["name"] == claim["metadata"]["name"])
-    state_dir = next(e["value"] for e in container["env"] if e["name"] == "OMNID_STATE_DIR")
-    assert mount["mountPath"] == state_dir
+    assert f"--data-dir={mount['mountPath']}" in container["args"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
