@@ -36,8 +36,9 @@ def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
         assert sample(worker, "omnid_dead_letters_total", reason=reason.value) == 0
     for rejection in ("blocked", "unparseable", "suppressed"):
         assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection) == 0
-    for refusal in metrics.MergeRefusal:
-        assert sample(worker, "omnid_merges_refused_total", reason=refusal.value) == 0
+    for identifier_type in metrics.IDENTIFIER_TYPES:
+        reason = f"limit:{identifier_type}"
+        assert sample(worker, "omnid_merges_refused_total", reason=reason) == 0
 
 
 def test_event_counted_under_its_channel(worker: WorkerMetrics) -> None:
@@ -74,10 +75,10 @@ def test_dead_letter_counted_by_rejection_reason(worker: WorkerMetrics) -> None:
 
 def test_identity_changes_count_merges_and_refusals_only(worker: WorkerMetrics) -> None:
     metrics.record_identity_change("merged", None, worker)
-    metrics.record_identity_change("merge_refused", "limit_exceeded", worker)
+    metrics.record_identity_change("merge_refused", "limit:email", worker)
     metrics.record_identity_change("identifier_added", None, worker)
     assert sample(worker, "omnid_merges_total") == 1
-    assert sample(worker, "omnid_merges_refused_total", reason="limit_exceeded") == 1
+    assert sample(worker, "omnid_merges_refused_total", reason="limit:email") == 1
     assert sample(worker, "omnid_merges_refused_total", reason="other") is None
 
 
@@ -174,3 +175,12 @@ def test_collector_refusal_labels_cover_every_reason_the_collector_gives() -> No
     collector = pytest.importorskip("omnid.adapters.collector")
     reasons = {problem.value for problem in collector.RequestProblem}
     assert reasons == metrics.REQUEST_PROBLEMS
+
+
+def test_refusal_reasons_of_identifier_types_from_the_rules_become_labels() -> None:
+    worker = WorkerMetrics(CollectorRegistry())
+    metrics.record_merge_refused("limit:membership_no", worker)
+    assert sample(worker, "omnid_merges_refused_total", reason="other") == 1
+    metrics.allow_identifier_types(["membership_no"])
+    metrics.record_merge_refused("limit:membership_no", worker)
+    assert sample(worker, "omnid_merges_refused_total", reason="limit:membership_no") == 1

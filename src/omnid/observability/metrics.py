@@ -35,14 +35,6 @@ OTHER = "other"
 disable_created_metrics()
 
 
-class MergeRefusal(StrEnum):
-    """Why two profiles that share an identifier were not merged."""
-
-    LIMIT_EXCEEDED = "limit_exceeded"
-    PREVIOUSLY_REFUSED = "previously_refused"
-    QUARANTINED = "quarantined"
-
-
 class Stage(StrEnum):
     """The three processing stages of a worker (ARCHITECTURE.md section 2)."""
 
@@ -98,7 +90,27 @@ IDENTIFIER_REJECTIONS = frozenset(
 )
 # The collector's request-level refusals (omnid.adapters.collector.RequestProblem).
 REQUEST_PROBLEMS = frozenset({"malformed_json", "unauthorized"})
-MERGE_REFUSALS = _values(MergeRefusal)
+# Merges are refused because a limit of one identifier type would break: reason `limit:<type>`.
+# The default types; a worker adds its rules' own types with allow_identifier_types().
+IDENTIFIER_TYPES = frozenset(
+    {"user_id", "email", "phone", "anonymous_id", "device_id", "loyalty_id", "crm_id"}
+    | {"pos_customer_id"}
+)
+_MAX_IDENTIFIER_TYPES = 64
+_identifier_types: set[str] = set(IDENTIFIER_TYPES)
+
+
+def merge_refusals() -> frozenset[str]:
+    return frozenset(f"limit:{identifier_type}" for identifier_type in _identifier_types)
+
+
+def allow_identifier_types(types: Iterable[str]) -> None:
+    """Identifier types of the loaded rules become label values (the rules file bounds them)."""
+    for identifier_type in types:
+        if len(_identifier_types) < _MAX_IDENTIFIER_TYPES:
+            _identifier_types.add(identifier_type)
+
+
 ENDPOINTS = _values(Endpoint)
 TOPICS = frozenset(
     {f"omnid.events.{channel}" for channel in CHANNELS}
@@ -219,7 +231,7 @@ class WorkerMetrics:
             self.dead_letters.labels(reason=reason)
         for reason in IDENTIFIER_REJECTIONS:
             self.identifiers_rejected.labels(reason=reason)
-        for reason in MERGE_REFUSALS:
+        for reason in merge_refusals():
             self.merges_refused.labels(reason=reason)
         for stage in Stage:
             self.stage_processing.labels(stage=stage.value)
@@ -347,7 +359,7 @@ def record_merge(metrics: WorkerMetrics | None = None) -> None:
 
 
 def record_merge_refused(reason: str, metrics: WorkerMetrics | None = None) -> None:
-    label = _bounded(str(reason), MERGE_REFUSALS)
+    label = _bounded(str(reason), merge_refusals())
     (metrics or worker_metrics()).merges_refused.labels(reason=label).inc()
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
+from omnid.observability import metrics
 from omnid.observability.http import add_operations_routes
 from omnid.pipeline.lookup import LookupApi
 from omnid.pipeline.processor import StageProcessor
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     rules = IdentityRules.load(settings.rules_file)
+    metrics.allow_identifier_types(rules.identifier_types)
     processor = StageProcessor(
         rules, AvroCodec.from_settings(settings), topics, settings.max_event_bytes
     )
