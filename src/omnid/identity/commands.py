@@ -137,13 +137,13 @@ class MergeRequest:
 
 @dataclass(frozen=True, slots=True)
 class MergeOffer:
-    """The winner offers to absorb the loser, telling it how many identifiers of each type it
-    holds; the winner changes no identifiers until the loser answers."""
+    """The winner offers to absorb the loser, listing the identifiers it holds or has claimed
+    (key, type); the winner changes no identifiers until the loser answers."""
 
     stage: ClassVar[Stage] = Stage.PROFILE
     winner: str
     loser: str
-    winner_counts: tuple[tuple[str, int], ...]
+    winner_linked: tuple[tuple[str, str], ...]
     via: Identifier
     event_id: str
     at: int

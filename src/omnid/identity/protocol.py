@@ -277,6 +277,49 @@ def _touch(state: ProfileState, kind: str, event_id: str | None, at: int) -> Pro
     return ProfileSnapshot(state.profile_id, state.version, profile_update_record(state))
 
 
+def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:
+    over = []
+    for identifier_type, count in sorted(counts.items()):
+        limit = rules.limit(identifier_type)
+        if limit is not None and count > limit:
+            over.append(identifier_type)
+    return over
+
+
+def _release_surplus(
+    rules: IdentityRules,
+    state: ProfileState,
+    over: list[str],
+    winner_linked: dict[str, str],
+    command: MergeOffer,
+    outputs: list[Output],
+) -> None:
+    """Before merging, the loser lets go of identifiers the winner has no room for (oldest kept)."""
+    for identifier_type in over:
+        limit = rules.limit(identifier_type) or 0
+        room = limit - sum(1 for t in winner_linked.values() if t == identifier_type)
+        mine = sorted(
+            (held.added_at, key)
+            for key, held in state.identifiers.items()
+            if held.type == identifier_type and key not in winner_linked
+        )
+        reason = f"limit:{identifier_type}"
+        for _, key in mine[max(room, 0) :]:
+            held = state.identifiers.pop(key)
+            identifier = Identifier(held.type, held.value)
+            state.refused[key] = reason
+            outputs.append(
+                Release(
+                    identifier, state.profile_id, held.epoch, command.event_id, command.at, reason
+                )
+            )
+            outputs.append(
+                _change(
+                    "identifier_released", state.profile_id, None, [identifier], command, reason
+                )
+            )
+
+
 def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
     for identifier_type, count in sorted(counts.items()):
         limit = rules.limit(identifier_type)
@@ -302,17 +345,19 @@ def _on_apply(
     for identifier in event.identifiers:
         key = identifier.key
         if key not in state.identifiers and key not in state.refused:
+            state.claimed[key] = identifier.type
             outputs.append(Claim(identifier, state.profile_id, event.event_id, at))
 
 
 def _conflicts(rules: IdentityRules, state: ProfileState, stronger: tuple[Identifier, ...]) -> bool:
     new: dict[str, int] = {}
     for identifier in stronger:
-        if identifier.key not in state.identifiers:
+        if identifier.key not in state.identifiers and identifier.key not in state.claimed:
             new[identifier.type] = new.get(identifier.type, 0) + 1
     if not new:
         return False
-    counts = {t: state.count_of(t) + n for t, n in new.items()}
+    linked = state.linked_counts()
+    counts = {t: linked.get(t, 0) + n for t, n in new.items()}
     return _over_limit(rules, counts) is not None
 
 
@@ -326,6 +371,7 @@ def _on_attach(
     key = identifier.key
     if key in state.identifiers:
         return
+    state.claimed.pop(key, None)
     reason = state.refused.get(key)
     if reason is None:
         reason = _over_limit(rules, {identifier.type: state.count_of(identifier.type) + 1})
@@ -381,9 +427,9 @@ def _on_merge_request(state: ProfileState, command: MergeRequest, outputs: list[
         )
         return
     state.awaiting = loser
-    counts = tuple(sorted(state.type_counts().items()))
+    linked = tuple(sorted(state.linked().items()))
     outputs.append(
-        MergeOffer(state.profile_id, loser, counts, command.via, command.event_id, command.at)
+        MergeOffer(state.profile_id, loser, linked, command.via, command.event_id, command.at)
     )
 
 
@@ -399,13 +445,24 @@ def _on_merge_offer(
         return state
     reason = state.declined.get(winner)
     if reason is None:
-        combined = dict(command.winner_counts)
-        for identifier_type, count in state.type_counts().items():
-            combined[identifier_type] = combined.get(identifier_type, 0) + count
-        reason = _over_limit(rules, combined)
+        together = dict(command.winner_linked)
+        together.update(state.linked())
+        combined: dict[str, int] = {}
+        for identifier_type in together.values():
+            combined[identifier_type] = combined.get(identifier_type, 0) + 1
+        over = _types_over(rules, combined)
+        # Too many of a type at least as strong as the link (two user ids joined by a shared
+        # tablet) means two people: decline. Too many of weaker types (an eleventh device
+        # joined by a user id) means one person: merge and let the surplus go.
+        via_priority = rules.priority(command.via.type)
+        blocking = [t for t in over if rules.priority(t) >= via_priority]
+        reason = f"limit:{blocking[0]}" if blocking else None
+        if reason is None and over:
+            _release_surplus(rules, state, over, dict(command.winner_linked), command, outputs)
         if reason is not None:
             state.declined[winner] = reason
             state.refused.setdefault(command.via.key, reason)
+            state.claimed.pop(command.via.key, None)
             outputs.append(
                 _change("merge_refused", winner, state.profile_id, [command.via], command, reason)
             )
@@ -439,6 +496,7 @@ def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
     state.declined.setdefault(command.loser, command.reason)
     if command.via.key not in state.identifiers:
         state.refused.setdefault(command.via.key, command.reason)
+        state.claimed.pop(command.via.key, None)
     if state.awaiting == command.loser:
         state.awaiting = None
 
@@ -452,7 +510,11 @@ def _on_offer_redirected(
     successor = command.successor
     if successor in state.absorbed or successor in state.declined:
         return
-    state.deferred[:0] = _merge_request(state.profile_id, successor, command)
+    for request in _merge_request(state.profile_id, successor, command):
+        if request.winner == state.profile_id:
+            state.deferred.insert(0, request)
+        else:
+            outputs.append(request)
 
 
 def _on_absorb(

@@ -112,6 +112,9 @@ class ProfileState:
     # limits: profiles a merge with was declined, identifiers refused (key -> reason)
     declined: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    # identifiers this profile claimed and has not heard back about (key -> type): they count
+    # towards limits when deciding whether another event or profile fits here
+    claimed: dict[str, str] = field(default_factory=dict)
     # merge coordination: the newer profile this one has offered a merge to, and what waits
     awaiting: str | None = None
     deferred: list[ProfileCommand] = field(default_factory=list)
@@ -126,4 +129,17 @@ class ProfileState:
         counts: dict[str, int] = {}
         for held in self.identifiers.values():
             counts[held.type] = counts.get(held.type, 0) + 1
+        return counts
+
+    def linked(self) -> dict[str, str]:
+        """Held plus claimed identifiers (key -> type): what the profile holds if all goes well."""
+        keys = {key: held.type for key, held in self.identifiers.items()}
+        for key, identifier_type in self.claimed.items():
+            keys.setdefault(key, identifier_type)
+        return keys
+
+    def linked_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for identifier_type in self.linked().values():
+            counts[identifier_type] = counts.get(identifier_type, 0) + 1
         return counts

@@ -93,6 +93,10 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
     winner.merged_from = sorted({*winner.merged_from, loser.profile_id, *loser.merged_from})
     for other, reason in loser.declined.items():
         winner.declined.setdefault(other, reason)
+    for key, identifier_type in loser.claimed.items():
+        winner.claimed.setdefault(key, identifier_type)
+    for key in [k for k in winner.claimed if k in winner.identifiers]:
+        del winner.claimed[key]
     for key, reason in loser.refused.items():
         if key not in winner.identifiers:
             winner.refused.setdefault(key, reason)

@@ -1,0 +1,191 @@
+"""Checks of the graph invariants (ARCHITECTURE.md §5, 1-6) on a finished simulation.
+
+Used by the property tests and usable against any run that can be loaded as states.
+Each check raises AssertionError with a message that names identifiers and profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from omnid.identity.components import components
+from omnid.identity.intake import usable_identifiers
+from omnid.identity.model import Event
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import SimulationResult
+from omnid.identity.state import ProfileState, ProfileStatus
+from omnid.identity.survivorship import apply_event, profile_update_record, revenue
+
+
+def check_limits(rules: IdentityRules, profile: ProfileState) -> None:
+    """Invariant 3 for one profile (call it after every step)."""
+    if profile.status is not ProfileStatus.ACTIVE:
+        return
+    for identifier_type, count in profile.type_counts().items():
+        limit = rules.limit(identifier_type)
+        assert limit is None or count <= limit, (
+            f"profile {profile.profile_id} holds {count} {identifier_type} (limit {limit})"
+        )
+
+
+def check_all(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+    active = result.active_profiles()
+    check_quiescent(active)
+    check_ownership(rules, events, result)  # 2
+    for profile in active.values():
+        check_limits(rules, profile)  # 3
+    check_event_counts(result)  # 4
+    check_chains(result)  # 5
+    check_survivorship(rules, events, result)  # 6
+    check_updates(result)
+    check_links(rules, events, result)
+    if not rules.limits:
+        check_components(rules, events, result)  # 1
+
+
+def check_quiescent(active: dict[str, ProfileState]) -> None:
+    for profile in active.values():
+        assert profile.awaiting is None, f"{profile.profile_id} still awaits {profile.awaiting}"
+        assert not profile.deferred, f"{profile.profile_id} still defers {profile.deferred}"
+        assert profile.identifiers, f"active profile {profile.profile_id} holds no identifier"
+
+
+def _valid_keys(rules: IdentityRules, events: Iterable[Event]) -> set[str]:
+    keys: set[str] = set()
+    for event in events:
+        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        keys.update(i.key for i in identifiers)
+    return keys
+
+
+def check_components(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+    """Invariant 1: without limits, profiles partition identifiers like union-find does."""
+    expected = set(components(rules, events))
+    actual = {frozenset(p.identifiers) for p in result.active_profiles().values()}
+    missing = sorted(sorted(c) for c in expected - actual)
+    extra = sorted(sorted(c) for c in actual - expected)
+    assert expected == actual, f"components differ: expected {missing}, got {extra}"
+
+
+def check_ownership(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+    """Invariant 2: each valid identifier has one owner whose chain ends at a profile listing it,
+    and no other active profile lists it."""
+    holders: dict[str, list[str]] = {}
+    for profile_id, profile in result.active_profiles().items():
+        for key in profile.identifiers:
+            holders.setdefault(key, []).append(profile_id)
+    for key in sorted(_valid_keys(rules, events)):
+        state = result.identifiers.get(key)
+        assert state is not None and state.owner is not None, f"{key} has no owner"
+        survivor = result.survivor(state.owner)
+        assert holders.get(key) == [survivor], (
+            f"{key}: owner chain ends at {survivor}, held by {holders.get(key)}"
+        )
+    stray = set(holders) - _valid_keys(rules, events)
+    assert not stray, f"profiles hold identifiers no event had: {sorted(stray)}"
+
+
+def check_links(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+    """No merge is lost: an identifier of an event held outside the profile that counts the
+    event is there for a recorded reason (a declined merge or a refused identifier)."""
+    counted_by = {e: p for p in result.active_profiles().values() for e in p.applied}
+    for event in events:
+        counter = counted_by.get(event.event_id)
+        if counter is None:
+            continue
+        for identifier in usable_identifiers(rules, event.identifiers)[0]:
+            holder = result.profile_of(identifier.key)
+            assert holder is not None, f"{identifier.key} has no profile"
+            if holder is counter:
+                continue
+            assert (
+                holder.profile_id in counter.declined
+                or counter.profile_id in holder.declined
+                or identifier.key in counter.refused
+            ), (
+                f"{event.event_id} counted by {counter.profile_id} but {identifier.key} is held by "
+                f"{holder.profile_id} with no decline or refusal recorded"
+            )
+
+
+def check_event_counts(result: SimulationResult) -> None:
+    """Invariant 4: every valid event counted by exactly one active profile."""
+    counted: dict[str, str] = {}
+    total = 0
+    for profile_id, profile in result.active_profiles().items():
+        total += profile.event_count
+        assert profile.event_count == len(profile.applied), (
+            f"{profile_id}: event_count {profile.event_count} != {len(profile.applied)} applied"
+        )
+        for event_id in profile.applied:
+            assert event_id not in counted, (
+                f"{event_id} counted by {counted.get(event_id)} and {profile_id}"
+            )
+            counted[event_id] = profile_id
+    assert set(counted) == result.valid_event_ids, (
+        f"lost {sorted(result.valid_event_ids - set(counted))}, "
+        f"unknown {sorted(set(counted) - result.valid_event_ids)}"
+    )
+    assert total == len(result.valid_event_ids)
+
+
+def check_chains(result: SimulationResult) -> None:
+    """Invariant 5: merged_into chains are acyclic and strictly decreasing in id."""
+    for profile_id, profile in result.profiles.items():
+        if profile.status is ProfileStatus.MERGED:
+            assert profile.merged_into is not None and profile.merged_into < profile_id, (
+                f"{profile_id} merged into {profile.merged_into}"
+            )
+            result.survivor(profile_id)
+
+
+def serial_profile(rules: IdentityRules, profile_id: str, events: list[Event]) -> ProfileState:
+    """What survivorship gives when a profile's events are applied one by one."""
+    expected = ProfileState(profile_id, created_at=0)
+    for event in events:
+        apply_event(
+            expected, event, rules.source_priority(event.channel), rules.applied_event_window
+        )
+    return expected
+
+
+def check_survivorship(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+    """Invariant 6: traits and counters equal a serial computation over the profile's events
+    (in reverse order, to show order does not matter). Without limits the profile's events
+    must also be exactly its component's events."""
+    by_id = {e.event_id: e for e in events}
+    for profile_id, profile in result.active_profiles().items():
+        mine = [by_id[e] for e in sorted(profile.applied, reverse=True)]
+        if not rules.limits:
+            linked = [
+                e.event_id
+                for e in by_id.values()
+                if e.event_id in result.valid_event_ids
+                and {i.key for i in usable_identifiers(rules, e.identifiers)[0]}
+                & set(profile.identifiers)
+            ]
+            assert sorted(linked) == sorted(profile.applied), (
+                f"{profile_id} counted {sorted(profile.applied)}, component has {sorted(linked)}"
+            )
+        expected = serial_profile(rules, profile_id, mine)
+        for name in ("traits", "event_count", "first_seen", "last_seen", "last_channel"):
+            assert getattr(profile, name) == getattr(expected, name), (
+                f"{profile_id}.{name}: {getattr(profile, name)} != {getattr(expected, name)}"
+            )
+        for name in ("channel_counts", "orders", "consent"):
+            assert getattr(profile, name) == getattr(expected, name), (
+                f"{profile_id}.{name}: {getattr(profile, name)} != {getattr(expected, name)}"
+            )
+        assert revenue(profile) == revenue(expected)
+
+
+def check_updates(result: SimulationResult) -> None:
+    """The last ProfileUpdate per profile is the final state; merged profiles were tombstoned."""
+    active = result.active_profiles()
+    assert set(result.updates) == set(active), (
+        f"updates for {sorted(set(result.updates) ^ set(active))} do not match active profiles"
+    )
+    for profile_id, record in result.updates.items():
+        assert record == profile_update_record(active[profile_id]), f"stale update {profile_id}"
+    merged = {p for p, s in result.profiles.items() if s.status is ProfileStatus.MERGED}
+    assert merged <= result.tombstoned, f"not tombstoned: {sorted(merged - result.tombstoned)}"

@@ -1,0 +1,75 @@
+"""Hypothesis strategies for channel events over small identifier pools, so that shared
+identifiers, merge chains and limit conflicts are frequent and failures shrink to a few events."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from omnid.identity.model import ConsentChange, Event, Identifier, Purchase
+
+POOLS: dict[str, list[str]] = {
+    "user_id": ["u1", "u2", "u3"],
+    "crm_id": ["c1", "c2"],
+    "email": ["ann@shop.io", "bob@shop.io", "cat@shop.io", "dan@shop.io"],
+    "phone": ["+447911123456", "+447911654321"],
+    "device_id": ["d1", "d2", "d3", "d4"],
+    "anonymous_id": ["a1", "a2", "a3", "a4", "a5"],
+}
+JUNK = [Identifier("email", "test@test.com"), Identifier("user_id", '"null"')]
+CHANNELS = ["web", "app", "pos", "crm"]
+
+identifiers = st.one_of(
+    st.sampled_from([Identifier(t, v) for t, values in POOLS.items() for v in values]),
+    st.sampled_from(JUNK),
+)
+
+
+@st.composite
+def event_lists(draw: st.DrawFn, max_events: int = 14) -> list[Event]:
+    """Events e0..eN; some repeat an earlier event exactly (duplicate delivery)."""
+    count = draw(st.integers(1, max_events))
+    events: list[Event] = []
+    for index in range(count):
+        if events and draw(st.integers(0, 9)) == 0:
+            events.append(draw(st.sampled_from(events)))
+            continue
+        occurred = draw(st.integers(0, 20))
+        traits = draw(
+            st.dictionaries(
+                st.sampled_from(["name", "tier"]),
+                st.one_of(st.none(), st.sampled_from(["a", "b"]), st.integers(0, 2)),
+                max_size=2,
+            )
+        )
+        purchase = draw(
+            st.none()
+            | st.builds(
+                Purchase,
+                st.sampled_from(["o1", "o2", "o3"]),
+                st.sampled_from([1.5, 10.0, 0.1]),
+                st.sampled_from(["GBP", "EUR"]),
+            )
+        )
+        consent = draw(
+            st.none()
+            | st.lists(
+                st.builds(ConsentChange, st.sampled_from(["email", "sms"]), st.booleans()),
+                min_size=1,
+                max_size=2,
+            ).map(tuple)
+        )
+        events.append(
+            Event(
+                event_id=f"e{index}",
+                channel=draw(st.sampled_from(CHANNELS)),
+                source="test",
+                event_type="track",
+                occurred_at=occurred,
+                received_at=occurred + draw(st.sampled_from([0, 5, -3])),
+                identifiers=tuple(draw(st.lists(identifiers, min_size=1, max_size=4))),
+                traits=traits,
+                purchase=purchase,
+                consent=consent,
+            )
+        )
+    return events

@@ -1,0 +1,85 @@
+"""Invariants 1-6 of ARCHITECTURE.md §5 over random events, partitions and interleavings."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from omnid.identity.invariants import check_all, check_limits
+from omnid.identity.model import Event
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import Simulator
+from omnid.identity.state import IdentifierState, ProfileState
+
+from .graph_events import event_lists
+
+RULES = IdentityRules.load()
+# Small limits so random streams hit them often: two emails, one device, two anonymous ids.
+TIGHT = IdentityRules.model_validate(
+    {
+        **RULES.model_dump(),
+        "identifier_types": {
+            **RULES.model_dump()["identifier_types"],
+            "email": {"normaliser": "email", "priority": 60, "limit": 2},
+            "device_id": {"normaliser": "lowercase", "priority": 20, "limit": 1},
+            "anonymous_id": {"normaliser": "trim", "priority": 10, "limit": 2},
+        },
+    }
+)
+UNLIMITED = RULES.without_limits()
+
+delivery = st.fixed_dictionaries(
+    {
+        "partitions": st.integers(1, 16),
+        "seed": st.integers(0, 2**32 - 1),
+        "duplicate_rate": st.sampled_from([0.0, 0.0, 0.15]),
+    }
+)
+
+
+def run(rules: IdentityRules, events: list[Event], options: dict[str, int | float]) -> None:
+    note(f"events: {[(e.event_id, [i.key for i in e.identifiers]) for e in events]}")
+
+    def after_step(_stage: object, _key: str, state: IdentifierState | ProfileState | None) -> None:
+        if isinstance(state, ProfileState):
+            check_limits(rules, state)  # invariant 3 holds at every moment, not just at the end
+
+    simulator = Simulator(
+        rules,
+        int(options["partitions"]),
+        int(options["seed"]),
+        duplicate_rate=float(options["duplicate_rate"]),
+        observer=after_step,
+    )
+    check_all(rules, events, simulator.run(events))
+
+
+@given(events=event_lists(), options=delivery)
+def test_without_limits_profiles_are_the_union_find_components(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(UNLIMITED, events, options)
+
+
+@given(events=event_lists(), options=delivery)
+def test_with_default_limits_every_invariant_holds(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(RULES, events, options)
+
+
+@given(events=event_lists(max_events=18), options=delivery)
+def test_with_tight_limits_no_profile_ever_exceeds_a_limit(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(TIGHT, events, options)
+
+
+@pytest.mark.parametrize("rules", [UNLIMITED, TIGHT], ids=["unlimited", "tight"])
+@given(events=event_lists(max_events=8), seed=st.integers(0, 2**32 - 1))
+def test_invariants_hold_when_every_command_and_state_goes_through_records(
+    rules: IdentityRules, events: list[Event], seed: int
+) -> None:
+    simulator = Simulator(rules, 4, seed, serialise=True)
+    check_all(rules, events, simulator.run(events))
