@@ -37,6 +37,11 @@ from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger(__name__)
 
+# After the first record of a batch, how long to gather more. Every batch is one transaction
+# (a few broker round trips), so batches of one cap throughput; waiting long adds latency per
+# stage. 50 ms measured best on a 2-core machine (bench/pipeline_latency.py).
+BATCH_LINGER_S = 0.05
+
 _LEADER_ERRORS = (
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
@@ -112,6 +117,9 @@ class Worker:
                 "session.timeout.ms": options.session_timeout_ms,
                 "heartbeat.interval.ms": max(500, options.session_timeout_ms // 6),
                 "max.poll.interval.ms": 120_000,
+                # A read_committed fetch parked on not-yet-committed records is not woken by
+                # the commit marker: cap the wait, or each stage can add up to 500 ms.
+                "fetch.wait.max.ms": 50,
             }
         )
         producer_config: dict[str, Any] = {
@@ -185,13 +193,21 @@ class Worker:
         )
         try:
             while not self.stopping.is_set():
-                messages = self._consumer.consume(self.options.batch_size, timeout=0.2)
-                batch = [m for m in messages if self._usable(m)]
+                batch = [m for m in self._next_batch() if self._usable(m)]
                 if batch:
                     self._process_batch(batch)
                 self.operations.maybe_sample(self._consumer)
         finally:
             self.close()
+
+    def _next_batch(self) -> list[Message]:
+        """Waits for one record, then gathers more for at most BATCH_LINGER_S: a batch never
+        waits to fill up, so a quiet stream is not delayed (each stage is one hop of latency)."""
+        first = self._consumer.poll(0.2)
+        if first is None:
+            return []
+        rest = self._consumer.consume(self.options.batch_size - 1, timeout=BATCH_LINGER_S)
+        return [first, *rest]
 
     def _usable(self, message: Message) -> bool:
         error = message.error()
