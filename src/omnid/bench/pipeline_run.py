@@ -53,6 +53,7 @@ class _Watch:
     tombstones: int = 0
     peak_rss: int = 0
     last_rss: int = 0
+    cpu_s: float = 0.0  # user + system seconds of the workers, start-up included
 
 
 class UpdateWatcher(threading.Thread):
@@ -103,12 +104,16 @@ class UpdateWatcher(threading.Thread):
 
     def _sample_memory(self) -> None:
         total = 0
+        cpu_s = 0.0
         for pid in self.pids:
             try:
-                total += psutil.Process(pid).memory_info().rss
+                process = psutil.Process(pid)
+                total += process.memory_info().rss
+                cpu_s += sum(process.cpu_times()[:2])
             except psutil.NoSuchProcess:
                 continue
         with self.lock:
+            self.seen.cpu_s = max(self.seen.cpu_s, cpu_s)
             self.seen.last_rss = total
             self.seen.peak_rss = max(self.seen.peak_rss, total)
 
@@ -256,6 +261,7 @@ def run_pipeline(
             "dead_letters": dead_letters,
             "peak_rss_bytes": watcher.seen.peak_rss,
             "final_rss_bytes": watcher.seen.last_rss,
+            "worker_cpu_s": watcher.seen.cpu_s,
             "state_bytes": state_bytes,
             "profiles": profiles,
         }
