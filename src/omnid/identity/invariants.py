@@ -98,10 +98,12 @@ def check_links(rules: IdentityRules, events: list[Event], result: SimulationRes
             assert holder is not None, f"{identifier.key} has no profile"
             if holder is counter:
                 continue
+            refused_by = result.identifiers[identifier.key].refused_by
             assert (
                 holder.profile_id in counter.declined
                 or counter.profile_id in holder.declined
                 or identifier.key in counter.refused
+                or any(p in counter.declined for p in refused_by)
             ), (
                 f"{event.event_id} counted by {counter.profile_id} but {identifier.key} is held by "
                 f"{holder.profile_id} with no decline or refusal recorded"

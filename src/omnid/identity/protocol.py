@@ -294,14 +294,15 @@ def _release_surplus(
     command: MergeOffer,
     outputs: list[Output],
 ) -> None:
-    """Before merging, the loser lets go of identifiers the winner has no room for (oldest kept)."""
+    """Before merging, the loser lets go of identifiers the winner has no room for (oldest kept).
+    Room counts what the winner holds or has claimed, so it never overestimates."""
     for identifier_type in over:
         limit = rules.limit(identifier_type) or 0
         room = limit - sum(1 for t in winner_linked.values() if t == identifier_type)
         mine = sorted(
             (held.added_at, key)
             for key, held in state.identifiers.items()
-            if held.type == identifier_type and key not in winner_linked
+            if held.type == identifier_type
         )
         reason = f"limit:{identifier_type}"
         for _, key in mine[max(room, 0) :]:
@@ -415,6 +416,9 @@ def _change(
 
 def _on_merge_request(state: ProfileState, command: MergeRequest, outputs: list[Output]) -> None:
     loser = command.loser
+    if loser in state.declined and command.via.key not in state.identifiers:
+        state.refused.setdefault(command.via.key, state.declined[loser])
+        state.claimed.pop(command.via.key, None)
     if loser == state.profile_id or loser in state.absorbed or loser in state.declined:
         return
     if state.awaiting is not None:
