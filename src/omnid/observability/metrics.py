@@ -125,16 +125,6 @@ TOPICS = frozenset(
 )
 
 
-@cache
-def _ready_gauge(registry: CollectorRegistry) -> Gauge:
-    # Shared by worker and collector metrics: one process may host both (e.g. in tests).
-    return Gauge(
-        "omnid_ready",
-        "1 when this process serves traffic (a worker: once its tables are recovered), else 0.",
-        registry=registry,
-    )
-
-
 class WorkerMetrics:
     """A worker's metric objects, registered on one registry (the process default in production)."""
 
@@ -222,7 +212,11 @@ class WorkerMetrics:
             buckets=RECOVERY_BUCKETS,
             registry=registry,
         )
-        self.ready = _ready_gauge(registry)
+        self.ready = Gauge(
+            "omnid_ready",
+            "1 when this worker serves lookups (its tables are recovered), else 0.",
+            registry=registry,
+        )
         # Series of closed label sets exist from start-up at 0, so rate() and increase() see the
         # first event instead of a series appearing out of nowhere.
         for channel in CHANNELS:
@@ -272,7 +266,6 @@ class CollectorMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self.ready = _ready_gauge(registry)
         for channel in CHANNELS:
             self.events_accepted.labels(channel=channel)
         for reason in REJECTION_REASONS | REQUEST_PROBLEMS:
@@ -480,10 +473,6 @@ def record_request_rejected(reason: str, metrics: CollectorMetrics | None = None
 
 def record_delivery_failure(metrics: CollectorMetrics | None = None) -> None:
     (metrics or collector_metrics()).delivery_failures.inc()
-
-
-def set_collector_ready(ready: bool, metrics: CollectorMetrics | None = None) -> None:
-    (metrics or collector_metrics()).ready.set(1 if ready else 0)
 
 
 # ---- exposition -----------------------------------------------------------------------------
