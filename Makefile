@@ -26,4 +26,4 @@ test:
 	bash scripts/test.sh
 
 bench:
-	omnid bench --engine memory
+	bash bench/run.sh

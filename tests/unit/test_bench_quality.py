@@ -8,6 +8,7 @@ from omnid.bench.quality import (
     assignment_of_groups,
     assignment_of_profiles,
     group_sizes,
+    mixed_profiles,
     pairwise_quality,
 )
 
@@ -122,3 +123,8 @@ def test_an_identifier_listed_by_two_active_profiles_is_refused() -> None:
     ]
     with pytest.raises(ValueError, match="two active profiles"):
         assignment_of_profiles(updates)
+
+
+def test_mixed_profiles_names_each_profile_holding_several_customers() -> None:
+    predicted = {"email:ann": "P1", "email:bob": "P1", "phone:ann": "P2", "phone:bob": "P3"}
+    assert mixed_profiles(TRUTH, predicted) == {"P1": 2}

@@ -228,4 +228,7 @@ def faust_forward_baseline(
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(30)
-        delete_topics(config, (source, sink))
+        # Faust declares its own internal topics under the app id; leave nothing behind.
+        app_id = env["OMNID_BENCH_FAUST_APP_ID"]
+        existing = AdminClient(dict(config)).list_topics(timeout=10).topics
+        delete_topics(config, [source, sink, *(t for t in existing if t.startswith(app_id))])

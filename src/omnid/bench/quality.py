@@ -67,6 +67,15 @@ def pairwise_quality(
     )
 
 
+def mixed_profiles(expected: Mapping[str, str], predicted: Mapping[str, str]) -> dict[str, int]:
+    """Profiles holding identifiers of more than one expected group: profile id -> groups held."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for key, profile in predicted.items():
+        if key in expected:
+            groups[profile].add(expected[key])
+    return {profile: len(held) for profile, held in groups.items() if len(held) > 1}
+
+
 def assignment_of_groups(groups: Iterable[Iterable[str]]) -> dict[str, str]:
     """`key -> label` for a partition given as groups of keys; a group's label is its least key."""
     assignment: dict[str, str] = {}

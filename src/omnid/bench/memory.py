@@ -1,0 +1,92 @@
+"""`omnid bench --engine memory`: events/s through the identity core (in-memory simulator),
+next to a plain union-find over the same events, in the same run."""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.config import Settings
+from omnid.errors import InvalidEvent
+from omnid.identity.components import UnionFind
+from omnid.identity.intake import usable_identifiers
+from omnid.identity.model import Event, event_from_record
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import Simulator
+
+PARTITIONS = 8
+SEED = 1
+
+
+def decode(spec: WorkloadSpec) -> tuple[list[Event], int]:
+    events, undecodable = [], 0
+    for record in channel_events(spec):
+        try:
+            events.append(event_from_record(record))
+        except InvalidEvent:
+            undecodable += 1
+    return events, undecodable
+
+
+def union_find_pass(rules: IdentityRules, events: list[Event]) -> tuple[float, float, int]:
+    """Seconds for union-find including normalisation, seconds for the bare unions over
+    already-normalised keys, and the number of components."""
+    started = time.perf_counter()
+    key_sets = []
+    for event in events:
+        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        if identifiers:
+            key_sets.append([i.key for i in identifiers])
+    normalised_at = time.perf_counter()
+    sets = UnionFind()
+    for keys in key_sets:
+        sets.add_group(keys)
+    finished = time.perf_counter()
+    roots = {sets.find(k) for k in sets.parent}
+    return finished - started, finished - normalised_at, len(roots)
+
+
+def run(spec: WorkloadSpec, partitions: int = PARTITIONS) -> dict[str, Any]:
+    rules = IdentityRules.load(Settings().rules_file)
+    events, undecodable = decode(spec)
+    gc.collect()
+    gc.disable()  # the core allocates many small objects; collection pauses are not its cost
+    try:
+        uf_seconds, uf_bare_seconds, components = union_find_pass(rules, events)
+        started = time.perf_counter()
+        result = Simulator(rules, partitions, SEED, keep_outputs=False).run(events)
+        core_seconds = time.perf_counter() - started
+    finally:
+        gc.enable()
+    active = result.active_profiles()
+    count = len(events)
+    core_rate = count / core_seconds
+    return {
+        "engine": "identity core in the in-memory simulator (omnid.identity.simulator)",
+        "events": count,
+        "undecodable": undecodable,
+        "partitions": partitions,
+        "seed": SEED,
+        "core": {
+            "seconds": core_seconds,
+            "events_per_s": core_rate,
+            "commands_delivered": result.steps,
+            "commands_per_event": result.steps / count,
+            "valid_events": len(result.valid_event_ids),
+            "rejected_events": len(result.rejected),
+            "counted_events": sum(p.event_count for p in active.values()),
+            "active_profiles": len(active),
+            "changes": dict(sorted(result.change_counts.items())),
+        },
+        "union_find": {
+            "seconds": uf_seconds,
+            "events_per_s": count / uf_seconds,
+            "bare_union_seconds": uf_bare_seconds,
+            "bare_union_events_per_s": count / uf_bare_seconds if uf_bare_seconds else None,
+            "components": components,
+            "note": "normalisation + blocklist + union-find, no limits, no profiles",
+        },
+        "core_vs_union_find": core_rate / (count / uf_seconds),
+    }
