@@ -26,7 +26,10 @@ from omnid.pipeline.harness import (
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
 PARTITIONS = 6
-SPEC = WorkloadSpec(customers=60, events=1200, seed=9)
+# No shared store tablets: a tablet's device id hits the per-profile limits, and which profile
+# gets it first depends on arrival order by design. Without them the final profiles do not
+# depend on delivery order (checked over many simulator seeds), so one oracle run is exact.
+SPEC = WorkloadSpec(customers=60, events=1200, seed=9, shared_tablet_rate=0.0)
 
 
 def simulated_profiles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -49,9 +52,14 @@ def test_sigkilled_worker_restarted_on_an_empty_disk_loses_and_double_counts_not
         pipeline.wait_until_assigned(PARTITIONS)
         victim = pipeline.workers[1]
         publish_events(kafka_config, pipeline.topics, thirds[0])
+        # Both workers have written profile state, so every changelog the restarted worker
+        # may be given holds something to restore.
         deadline = time.monotonic() + 60
-        while (victim.status() or {}).get("processed", 0) < 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while time.monotonic() < deadline and not all(
+            (w.status() or {}).get("table_sizes", {}).get("profiles", 0) > 0
+            for w in pipeline.workers
+        ):
+            time.sleep(0.2)
         publish_events(kafka_config, pipeline.topics, thirds[1])
         # The precondition that makes this a mid-stream crash: work is still in flight.
         assert undelivered(kafka_config, pipeline.group, pipeline.topics.inputs) > 0
@@ -63,6 +71,8 @@ def test_sigkilled_worker_restarted_on_an_empty_disk_loses_and_double_counts_not
         )
         pipeline.wait_until_assigned(PARTITIONS, timeout=180)
         pipeline.wait_drained(timeout=300)
+        # The dead member may leave the group only now: read the status of a settled group.
+        pipeline.wait_until_assigned(PARTITIONS, timeout=180)
 
         status = restarted.status()
         assert status is not None, pipeline.logs()
