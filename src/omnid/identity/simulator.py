@@ -33,6 +33,7 @@ from omnid.identity.rules import IdentityRules
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 
 _INGEST, _IDENTITY, _PROFILE = 0, 1, 2
+_EMISSIONS = (ProfileSnapshot, ProfileTombstone, IdentityChangeEmission)
 
 # Called after every delivered command with the stage, the key and the key's new state.
 Observer = Callable[[Stage, str, IdentifierState | ProfileState | None], None]
@@ -116,11 +117,11 @@ class Simulator:
 
         def send(outputs: list[Output]) -> None:
             for output in outputs:
-                stage = getattr(output, "stage", None)
-                if stage is None:
-                    self._emit(result, output)  # type: ignore[arg-type]
+                if isinstance(output, _EMISSIONS):
+                    self._emit(result, output)
                     continue
-                command: Command = output  # type: ignore[assignment]
+                stage = output.stage
+                command: Command = output
                 if self.serialise:
                     command = from_record(json.loads(json.dumps(to_record(command))))
                 base = _IDENTITY if stage is Stage.IDENTITY else _PROFILE
