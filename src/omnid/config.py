@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     rules_file: Path = Field(
         PROJECT_ROOT / "streams" / "identity-rules.yaml", description="Identity rules."
     )
+    identifier_hash_secret: str | None = Field(
+        None, description="HMAC secret for identifier types the rules mark hashed."
+    )
     schema_registry_url: str | None = Field(
         None, description="Use Confluent wire format with this schema registry when set."
     )
