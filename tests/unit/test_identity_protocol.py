@@ -1,0 +1,109 @@
+"""Handler-level behaviour of the graph protocol: idempotence, monotone relabels, epochs, ids."""
+
+from __future__ import annotations
+
+from omnid.identity.commands import (
+    Apply,
+    Attach,
+    Claim,
+    IdentityChangeEmission,
+    MergeRequest,
+    Relabel,
+    Release,
+    Resolve,
+)
+from omnid.identity.intake import commands_for_event
+from omnid.identity.model import Event, Identifier
+from omnid.identity.protocol import handle_identifier, handle_profile, profile_id_for
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import IdentifierState, ProfileState
+
+RULES = IdentityRules.load()
+ANN = Identifier("email", "ann@shop.io")
+
+
+def resolve_for(*identifiers: Identifier, event_id: str = "e1") -> Resolve:
+    event = Event(event_id, "web", "test", "track", 1_000, 1_000, identifiers)
+    (command,) = commands_for_event(RULES, event).commands
+    return command
+
+
+def test_profile_ids_are_deterministic_and_ordered_by_time() -> None:
+    first = profile_id_for(1_000, ANN, "0")
+    assert first == profile_id_for(1_000, ANN, "0")
+    assert len(first) == 26
+    assert first < profile_id_for(1_001, Identifier("email", "aaa@shop.io"), "0")
+    assert first != profile_id_for(1_000, Identifier("email", "bob@shop.io"), "0")
+
+
+def test_a_duplicate_resolve_at_the_anchor_starts_nothing() -> None:
+    resolve = resolve_for(ANN)
+    state, outputs = handle_identifier(RULES, None, resolve)
+    assert {type(o) for o in outputs} == {Attach, Apply}
+    state, again = handle_identifier(RULES, state, resolve)
+    assert again == []
+
+
+def test_resolve_probes_in_priority_order_and_creates_at_the_last_probe() -> None:
+    resolve = resolve_for(Identifier("anonymous_id", "k1"), ANN)
+    assert resolve.key == ANN.key
+    _, outputs = handle_identifier(RULES, None, resolve)
+    (probe,) = outputs
+    assert isinstance(probe, Resolve) and probe.key == "anonymous_id:k1"
+    state, outputs = handle_identifier(RULES, None, probe)
+    assert state is not None and state.owner is not None
+    assert [type(o) for o in outputs] == [Attach, Apply]
+
+
+def test_claim_of_an_owned_identifier_asks_the_older_profile_to_merge() -> None:
+    state = IdentifierState(ANN, owner="01B")
+    state, outputs = handle_identifier(RULES, state, Claim(ANN, "01A", "e2", 5))
+    assert outputs == [MergeRequest("01A", "01B", ANN, "e2", 5)]
+    state, outputs = handle_identifier(RULES, state, Claim(ANN, "01B", "e3", 6))
+    assert outputs == []
+
+
+def test_relabel_only_moves_to_an_older_profile_in_the_same_epoch() -> None:
+    state = IdentifierState(ANN, owner="01B", epoch=1)
+    state, _ = handle_identifier(RULES, state, Relabel(ANN, "01C", 1))
+    assert state is not None and state.owner == "01B"
+    state, _ = handle_identifier(RULES, state, Relabel(ANN, "01A", 0))
+    assert state is not None and state.owner == "01B"
+    state, _ = handle_identifier(RULES, state, Relabel(ANN, "01A", 1))
+    assert state is not None and state.owner == "01A"
+
+
+def test_a_released_identifier_gets_its_own_profile_and_ignores_stale_releases() -> None:
+    state = IdentifierState(ANN, owner="01A")
+    state, outputs = handle_identifier(RULES, state, Release(ANN, "01A", 0, "e1", 5, "limit:email"))
+    assert state is not None and state.epoch == 1 and state.owner not in (None, "01A")
+    (attach,) = outputs
+    assert isinstance(attach, Attach) and attach.profile_id == state.owner
+    owner = state.owner
+    state, outputs = handle_identifier(RULES, state, Release(ANN, "01A", 0, "e1", 5, "limit:email"))
+    assert outputs == [] and state is not None and state.owner == owner
+    assert handle_identifier(RULES, state, Claim(ANN, "01A", "e9", 9))[1] == []
+
+
+def test_attach_over_a_limit_is_refused_once_and_recorded() -> None:
+    profile = ProfileState("01A", created_at=0)
+    for n in range(5):
+        email = Identifier("email", f"p{n}@shop.io")
+        handle_profile(RULES, profile, Attach("01A", email, 0, f"e{n}", n, "same_event"))
+    sixth = Identifier("email", "p6@shop.io")
+    refusal = Attach("01A", sixth, 0, "e6", 6, "same_event")
+    profile_after, outputs = handle_profile(RULES, profile, refusal)
+    assert profile_after is not None and len(profile_after.identifiers) == 5
+    assert [type(o) for o in outputs] == [Release, IdentityChangeEmission]
+    assert outputs[1].record["kind"] == "identifier_released"  # type: ignore[union-attr]
+    _, again = handle_profile(RULES, profile_after, refusal)
+    assert [type(o) for o in again] == [Release]
+
+
+def test_apply_twice_counts_once() -> None:
+    resolve = resolve_for(ANN)
+    apply = Apply("01A", resolve.event)
+    profile, first = handle_profile(RULES, None, apply)
+    profile, second = handle_profile(RULES, profile, apply)
+    assert profile is not None and profile.event_count == 1
+    assert first and second == []
