@@ -1,0 +1,156 @@
+"""The worker's record handling without a broker: dead letters, output routing, partitioning,
+and the local table store's checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
+from omnid.identity.rules import IdentityRules
+from omnid.observability.metrics import Table
+from omnid.pipeline.partitioning import murmur2, partition_for
+from omnid.pipeline.processor import Incoming, StageProcessor, StateWrite, decode_record
+from omnid.pipeline.state_store import TableStore
+from omnid.pipeline.topology import PipelineTopics
+
+TOPICS = PipelineTopics.under("unit")
+
+
+@pytest.fixture(scope="module")
+def processor() -> StageProcessor:
+    return StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+
+
+def _event(**overrides: object) -> dict[str, object]:
+    record = new_channel_event(
+        event_id="e1",
+        channel="web",
+        source="unit",
+        event_type="identify",
+        identifiers=[("email", " Ann@Inbox.EXAMPLE "), ("user_id", "u1")],
+        occurred_at=1_709_251_200_000,
+        received_at=1_709_251_200_000,
+        traits={"first_name": "Ann"},
+    )
+    record.update(overrides)
+    return record
+
+
+def _incoming(value: bytes | None, topic: str = TOPICS.events[0], partition: int = 0) -> Incoming:
+    return Incoming(topic, partition, 41, b"k", value)
+
+
+def run_to_quiet(processor: StageProcessor, first: list) -> tuple[dict, list]:
+    """Feeds outputs back in like the topics would, one table per stage, until nothing is left."""
+    tables: dict[tuple[Table, str], bytes] = {}
+    published = []
+    queue = list(first)
+    while queue:
+        out = queue.pop(0)
+        if out.topic not in (TOPICS.identity_commands, TOPICS.profile_commands):
+            published.append(out)
+            continue
+        outputs, write = processor.process(
+            _incoming(out.value, out.topic), lambda t, _p, k: tables.get((t, k))
+        )
+        if write is not None:
+            tables[(write.table, write.key)] = write.value
+        queue.extend(outputs)
+    return tables, published
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\x00garbage", "undecodable"),
+        (None, "undecodable"),
+        ("profile_update", "schema_invalid"),
+        ("no_identifiers", "no_identifier"),
+    ],
+)
+def test_bad_input_becomes_a_dead_letter_with_reason_and_source(
+    processor: StageProcessor, payload: object, reason: str
+) -> None:
+    codec = processor.codec
+    if payload == "no_identifiers":
+        payload = codec.encode(CHANNEL_EVENT, _event(identifiers=[]))
+    elif payload == "profile_update":
+        payload = codec.encode(
+            "omnid.IdentityChange",
+            {"change_id": "c", "kind": "merged", "profile_id": "P", "other_profile_id": None,
+             "identifiers": [], "event_id": None, "reason": None, "at": 0},
+        )  # fmt: skip
+    outputs, write = processor.process(_incoming(payload), lambda *_: None)  # type: ignore[arg-type]
+    assert write is None
+    [dead] = outputs
+    headers = dict(dead.headers or [])
+    assert dead.topic == TOPICS.dead_letter
+    assert dead.value == payload
+    assert headers[b"reason".decode()] == reason.encode()
+    assert headers["source_topic"] == TOPICS.events[0].encode()
+    assert (headers["source_partition"], headers["source_offset"]) == (b"0", b"41")
+
+
+def test_a_good_event_becomes_one_profile_update_keyed_by_profile_id(
+    processor: StageProcessor,
+) -> None:
+    first, _ = processor.process(
+        _incoming(processor.codec.encode(CHANNEL_EVENT, _event())), lambda *_: None
+    )
+    assert [o.topic for o in first] == [TOPICS.identity_commands]
+    tables, published = run_to_quiet(processor, first)
+    updates = [
+        (o.key, processor.codec.decode(o.value).record)
+        for o in published
+        if o.topic == TOPICS.profile_updates and o.value
+    ]
+    key, latest = max(updates, key=lambda update: update[1]["version"])
+    assert key == latest["profile_id"].encode()
+    assert latest["computed"]["event_count"] == 1
+    assert {i["value"] for i in latest["identifiers"]} == {"ann@inbox.example", "u1"}
+    owner = decode_record(tables[(Table.IDENTIFIERS, "email:ann@inbox.example")]).owner
+    assert owner == latest["profile_id"]
+
+
+def test_a_duplicate_command_writes_no_state(processor: StageProcessor) -> None:
+    first, _ = processor.process(
+        _incoming(processor.codec.encode(CHANNEL_EVENT, _event())), lambda *_: None
+    )
+    command = first[0]
+    stored: dict[str, bytes] = {}
+
+    def handle() -> StateWrite | None:
+        _outputs, write = processor.process(
+            _incoming(command.value, TOPICS.identity_commands), lambda _t, _p, k: stored.get(k)
+        )
+        if write is not None:
+            stored[write.key] = write.value
+        return write
+
+    assert handle() is not None
+    assert handle() is None
+
+
+def test_murmur2_matches_kafkas_java_partitioner() -> None:
+    # Vectors from Kafka's own partitioner tests.
+    assert murmur2(b"21") == -973932308
+    assert murmur2(b"foobar") == -790332482
+    assert murmur2(b"a-little-bit-long-string") == -985981536
+    assert murmur2(b"a-little-bit-longer-string") == -1486304829
+    assert murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") == -58897971
+    assert murmur2(b"abc") == 479470107
+    assert all(0 <= partition_for(f"k{i}", 6) < 6 for i in range(100))
+
+
+def test_table_store_moves_data_and_checkpoint_together_and_keeps_them(tmp_path: Path) -> None:
+    store = TableStore(tmp_path / "profiles")
+    store.write([("a", b"1"), ("b", b"2")], {3: 17})
+    store.write([("b", None)], {3: 18})
+    store.close()
+    reopened = TableStore(tmp_path / "profiles")
+    assert (reopened.get("a"), reopened.get("b")) == (b"1", None)
+    assert (reopened.checkpoint(3), reopened.checkpoint(0)) == (18, 0)
+    assert reopened.count() == 1
+    reopened.close()
