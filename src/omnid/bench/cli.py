@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     results["headline"] = headline
     results["machine"]["load_after"] = os.getloadavg()
 
+    core_rate = core["events_per_s"] if core else None
     json_path = args.output_dir / f"{stamp}.json"
     chart_path = args.output_dir / f"{stamp}.png"
     if phases:
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         write_chart(
             chart_path,
             phases,
-            {**ceilings, "omnid at saturation": saturation},
+            {**ceilings, "identity core, in memory": core_rate, "omnid at saturation": saturation},
             f"omnid bench {stamp}: {spec.events:,} events, {spec.customers:,} customers, "
             f"{plan.workers} worker(s), {plan.guarantee}, 2-core machine shared",
         )
