@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             phases,
             {**ceilings, "identity core, in memory": core_rate, "omnid at saturation": saturation},
             f"omnid bench {stamp}: {spec.events:,} events, {spec.customers:,} customers, "
-            f"{plan.workers} worker(s), {plan.guarantee}, 2-core machine shared",
+            f"{plan.workers} worker(s), {plan.guarantee}, {os.cpu_count()} cores",
         )
         results["chart"] = chart_path.name  # next to the JSON
     for phase in phases:

@@ -39,7 +39,10 @@ def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: i
 
 
 def delete_topics(config: Mapping[str, str], names: Iterable[str]) -> None:
-    futures = AdminClient(dict(config)).delete_topics(list(names))
+    # Keep the client referenced until every future is done: a collected AdminClient fails
+    # its pending futures, and the topics would silently stay.
+    admin = AdminClient(dict(config))
+    futures = admin.delete_topics(list(names))
     for future in futures.values():
         # Already gone is fine: clean-up must not hide the measurement.
         with contextlib.suppress(KafkaException):

@@ -18,12 +18,15 @@ import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from omnid.bench.feed import EncodedEvent, produce
+from omnid.bench.kafka_baselines import delete_topics as delete_bench_topics
 from omnid.bench.kafka_baselines import end_offsets, read_records
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
+from omnid.observability.metrics import Table
 from omnid.pipeline.harness import latest_profiles, running_pipeline
+from omnid.pipeline.topology import PipelineTopics
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,9 @@ def run_pipeline(
         }
     finally:
         delete_topics(config, topology.names(prefix).values())
+        # The worker creates its state changelogs itself; they are not in the topology file.
+        changelogs = [PipelineTopics.under(prefix).state_changelog(table) for table in Table]
+        delete_bench_topics(config, changelogs)
 
 
 def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> list[float]:
