@@ -146,6 +146,9 @@ class Worker:
         # Uncommitted writes of the current batch, read before the stores.
         self._pending: dict[Table, dict[str, StateWrite]] = {t: {} for t in Table}
         self._changelog_next: dict[Table, dict[int, int]] = {t: {} for t in Table}
+        # at-least-once only: state changes held back until the batch's outputs are durable.
+        self._unsent_changelog: list[StateWrite] = []
+        self._delivery_failures: list[KafkaError] = []
 
     @property
     def exactly_once(self) -> bool:
@@ -224,7 +227,16 @@ class Worker:
         try:
             for message in batch:
                 self._process(message)
-            self._producer.flush(30)
+            if not self.exactly_once:
+                # Without a transaction, order is the guarantee: a state change may become
+                # durable only after the outputs it caused. A handler replayed against the new
+                # state (say, a Claim that now finds its owner) emits nothing a second time, so
+                # an output lost behind its durable state change would be lost for good.
+                self._flush()
+                for write in self._unsent_changelog:
+                    self._send_changelog(write)
+                self._unsent_changelog.clear()
+            self._flush()
             offsets = self._next_offsets(batch)
             if self.exactly_once:
                 self._producer.send_offsets_to_transaction(
@@ -254,17 +266,40 @@ class Worker:
             self._send(output)
         if write is not None:
             self._pending[write.table][write.key] = write
-            self._send_changelog(write)
+            if self.exactly_once:
+                self._send_changelog(write)
+            else:
+                self._unsent_changelog.append(write)
+
+    def _flush(self) -> None:
+        """Every record produced so far is acknowledged (or the batch is not committed)."""
+        remaining = self._producer.flush(30)
+        if remaining:
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not delivered")
+            )
+        if self._delivery_failures:
+            failure = self._delivery_failures[0]
+            self._delivery_failures.clear()
+            raise KafkaException(failure)
 
     def _read(self, table: Table, _partition: int, key: str) -> bytes | None:
         pending = self._pending[table].get(key)
         return pending.value if pending is not None else self.stores[table].get(key)
 
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._delivery_failures.append(error)
+
     def _send(self, output: Outgoing) -> None:
         while True:
             try:
                 self._producer.produce(
-                    output.topic, value=output.value, key=output.key, headers=output.headers
+                    output.topic,
+                    value=output.value,
+                    key=output.key,
+                    headers=output.headers,
+                    on_delivery=self._delivered,
                 )
                 return
             except BufferError:
@@ -274,9 +309,11 @@ class Worker:
         table, partition = write.table, write.partition
 
         def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                seen = self._changelog_next[table]
-                seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
+            if error is not None:
+                self._delivery_failures.append(error)
+                return
+            seen = self._changelog_next[table]
+            seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
 
         while True:
             try:
@@ -321,6 +358,7 @@ class Worker:
         for table in Table:
             self._pending[table].clear()
             self._changelog_next[table].clear()
+        self._unsent_changelog.clear()
         first: dict[tuple[str, int], int] = {}
         for message in batch:
             key = (message.topic(), message.partition())
