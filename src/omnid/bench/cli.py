@@ -289,11 +289,29 @@ def _kafka(
             "profiles_holding_a_shared_device": sum(
                 1 for keys in members.values() if keys & truth.shared_keys
             ),
+            "under_merged_groups_touching_an_over_merged_profile": _split_near_mixed(
+                expected, predicted, set(mixed)
+            ),
             "customers": pairwise_quality(truth.owner_by_key, predicted).as_dict(),
             "note": "deterministic_links is the target (what the events can prove); customers "
             "also counts links no event shows, so its recall is below 1 by design",
         }
     return out
+
+
+def _split_near_mixed(
+    expected: dict[str, str], predicted: dict[str, str], mixed: set[str]
+) -> dict[str, int]:
+    """How many split groups there are, and how many of them have a piece in a mixed profile
+    (a merge refused because that profile was already full of other customers' identifiers)."""
+    profiles_of: dict[str, set[str]] = {}
+    for key, group in expected.items():
+        profiles_of.setdefault(group, set()).add(predicted.get(key, f"missing:{key}"))
+    split = [profiles for profiles in profiles_of.values() if len(profiles) > 1]
+    return {
+        "split_groups": len(split),
+        "touching_an_over_merged_profile": sum(1 for p in split if p & mixed),
+    }
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
