@@ -408,7 +408,11 @@ class Worker:
         while position < stable_end and idle_polls < 50:
             entries: list[tuple[str, bytes | None]] = []
             for message in self._restorer.consume(1000, timeout=0.1):
-                if message.error() is None and message.key() is not None:
+                if (
+                    message.error() is None
+                    and message.key() is not None
+                    and (message.topic(), message.partition()) == (topic, partition)
+                ):
                     entries.append((message.key().decode(), message.value()))
             reached = self._restorer.position([TopicPartition(topic, partition)])[0].offset
             idle_polls = 0 if entries or reached > position else idle_polls + 1
@@ -424,20 +428,37 @@ class Worker:
         log.info("restored %d %s records of partition %d", restored, table.value, partition)
 
     def _stable_end(self, tp: TopicPartition) -> int:
-        """The partition's last stable offset; retried while a new topic elects its leader."""
-        deadline = time.monotonic() + 60
+        """The changelog partition's end once no transaction is open on it.
+
+        Nobody else writes a partition this worker was just given, except a SIGKILLed
+        previous owner whose last transaction is still open: it may yet commit (its EndTxn was
+        sent) or be aborted (timeout, or fenced by a restart). Restoring up to the last stable
+        offset before it is decided, then processing, would miss its writes if it commits, so
+        wait until the stable end reaches the log end. Retried while a new topic elects a leader.
+        """
+        deadline = time.monotonic() + 120
+        waiting_logged = False
         while True:
-            listed = self.admin.list_offsets(
-                {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_COMMITTED
-            )
             try:
-                return int(listed[tp].result(30).offset)
+                stable = self._list_offset(tp, IsolationLevel.READ_COMMITTED)
+                end = self._list_offset(tp, IsolationLevel.READ_UNCOMMITTED)
             except KafkaException as error:
                 if not error.args[0].retriable() and error.args[0].code() not in _LEADER_ERRORS:
                     raise
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+                continue
+            if stable >= end or time.monotonic() > deadline:
+                return stable
+            if not waiting_logged:
+                log.info("%s[%d]: waiting for an open transaction to end", tp.topic, tp.partition)
+                waiting_logged = True
+            time.sleep(0.2)
+
+    def _list_offset(self, tp: TopicPartition, isolation: IsolationLevel) -> int:
+        listed = self.admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=isolation)
+        return int(listed[tp].result(30).offset)
 
     def close(self) -> None:
         try:
