@@ -55,8 +55,24 @@ def test_project_topics_file_lists_every_topic_of_the_design() -> None:
         "omnid.identity-changelog",
         "omnid.dead-letter",
         "omnid.privacy-requests",
+        "omnid.state.identifiers-changelog",
+        "omnid.state.profiles-changelog",
     }
     assert names == expected
+
+
+def test_state_changelogs_match_their_tables_source_topics_and_are_never_deleted() -> None:
+    # A changelog partitioned unlike its command topic would restore keys into the wrong worker.
+    from omnid.observability.metrics import Table
+    from omnid.pipeline.topology import PipelineTopics
+
+    topology = load_topology(Settings().topics_file)
+    pipeline = PipelineTopics.under("")
+    for table in Table:
+        changelog = topology.topic(pipeline.state_changelog(table))
+        assert changelog.partitions == topology.topic(pipeline.source_of(table)).partitions
+        assert changelog.cleanup_policy is CleanupPolicy.COMPACT
+        assert changelog.retention_ms == -1
 
 
 def test_project_topics_file_compacts_profile_updates_and_keeps_them_forever() -> None:
