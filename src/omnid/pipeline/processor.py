@@ -17,6 +17,7 @@ from omnid.contracts import AvroCodec, decode_channel_event
 from omnid.contracts.channel_event import DEFAULT_MAX_EVENT_BYTES
 from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity.commands import (
+    Absorb,
     Command,
     IdentityChangeEmission,
     Output,
@@ -66,8 +67,24 @@ class StateWrite:
     value: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class LocalCommand:
+    """A command for a partition this worker owns, handed straight to the next stage in the
+    same batch (and transaction) instead of a round trip through its command topic."""
+
+    table: Table
+    partition: int
+    command: Command
+
+
 # (table, partition, key) -> encoded state or None; the runtime reads its uncommitted writes first.
 StateReader = Callable[[Table, int, str], "bytes | None"]
+# (stage, key) -> the partition if the runtime handles that command locally, else None.
+LocalRouter = Callable[[Stage, str], "int | None"]
+
+# Decoded states kept with the bytes they came from: decoding a state is most of a command's
+# cost, and the next command for a key usually reads the bytes its predecessor just wrote.
+STATE_CACHE_ENTRIES = 20_000
 
 
 def encode_record(obj: Any) -> bytes:
@@ -115,13 +132,17 @@ class StageProcessor:
             Stage.IDENTITY: topics.identity_commands,
             Stage.PROFILE: topics.profile_commands,
         }
+        self._stage_tables = {Stage.IDENTITY: Table.IDENTIFIERS, Stage.PROFILE: Table.PROFILES}
+        # Set by the runtime (exactly-once only): commands it can handle in the same batch.
+        self.local_router: LocalRouter | None = None
+        self._states: dict[tuple[Table, str], tuple[bytes, Any]] = {}
 
     def process(
         self, record: Incoming, read: StateReader
-    ) -> tuple[list[Outgoing], StateWrite | None]:
+    ) -> tuple[list[Outgoing | LocalCommand], StateWrite | None]:
         table = self.topics.table_of(record.topic)
         if table is None:
-            return self._ingest(record), None
+            return list(self._ingest(record)), None
         try:
             if record.value is None:
                 raise InvalidEvent(RejectionReason.UNDECODABLE, "command record has no value")
@@ -130,12 +151,18 @@ class StageProcessor:
             # Only a foreign producer can put such a record on an internal topic.
             metrics.record_dead_letter(error.reason.value)
             return [dead_letter(self.topics.dead_letter, record, error)], None
+        return self.handle(table, record.partition, command, read)
+
+    def handle(
+        self, table: Table, partition: int, command: Command, read: StateReader
+    ) -> tuple[list[Outgoing | LocalCommand], StateWrite | None]:
+        """Runs a decoded command against its key's state."""
         key = command.key
-        previous = read(table, record.partition, key)
+        previous = read(table, partition, key)
         with metrics.timed_stage(
             metrics.Stage.IDENTITY if table is Table.IDENTIFIERS else metrics.Stage.PROFILE
         ):
-            state = decode_record(previous) if previous is not None else None
+            state = self._state_of(table, key, previous)
             if table is Table.IDENTIFIERS:
                 new_state, outputs = handle_identifier(self.rules, state, command)
             else:
@@ -143,15 +170,16 @@ class StageProcessor:
         write = None
         if new_state is not None:
             encoded = encode_record(new_state)
+            self._remember(table, key, encoded, new_state)
             # Unchanged state (a duplicate command) costs no changelog record.
             if encoded != previous:
-                write = StateWrite(table, record.partition, key, encoded)
+                write = StateWrite(table, partition, key, encoded)
         # An event-carrying command (Apply) dates its profile update: end-to-end latency.
         event = getattr(command, "event", None)
         received_at = event.received_at if event is not None else None
         return [self._output(output, received_at) for output in outputs], write
 
-    def _ingest(self, record: Incoming) -> list[Outgoing]:
+    def _ingest(self, record: Incoming) -> list[Outgoing | LocalCommand]:
         with metrics.timed_stage(metrics.Stage.INGEST):
             try:
                 if record.value is None:
@@ -172,12 +200,36 @@ class StageProcessor:
             metrics.record_identifier_rejected(rejection.reason.value)
         return [self._command(command) for command in intake.commands]
 
-    def _command(self, command: Command) -> Outgoing:
+    def _state_of(self, table: Table, key: str, payload: bytes | None) -> Any:
+        """The decoded state of `payload`, from the cache when it holds these very bytes.
+
+        The entry is taken out: handlers change states in place, so a state object is only ever
+        cached next to the bytes it was encoded to after its handler returned."""
+        cached = self._states.pop((table, key), None)
+        if payload is None:
+            return None
+        if cached is not None and (cached[0] is payload or cached[0] == payload):
+            return cached[1]
+        return decode_record(payload)
+
+    def _remember(self, table: Table, key: str, encoded: bytes, state: Any) -> None:
+        if len(self._states) >= STATE_CACHE_ENTRIES:
+            del self._states[next(iter(self._states))]  # the oldest entry
+        self._states[(table, key)] = (encoded, state)
+
+    def _command(self, command: Command) -> Outgoing | LocalCommand:
+        if self.local_router is not None:
+            partition = self.local_router(command.stage, command.key)
+            if partition is not None:
+                if isinstance(command, Absorb):
+                    # Carries the loser's live state object: hand over a copy, as the topic would.
+                    command = from_record(to_record(command))
+                return LocalCommand(self._stage_tables[command.stage], partition, command)
         return Outgoing(
             self._command_topics[command.stage], command.key.encode(), encode_record(command)
         )
 
-    def _output(self, output: Output, received_at: int | None = None) -> Outgoing:
+    def _output(self, output: Output, received_at: int | None = None) -> Outgoing | LocalCommand:
         if isinstance(output, ProfileSnapshot):
             record = output.record
             metrics.record_profile_update(len(record.get("identifiers", ())), received_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,9 +30,17 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from omnid.config import Settings
+from omnid.identity.commands import Stage
 from omnid.observability.metrics import Table
 from omnid.pipeline.health import WorkerOperations
-from omnid.pipeline.processor import Incoming, Outgoing, StageProcessor, StateWrite
+from omnid.pipeline.partitioning import partition_for
+from omnid.pipeline.processor import (
+    Incoming,
+    LocalCommand,
+    Outgoing,
+    StageProcessor,
+    StateWrite,
+)
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
 
@@ -46,6 +55,13 @@ _LEADER_ERRORS = (
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
+)
+
+
+_REBALANCE_ERRORS = (
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.UNKNOWN_MEMBER_ID,
 )
 
 
@@ -149,6 +165,22 @@ class Worker:
         # at-least-once only: state changes held back until the batch's outputs are durable.
         self._unsent_changelog: list[StateWrite] = []
         self._delivery_failures: list[KafkaError] = []
+        # Exactly-once only: a command for a command-topic partition this worker owns is handled
+        # in the same batch and transaction, not sent round the broker (a hop of latency, an
+        # encode and a decode saved). Kafka keeps one producer's records to a partition in
+        # order, so a partition goes local only once this worker has processed everything
+        # already in it (`_catching_up`: partition -> offset to reach); records from other
+        # workers may interleave with local ones in any order, as they would in the topic.
+        self._command_stages = {
+            Stage.IDENTITY: topics.identity_commands,
+            Stage.PROFILE: topics.profile_commands,
+        }
+        self._partition_counts: dict[str, int] = {}
+        self._local: set[tuple[str, int]] = set()
+        self._catching_up: dict[tuple[str, int], int] = {}
+        self._local_queue: deque[LocalCommand] = deque()
+        if self.exactly_once:
+            processor.local_router = self._local_partition
 
     @property
     def exactly_once(self) -> bool:
@@ -246,12 +278,22 @@ class Worker:
             self._commit_stores()
             if not self.exactly_once:
                 # Outputs and state are durable: only now may the input be marked done.
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                self._commit_offsets(offsets)
         except KafkaException as error:
             self._recover(batch, error)
             return
         self.status.processed += len(batch)
         self.status.batches += 1
+
+    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
+        """at-least-once: a commit refused because the group is rebalancing is not an error;
+        the partitions' next owner replays the batch, and handlers are idempotent."""
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            if error.args[0].code() not in _REBALANCE_ERRORS:
+                raise
+            log.warning("offset commit refused mid-rebalance: %s", error.args[0].str())
 
     def _process(self, message: Message) -> None:
         incoming = Incoming(
@@ -261,15 +303,39 @@ class Worker:
             key=message.key(),
             value=message.value(),
         )
-        outputs, write = self.processor.process(incoming, self._read)
+        source = (incoming.topic, incoming.partition)
+        target = self._catching_up.get(source)
+        if target is not None and incoming.offset + 1 >= target:
+            del self._catching_up[source]
+            self._local.add(source)
+        self._apply(*self.processor.process(incoming, self._read))
+        queue = self._local_queue
+        while queue:
+            local = queue.popleft()
+            self._apply(
+                *self.processor.handle(local.table, local.partition, local.command, self._read)
+            )
+
+    def _apply(self, outputs: list[Outgoing | LocalCommand], write: StateWrite | None) -> None:
         for output in outputs:
-            self._send(output)
+            if isinstance(output, LocalCommand):
+                self._local_queue.append(output)
+            else:
+                self._send(output)
         if write is not None:
             self._pending[write.table][write.key] = write
             if self.exactly_once:
                 self._send_changelog(write)
             else:
                 self._unsent_changelog.append(write)
+
+    def _local_partition(self, stage: Stage, key: str) -> int | None:
+        topic = self._command_stages[stage]
+        count = self._partition_counts.get(topic)
+        if count is None:
+            return None
+        partition = partition_for(key, count)
+        return partition if (topic, partition) in self._local else None
 
     def _flush(self) -> None:
         """Every record produced so far is acknowledged (or the batch is not committed)."""
@@ -291,6 +357,15 @@ class Worker:
         if error is not None:
             self._delivery_failures.append(error)
 
+    def _delivered_command(self, error: KafkaError | None, message: Message) -> None:
+        """A partition still catching up goes local only after this worker's own record."""
+        if error is not None:
+            self._delivery_failures.append(error)
+            return
+        source = (message.topic(), message.partition())
+        if source in self._catching_up:
+            self._catching_up[source] = max(self._catching_up[source], message.offset() + 1)
+
     def _send(self, output: Outgoing) -> None:
         while True:
             try:
@@ -299,7 +374,9 @@ class Worker:
                     value=output.value,
                     key=output.key,
                     headers=output.headers,
-                    on_delivery=self._delivered,
+                    on_delivery=self._delivered_command
+                    if output.topic in self._partition_counts
+                    else self._delivered,
                 )
                 return
             except BufferError:
@@ -359,10 +436,16 @@ class Worker:
             self._pending[table].clear()
             self._changelog_next[table].clear()
         self._unsent_changelog.clear()
+        self._local_queue.clear()
         first: dict[tuple[str, int], int] = {}
         for message in batch:
             key = (message.topic(), message.partition())
             first[key] = min(first.get(key, message.offset()), message.offset())
+            if key in self._local or key in self._catching_up:
+                # Read again from `first`: not local until this batch is processed once more.
+                self._local.discard(key)
+                reached = max(self._catching_up.get(key, 0), message.offset() + 1)
+                self._catching_up[key] = reached
         for (topic, partition), offset in first.items():
             self._consumer.seek(TopicPartition(topic, partition, offset))
 
@@ -372,21 +455,42 @@ class Worker:
         self.operations.rebalance_started()
         self.status.assigned = {(tp.topic, tp.partition) for tp in partitions}
         owned = [tp for tp in partitions if self.topics.table_of(tp.topic) is not None]
+        committed: list[TopicPartition] = []
         if owned:
             # Waits until no transaction of a previous owner is pending on these partitions
             # (KIP-447 stable offsets): only then is the changelog complete up to the LSO.
-            consumer.committed(owned, timeout=120)
+            committed = consumer.committed(owned, timeout=120)
         for tp in partitions:
             table = self.topics.table_of(tp.topic)
             if table is not None:
                 self._restore(table, tp.partition)
             self.status.ready.add((tp.topic, tp.partition))
+        if self.exactly_once:
+            for tp in committed:
+                self._start_catching_up(tp)
         self.operations.recovery_completed()
+
+    def _start_catching_up(self, committed: TopicPartition) -> None:
+        """A newly owned command partition goes local once its committed records are done."""
+        topic = committed.topic
+        if topic not in self._partition_counts:
+            metadata = self.admin.list_topics(topic, timeout=30).topics[topic]
+            self._partition_counts[topic] = len(metadata.partitions)
+        source = (topic, committed.partition)
+        end = self._list_offset(
+            TopicPartition(topic, committed.partition), IsolationLevel.READ_COMMITTED
+        )
+        if committed.offset >= end or end == 0:
+            self._local.add(source)
+        else:
+            self._catching_up[source] = end
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.status.ready.discard((tp.topic, tp.partition))
             self.status.assigned.discard((tp.topic, tp.partition))
+            self._local.discard((tp.topic, tp.partition))
+            self._catching_up.pop((tp.topic, tp.partition), None)
 
     def _restore(self, table: Table, partition: int) -> None:
         """Replays the changelog partition from this store's checkpoint to its last stable
