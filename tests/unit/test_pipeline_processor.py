@@ -11,7 +11,14 @@ from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.identity.rules import IdentityRules
 from omnid.observability.metrics import Table
 from omnid.pipeline.partitioning import murmur2, partition_for
-from omnid.pipeline.processor import Incoming, StageProcessor, StateWrite, decode_record
+from omnid.pipeline.processor import (
+    Incoming,
+    LocalCommand,
+    Outgoing,
+    StageProcessor,
+    StateWrite,
+    decode_record,
+)
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
 
@@ -42,9 +49,11 @@ def _incoming(value: bytes | None, topic: str = TOPICS.events[0], partition: int
     return Incoming(topic, partition, 41, b"k", value)
 
 
-def run_to_quiet(processor: StageProcessor, first: list) -> tuple[dict, list]:
+def run_to_quiet(
+    processor: StageProcessor, first: list, tables: dict | None = None
+) -> tuple[dict, list]:
     """Feeds outputs back in like the topics would, one table per stage, until nothing is left."""
-    tables: dict[tuple[Table, str], bytes] = {}
+    tables = {} if tables is None else tables
     published = []
     queue = list(first)
     while queue:
@@ -52,10 +61,10 @@ def run_to_quiet(processor: StageProcessor, first: list) -> tuple[dict, list]:
         if out.topic not in (TOPICS.identity_commands, TOPICS.profile_commands):
             published.append(out)
             continue
-        outputs, write = processor.process(
+        outputs = processor.process(
             _incoming(out.value, out.topic), lambda t, _p, k: tables.get((t, k))
         )
-        if write is not None:
+        for write in processor.take_state_writes():
             tables[(write.table, write.key)] = write.value
         queue.extend(outputs)
     return tables, published
@@ -82,8 +91,8 @@ def test_bad_input_becomes_a_dead_letter_with_reason_and_source(
             {"change_id": "c", "kind": "merged", "profile_id": "P", "other_profile_id": None,
              "identifiers": [], "event_id": None, "reason": None, "at": 0},
         )  # fmt: skip
-    outputs, write = processor.process(_incoming(payload), lambda *_: None)  # type: ignore[arg-type]
-    assert write is None
+    outputs = processor.process(_incoming(payload), lambda *_: None)  # type: ignore[arg-type]
+    assert processor.take_state_writes() == []
     [dead] = outputs
     headers = dict(dead.headers or [])
     assert dead.topic == TOPICS.dead_letter
@@ -96,7 +105,7 @@ def test_bad_input_becomes_a_dead_letter_with_reason_and_source(
 def test_a_good_event_becomes_one_profile_update_keyed_by_profile_id(
     processor: StageProcessor,
 ) -> None:
-    first, _ = processor.process(
+    first = processor.process(
         _incoming(processor.codec.encode(CHANNEL_EVENT, _event())), lambda *_: None
     )
     assert [o.topic for o in first] == [TOPICS.identity_commands]
@@ -115,22 +124,81 @@ def test_a_good_event_becomes_one_profile_update_keyed_by_profile_id(
 
 
 def test_a_duplicate_command_writes_no_state(processor: StageProcessor) -> None:
-    first, _ = processor.process(
+    first = processor.process(
         _incoming(processor.codec.encode(CHANNEL_EVENT, _event())), lambda *_: None
     )
     command = first[0]
     stored: dict[str, bytes] = {}
 
-    def handle() -> StateWrite | None:
-        _outputs, write = processor.process(
+    def handle() -> list[StateWrite]:
+        processor.process(
             _incoming(command.value, TOPICS.identity_commands), lambda _t, _p, k: stored.get(k)
         )
-        if write is not None:
+        writes = processor.take_state_writes()
+        for write in writes:
             stored[write.key] = write.value
-        return write
+        return writes
 
-    assert handle() is not None
-    assert handle() is None
+    assert len(handle()) == 1
+    assert handle() == []
+
+
+def _ids(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"type": kind, "value": value} for kind, value in pairs]
+
+
+def _profile_updates(codec: AvroCodec, published: list[Outgoing]) -> dict[bytes, dict]:
+    latest: dict[bytes, dict] = {}
+    for out in published:
+        if out.topic == TOPICS.profile_updates and out.value and out.key:
+            record = codec.decode(out.value).record
+            if record["version"] > latest.get(out.key, {"version": -1})["version"]:
+                latest[out.key] = record
+    return latest
+
+
+def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gives() -> None:
+    events = [
+        _event(),
+        # A second profile, then an event that merges the two (Absorb crosses stages locally).
+        _event(event_id="e2", identifiers=_ids(("crm_id", "c7"), ("loyalty_id", "L-1"))),
+        _event(event_id="e3", identifiers=_ids(("email", "ann@inbox.example"), ("crm_id", "c7"))),
+    ]
+    via_topics = StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+    codec = via_topics.codec
+    tables: dict[tuple[Table, str], bytes] = {}
+    published: list[Outgoing] = []
+    for record in events:
+        first = via_topics.process(_incoming(codec.encode(CHANNEL_EVENT, record)), lambda *_: None)
+        _, more_published = run_to_quiet(via_topics, first, tables)
+        published.extend(more_published)
+
+    local = StageProcessor(IdentityRules.load(), codec, TOPICS)
+    local.local_router = lambda _stage, key: partition_for(key, 6)
+    local_tables: dict[tuple[Table, str], bytes] = {}
+    local_published: list[Outgoing] = []
+    queue: list[Outgoing | LocalCommand] = []
+    for record in events:  # one batch: every state change is taken at the end
+        queue.extend(local.process(_incoming(codec.encode(CHANNEL_EVENT, record)), lambda *_: None))
+        while queue:
+            out = queue.pop(0)
+            if isinstance(out, LocalCommand):
+                assert out.partition == partition_for(out.command.key, 6)
+                queue.extend(local.handle(out.table, out.partition, out.command, lambda *_: None))
+            else:
+                assert out.topic not in (TOPICS.identity_commands, TOPICS.profile_commands)
+                local_published.append(out)
+    writes = local.take_state_writes()
+    assert len({(w.table, w.key) for w in writes}) == len(writes)  # one write per changed key
+    local_tables = {(w.table, w.key): w.value for w in writes}
+
+    assert local_tables.keys() == tables.keys()
+    assert {k: decode_record(v) for k, v in local_tables.items()} == {
+        k: decode_record(v) for k, v in tables.items()
+    }
+    assert _profile_updates(codec, local_published) == _profile_updates(codec, published)
+    merged_away = [o for o in local_published if o.topic == TOPICS.profile_updates and not o.value]
+    assert len(merged_away) == 1
 
 
 def test_murmur2_matches_kafkas_java_partitioner() -> None:

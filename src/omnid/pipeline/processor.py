@@ -136,13 +136,14 @@ class StageProcessor:
         # Set by the runtime (exactly-once only): commands it can handle in the same batch.
         self.local_router: LocalRouter | None = None
         self._states: dict[tuple[Table, str], tuple[bytes, Any]] = {}
+        # States changed by the current batch: (table, key) -> (partition, bytes read, state).
+        self._changed: dict[tuple[Table, str], tuple[int, bytes | None, Any]] = {}
 
-    def process(
-        self, record: Incoming, read: StateReader
-    ) -> tuple[list[Outgoing | LocalCommand], StateWrite | None]:
+    def process(self, record: Incoming, read: StateReader) -> list[Outgoing | LocalCommand]:
+        """Outputs of one consumed record; its state changes wait for `take_state_writes`."""
         table = self.topics.table_of(record.topic)
         if table is None:
-            return list(self._ingest(record)), None
+            return self._ingest(record)
         try:
             if record.value is None:
                 raise InvalidEvent(RejectionReason.UNDECODABLE, "command record has no value")
@@ -150,34 +151,50 @@ class StageProcessor:
         except InvalidEvent as error:
             # Only a foreign producer can put such a record on an internal topic.
             metrics.record_dead_letter(error.reason.value)
-            return [dead_letter(self.topics.dead_letter, record, error)], None
+            return [dead_letter(self.topics.dead_letter, record, error)]
         return self.handle(table, record.partition, command, read)
 
     def handle(
         self, table: Table, partition: int, command: Command, read: StateReader
-    ) -> tuple[list[Outgoing | LocalCommand], StateWrite | None]:
-        """Runs a decoded command against its key's state."""
+    ) -> list[Outgoing | LocalCommand]:
+        """Runs a decoded command against its key's state (the batch's latest, if changed)."""
         key = command.key
-        previous = read(table, partition, key)
+        slot = (table, key)
+        changed = self._changed.get(slot)
         with metrics.timed_stage(
             metrics.Stage.IDENTITY if table is Table.IDENTIFIERS else metrics.Stage.PROFILE
         ):
-            state = self._state_of(table, key, previous)
+            if changed is not None:
+                previous, state = changed[1], changed[2]
+            else:
+                previous = read(table, partition, key)
+                state = self._state_of(table, key, previous)
             if table is Table.IDENTIFIERS:
                 new_state, outputs = handle_identifier(self.rules, state, command)
             else:
                 new_state, outputs = handle_profile(self.rules, state, command)
-        write = None
         if new_state is not None:
-            encoded = encode_record(new_state)
-            self._remember(table, key, encoded, new_state)
-            # Unchanged state (a duplicate command) costs no changelog record.
-            if encoded != previous:
-                write = StateWrite(table, partition, key, encoded)
+            self._changed[slot] = (partition, previous, new_state)
         # An event-carrying command (Apply) dates its profile update: end-to-end latency.
         event = getattr(command, "event", None)
         received_at = event.received_at if event is not None else None
-        return [self._output(output, received_at) for output in outputs], write
+        return [self._output(output, received_at) for output in outputs]
+
+    def take_state_writes(self) -> list[StateWrite]:
+        """The states changed since the last call, each encoded once however many commands
+        touched it; a state that encodes to the bytes it was read from costs no write."""
+        writes = []
+        for (table, key), (partition, previous, state) in self._changed.items():
+            encoded = encode_record(state)
+            self._remember(table, key, encoded, state)
+            if encoded != previous:
+                writes.append(StateWrite(table, partition, key, encoded))
+        self._changed.clear()
+        return writes
+
+    def discard_state_changes(self) -> None:
+        """An aborted batch: its changed state objects must not be read again."""
+        self._changed.clear()
 
     def _ingest(self, record: Incoming) -> list[Outgoing | LocalCommand]:
         with metrics.timed_stage(metrics.Stage.INGEST):

@@ -259,6 +259,7 @@ class Worker:
         try:
             for message in batch:
                 self._process(message)
+            self._take_state_writes()
             if not self.exactly_once:
                 # Without a transaction, order is the guarantee: a state change may become
                 # durable only after the outputs it caused. A handler replayed against the new
@@ -308,21 +309,23 @@ class Worker:
         if target is not None and incoming.offset + 1 >= target:
             del self._catching_up[source]
             self._local.add(source)
-        self._apply(*self.processor.process(incoming, self._read))
+        self._route(self.processor.process(incoming, self._read))
         queue = self._local_queue
         while queue:
             local = queue.popleft()
-            self._apply(
-                *self.processor.handle(local.table, local.partition, local.command, self._read)
+            self._route(
+                self.processor.handle(local.table, local.partition, local.command, self._read)
             )
 
-    def _apply(self, outputs: list[Outgoing | LocalCommand], write: StateWrite | None) -> None:
+    def _route(self, outputs: list[Outgoing | LocalCommand]) -> None:
         for output in outputs:
             if isinstance(output, LocalCommand):
                 self._local_queue.append(output)
             else:
                 self._send(output)
-        if write is not None:
+
+    def _take_state_writes(self) -> None:
+        for write in self.processor.take_state_writes():
             self._pending[write.table][write.key] = write
             if self.exactly_once:
                 self._send_changelog(write)
@@ -437,6 +440,7 @@ class Worker:
             self._changelog_next[table].clear()
         self._unsent_changelog.clear()
         self._local_queue.clear()
+        self.processor.discard_state_changes()
         first: dict[tuple[str, int], int] = {}
         for message in batch:
             key = (message.topic(), message.partition())
