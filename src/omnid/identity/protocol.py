@@ -422,8 +422,9 @@ def _on_merge_request(state: ProfileState, command: MergeRequest, outputs: list[
     if loser == state.profile_id or loser in state.absorbed or loser in state.declined:
         return
     if state.awaiting is not None:
-        if loser != state.awaiting:
-            state.deferred.append(command)
+        # Even a request for the pair being offered waits: if that offer is redirected or
+        # declined, this request's link identifier must still be settled (or marked refused).
+        state.deferred.append(command)
         return
     if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
         outputs.append(
@@ -512,6 +513,9 @@ def _on_offer_redirected(
         return
     state.awaiting = None
     successor = command.successor
+    if successor in state.declined and command.via.key not in state.identifiers:
+        state.refused.setdefault(command.via.key, state.declined[successor])
+        state.claimed.pop(command.via.key, None)
     if successor in state.absorbed or successor in state.declined:
         return
     for request in _merge_request(state.profile_id, successor, command):
