@@ -107,8 +107,9 @@ def get_json(url: str, timeout: float = 10.0) -> tuple[dict[str, Any] | None, in
 def wait_until_assigned(
     workers: Iterable[WorkerProcess], topics: PipelineTopics, partitions: int, timeout: float
 ) -> None:
-    """Until the live workers own (and have restored) every input partition exactly once, the
-    same way twice in a row: a settled group, not a moment inside a rebalance."""
+    """Until the live workers own (and have restored) every input partition exactly once, each
+    worker at least one, the same way twice in a row: a settled group, not a moment inside a
+    rebalance, nor one worker holding everything before the other has joined."""
     live = list(workers)
     wanted = {f"{topic}:{p}" for topic in topics.inputs for p in range(partitions)}
     deadline = time.monotonic() + timeout
@@ -122,7 +123,7 @@ def wait_until_assigned(
             status = worker.status()
             owned.append(sorted(status["ready"]) if status else [])
         every = [tp for ready in owned for tp in ready]
-        settled = len(every) == len(wanted) and set(every) == wanted
+        settled = len(every) == len(wanted) and set(every) == wanted and all(owned)
         if settled and owned == settled_once:
             return
         settled_once = owned if settled else None
