@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     ceilings: dict[str, float | None] = {}
 
     if args.engine in ("memory", "all"):
-        results["memory"] = _memory_engine(spec, required=args.engine == "memory")
+        results["memory"] = _memory_engine(
+            spec, args.engine == "memory", expected, truth.shared_keys
+        )
 
     if args.engine in ("kafka", "all"):
         kafka = _kafka(args, plan, labelled, run_id, expected, truth)
@@ -124,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
     core = results.get("memory", {}).get("core")
     if core:
         headline["identity core in memory, events/s (no Kafka)"] = core["events_per_s"]
+        memory_links = results["memory"].get("quality", {}).get("deterministic_links", {})
+        for name in ("precision", "recall", "over_merges", "under_merges"):
+            headline[f"in memory: {name.replace('_', '-')} on deterministic links"] = (
+                memory_links.get(name)
+            )
     results["headline"] = headline
     results["machine"]["load_after"] = os.getloadavg()
 
@@ -221,8 +228,11 @@ def _components_facts(components: Any, events: int) -> dict[str, Any]:
     }
 
 
-def _memory_engine(spec: WorkloadSpec, required: bool) -> dict[str, Any]:
-    """The in-memory engine is the identity core's (omnid.bench.memory: `run(spec) -> dict`)."""
+def _memory_engine(
+    spec: WorkloadSpec, required: bool, expected: dict[str, str], shared_keys: set[str]
+) -> dict[str, Any]:
+    """The in-memory engine is the identity core's (omnid.bench.memory: `run(spec) -> dict`),
+    with the resolution quality of its final profiles."""
     try:
         memory = importlib.import_module("omnid.bench.memory")
     except ImportError:
@@ -231,7 +241,7 @@ def _memory_engine(spec: WorkloadSpec, required: bool) -> dict[str, Any]:
                 "the memory engine (omnid.bench.memory) is not in this build"
             ) from None
         return {"skipped": "omnid.bench.memory is not in this build"}
-    result: dict[str, Any] = memory.run(spec)
+    result: dict[str, Any] = memory.run(spec, expected=expected, shared_keys=shared_keys)
     return result
 
 

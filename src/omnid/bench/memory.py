@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Mapping, Set
 from typing import Any
 
+from omnid.bench.quality import invert, mixed_profiles, pairwise_quality
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.errors import InvalidEvent
@@ -48,7 +50,34 @@ def union_find_pass(rules: IdentityRules, events: list[Event]) -> tuple[float, f
     return finished - started, finished - normalised_at, len(roots)
 
 
-def run(spec: WorkloadSpec, partitions: int = PARTITIONS) -> dict[str, Any]:
+def quality_of(
+    profiles: Mapping[str, Set[str]], expected: Mapping[str, str], shared_keys: Set[str]
+) -> dict[str, Any]:
+    """Resolution quality of final profiles (profile id -> identifier keys) against the
+    workload's deterministic links, with the same over-merge diagnostics as the Kafka run."""
+    predicted = {key: profile_id for profile_id, keys in profiles.items() for key in keys}
+    mixed = mixed_profiles(expected, predicted)
+    members = invert(predicted)
+    return {
+        "deterministic_links": pairwise_quality(expected, predicted).as_dict(),
+        "over_merged_profiles": len(mixed),
+        "over_merged_profiles_holding_a_shared_device": sum(
+            1 for profile in mixed if members[profile] & shared_keys
+        ),
+        "profiles_holding_a_shared_device": sum(
+            1 for keys in members.values() if keys & shared_keys
+        ),
+    }
+
+
+def run(
+    spec: WorkloadSpec,
+    partitions: int = PARTITIONS,
+    expected: Mapping[str, str] | None = None,
+    shared_keys: Set[str] = frozenset(),
+) -> dict[str, Any]:
+    """Time the core and union-find; with `expected` (identifier key -> true group), also
+    measure the core's resolution quality."""
     rules = IdentityRules.load(Settings().rules_file)
     events, undecodable = decode(spec)
     gc.collect()
@@ -63,7 +92,7 @@ def run(spec: WorkloadSpec, partitions: int = PARTITIONS) -> dict[str, Any]:
     active = result.active_profiles()
     count = len(events)
     core_rate = count / core_seconds
-    return {
+    out: dict[str, Any] = {
         "engine": "identity core in the in-memory simulator (omnid.identity.simulator)",
         "events": count,
         "undecodable": undecodable,
@@ -90,3 +119,7 @@ def run(spec: WorkloadSpec, partitions: int = PARTITIONS) -> dict[str, Any]:
         },
         "core_vs_union_find": core_rate / (count / uf_seconds),
     }
+    if expected is not None:
+        profiles = {pid: set(p.identifiers) for pid, p in active.items()}
+        out["quality"] = quality_of(profiles, expected, shared_keys)
+    return out
