@@ -45,8 +45,25 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
-# A small omnichannel sample (synthetic customers across all channels) so profiles appear.
+# The HTTP collector (Segment Tracking API + email webhook) for channel systems and SDKs.
+"$PYTHON" -m omnid.cli collector >.run/collector.log 2>&1 &
+echo $! >.run/collector.pid
+stop+=("kill $!")
+running+=("collector: Segment-compatible HTTP API on http://127.0.0.1:8088 (write key dev-web-key; log: .run/collector.log)")
+for _ in $(seq 1 60); do
+  if curl -fsS http://127.0.0.1:8088/healthz >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+
+# A small omnichannel sample (synthetic customers across all channels) so profiles appear,
+# then the same paths a retailer would use: a till export, a CRM export and an SDK call.
 "$PYTHON" samples/feed_sample_events.py
+"$PYTHON" -m omnid.cli import --channel pos --mapping samples/pos-mapping.yaml samples/pos-sales.csv
+"$PYTHON" -m omnid.cli import --channel crm --mapping samples/crm-mapping.yaml samples/crm-contacts.jsonl
+curl -fsS -u dev-web-key: -H 'Content-Type: application/json' http://127.0.0.1:8088/v1/identify \
+  -d '{"userId": "u-demo-1", "anonymousId": "anon-demo-1", "traits": {"email": "demo.shopper@inbox.example", "first_name": "Demo"}}'
+echo
+running+=("imported samples/pos-sales.csv and samples/crm-contacts.jsonl; one identify call through the collector (omnid lookup user_id u-demo-1)")
 running+=("sample events fed; watch them: omnid tail profiles --from-beginning, omnid tail changes --from-beginning")
 running+=("look one up: omnid lookup email Lea.Fisher.3@inbox.example (any worker; --api http://127.0.0.1:8082)")
 
