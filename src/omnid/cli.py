@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from omnid.errors import OmnidError
 
 # Each module defines `add_parser(subparsers)` and sets `func(args) -> int` on its parser.
-# Modules are imported only for their subcommand, so `omnid topics` never loads Faust.
+# Modules are imported only for their subcommand: `omnid topics` never loads the worker code.
 SUBCOMMAND_MODULES: dict[str, str] = {
     "topics": "omnid.kafka.topics",
     "collector": "omnid.adapters.collector",

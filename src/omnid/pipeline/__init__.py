@@ -1,1 +1,1 @@
-"""The streaming shell: Faust app, RocksDB tables, agents, lookup API, metrics."""
+"""The streaming shell: the confluent-kafka worker runtime, RocksDB tables, stages, lookup API."""
