@@ -13,11 +13,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.config import PROJECT_ROOT, Settings
+from omnid.contracts import AvroCodec, decode_channel_event
 from omnid.kafka.topics import TopicsReport, apply_topics, delete_topics, load_topology
 
 LOCAL_BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka-local.sh"
@@ -84,6 +87,48 @@ def kafka_bootstrap() -> Iterator[str]:
 def kafka_config(kafka_bootstrap: str) -> dict[str, str]:
     """confluent-kafka settings for the test broker; OMNID_* security settings pass through."""
     return Settings(kafka_bootstrap=kafka_bootstrap).kafka_client_config()
+
+
+ChannelEventReader = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def read_channel_events(kafka_config: dict[str, str]) -> ChannelEventReader:
+    """`read_channel_events(topic, count=4)` -> the first 4 ChannelEvents on `topic`, decoded;
+    `read_channel_events(topic, through_event_id=id)` -> every event up to and including `id`.
+    A fresh consumer group reads from the start; with one partition, in order."""
+    codec = AvroCodec.from_settings()
+
+    def read(
+        topic: str, count: int | None = None, through_event_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        if (count is None) == (through_event_id is None):
+            raise TypeError("read_channel_events needs exactly one of count, through_event_id")
+
+        def done(events: list[dict[str, Any]]) -> bool:
+            if count is not None:
+                return len(events) >= count
+            return bool(events) and events[-1]["event_id"] == through_event_id
+
+        consumer = Consumer(
+            {
+                **kafka_config,
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([topic])
+        events: list[dict[str, Any]] = []
+        try:
+            while not done(events):
+                message = consumer.poll(1.0)
+                if message is not None and not message.error():
+                    events.append(decode_channel_event(codec, message.value()))
+        finally:
+            consumer.close()
+        return events
+
+    return read
 
 
 @pytest.fixture

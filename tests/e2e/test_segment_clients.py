@@ -4,19 +4,18 @@ the collector: what they send reaches Kafka as ChannelEvents, checked field by f
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.config import Settings
-from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
+from omnid.contracts import Channel, events_topic
 from omnid.kafka.topics import delete_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -45,30 +44,16 @@ def collector_url(kafka_bootstrap: str, web_topic: tuple[str, str]) -> Iterator[
         yield server.url
 
 
-def read_events(kafka_config: dict[str, str], topic: str, count: int) -> list[dict[str, Any]]:
-    consumer = Consumer(
-        {**kafka_config, "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    codec = AvroCodec.from_settings()
-    events: list[dict[str, Any]] = []
-    try:
-        while len(events) < count:
-            message = consumer.poll(1.0)
-            if message is not None and not message.error():
-                events.append(decode_channel_event(codec, message.value()))
-    finally:
-        consumer.close()
-    return events
-
-
 def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
 @pytest.mark.parametrize("sdk", sorted(CLIENTS))
 def test_sdk_identify_track_page_alias_reach_kafka_field_by_field(
-    sdk: str, collector_url: str, web_topic: tuple[str, str], kafka_config: dict[str, str]
+    sdk: str,
+    collector_url: str,
+    web_topic: tuple[str, str],
+    read_channel_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     errors: list[Any] = []
     client = CLIENTS[sdk](
@@ -112,7 +97,7 @@ def test_sdk_identify_track_page_alias_reach_kafka_field_by_field(
     sent_until = datetime.now(UTC)
     assert errors == []
 
-    identify, track, page, alias = read_events(kafka_config, web_topic[1], 4)
+    identify, track, page, alias = read_channel_events(web_topic[1], count=4)
     for event in (identify, track, page, alias):
         assert (event["channel"], event["source"]) == ("web", "web-shop")
         assert event["occurred_at"] == WHEN
@@ -152,7 +137,10 @@ def test_sdk_identify_track_page_alias_reach_kafka_field_by_field(
 
 @pytest.mark.parametrize("sdk", sorted(CLIENTS))
 def test_sdk_background_batches_arrive_complete(
-    sdk: str, collector_url: str, web_topic: tuple[str, str], kafka_config: dict[str, str]
+    sdk: str,
+    collector_url: str,
+    web_topic: tuple[str, str],
+    read_channel_events: Callable[..., list[dict[str, Any]]],
 ) -> None:
     """The SDKs' default mode queues calls and posts them together to /v1/batch."""
     errors: list[Any] = []
@@ -166,7 +154,7 @@ def test_sdk_background_batches_arrive_complete(
     client.flush()
     client.shutdown()
     assert errors == []
-    events = read_events(kafka_config, web_topic[1], 60)
+    events = read_channel_events(web_topic[1], count=60)
     assert sorted(e["event_id"] for e in events) == sorted(f"batch-{n}" for n in range(60))
     by_id = {e["event_id"]: e for e in events}
     for n in range(60):

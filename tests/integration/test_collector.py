@@ -6,17 +6,16 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.config import Settings
-from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
+from omnid.contracts import Channel, events_topic
 from omnid.kafka.topics import delete_topics
 
 pytestmark = pytest.mark.kafka
@@ -48,27 +47,6 @@ def collector_url(kafka_bootstrap: str, topic_prefix: str) -> Iterator[str]:
         yield server.url
 
 
-def read_until(
-    kafka_config: dict[str, str], topic: str, last_event_id: str
-) -> list[dict[str, Any]]:
-    """Every event on `topic` up to and including `last_event_id` (one partition: in order)."""
-    consumer = Consumer(
-        {**kafka_config, "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    codec = AvroCodec.from_settings()
-    events: list[dict[str, Any]] = []
-    try:
-        while not events or events[-1]["event_id"] != last_event_id:
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            events.append(decode_channel_event(codec, message.value()))
-    finally:
-        consumer.close()
-    return events
-
-
 def post(
     url: str, path: str, body: Any, auth: tuple[str, str] | None = WEB_KEY, **kwargs: Any
 ) -> requests.Response:
@@ -77,7 +55,7 @@ def post(
 
 
 def test_every_single_message_endpoint_publishes_its_event(
-    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+    collector_url: str, topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]]
 ) -> None:
     run = uuid.uuid4().hex[:6]
     calls = {
@@ -91,14 +69,16 @@ def test_every_single_message_endpoint_publishes_its_event(
     for kind, body in calls.items():
         response = post(collector_url, f"/v1/{kind}", {**body, "messageId": f"{run}-{kind}"})
         assert (response.status_code, response.json()) == (200, {"success": True}), kind
-    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), f"{run}-group")
+    events = read_channel_events(
+        events_topic(Channel.WEB, topic_prefix), through_event_id=f"{run}-group"
+    )
     mine = {e["event_id"]: e for e in events if e["event_id"].startswith(run)}
     assert {k: mine[f"{run}-{k}"]["event_type"] for k in calls} == {k: k for k in calls}
     assert all(e["source"] == "web-shop" and e["channel"] == "web" for e in mine.values())
 
 
 def test_write_key_in_the_body_and_gzip_bodies_are_accepted(
-    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+    collector_url: str, topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]]
 ) -> None:
     message_id = f"gz-{uuid.uuid4().hex[:6]}"
     body = {
@@ -113,7 +93,9 @@ def test_write_key_in_the_body_and_gzip_bodies_are_accepted(
         headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
     )
     assert response.status_code == 200, response.text
-    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), message_id)
+    events = read_channel_events(
+        events_topic(Channel.WEB, topic_prefix), through_event_id=message_id
+    )
     assert events[-1]["identifiers"] == [{"type": "user_id", "value": "u-2"}]
 
 
@@ -228,7 +210,7 @@ def test_chunked_body_over_the_limit_is_refused_without_content_length(collector
 
 
 def test_bad_requests_publish_nothing_and_the_collector_keeps_serving(
-    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+    collector_url: str, topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]]
 ) -> None:
     run = uuid.uuid4().hex[:6]
     first, last = f"{run}-first", f"{run}-last"
@@ -243,14 +225,14 @@ def test_bad_requests_publish_nothing_and_the_collector_keeps_serving(
     assert (
         post(collector_url, "/v1/identify", {"userId": "u", "messageId": last}).status_code == 200
     )
-    events = read_until(kafka_config, events_topic(Channel.WEB, topic_prefix), last)
+    events = read_channel_events(events_topic(Channel.WEB, topic_prefix), through_event_id=last)
     ids = [e["event_id"] for e in events]
     # The topic belongs to this module and its tests run one at a time: nothing else between.
     assert ids[ids.index(first) + 1 :] == [last]
 
 
 def test_email_webhook_unsubscribe_reaches_kafka_as_a_consent_change(
-    collector_url: str, topic_prefix: str, kafka_config: dict[str, str]
+    collector_url: str, topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]]
 ) -> None:
     run = uuid.uuid4().hex[:6]
     items = [
@@ -271,7 +253,9 @@ def test_email_webhook_unsubscribe_reaches_kafka_as_a_consent_change(
     ]
     response = post(collector_url, "/v1/webhooks/email", items, auth=EMAIL_KEY)
     assert response.status_code == 200, response.text
-    events = read_until(kafka_config, events_topic(Channel.EMAIL, topic_prefix), f"{run}-2")
+    events = read_channel_events(
+        events_topic(Channel.EMAIL, topic_prefix), through_event_id=f"{run}-2"
+    )
     delivered, unsubscribed = events[-2:]
     assert delivered["event_type"] == "email_delivered" and delivered["consent"] is None
     assert unsubscribed["event_type"] == "email_unsubscribe"

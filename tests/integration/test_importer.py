@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.cli import main
 from omnid.config import PROJECT_ROOT
-from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
+from omnid.contracts import Channel, events_topic
 from omnid.kafka.topics import delete_topics
 
 pytestmark = pytest.mark.kafka
@@ -40,24 +39,9 @@ def topic_prefix(
     delete_topics(kafka_config, names)
 
 
-def read_events(kafka_config: dict[str, str], topic: str, count: int) -> list[dict[str, Any]]:
-    consumer = Consumer(
-        {**kafka_config, "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    codec = AvroCodec.from_settings()
-    events: list[dict[str, Any]] = []
-    try:
-        while len(events) < count:
-            message = consumer.poll(1.0)
-            if message is not None and not message.error():
-                events.append(decode_channel_event(codec, message.value()))
-    finally:
-        consumer.close()
-    return events
-
-
-def test_sample_pos_export_imports_cleanly(topic_prefix: str, kafka_config: dict[str, str]) -> None:
+def test_sample_pos_export_imports_cleanly(
+    topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]]
+) -> None:
     code = main(
         [
             "import",
@@ -69,7 +53,7 @@ def test_sample_pos_export_imports_cleanly(topic_prefix: str, kafka_config: dict
         ]
     )
     assert code == 0
-    events = read_events(kafka_config, events_topic(Channel.POS, topic_prefix), 4)
+    events = read_channel_events(events_topic(Channel.POS, topic_prefix), count=4)
     assert [e["event_id"] for e in events] == ["R-1001", "R-1002", "R-1003", "R-1004"]
     first = events[0]
     assert first["identifiers"] == [
@@ -91,7 +75,7 @@ def test_sample_pos_export_imports_cleanly(topic_prefix: str, kafka_config: dict
 
 def test_bad_rows_are_reported_by_line_and_good_rows_still_published(
     topic_prefix: str,
-    kafka_config: dict[str, str],
+    read_channel_events: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -130,13 +114,13 @@ def test_bad_rows_are_reported_by_line_and_good_rows_still_published(
         (9, "no_identifier"),
     ]
     assert "rejected 5 rows" in capsys.readouterr().err
-    events = read_events(kafka_config, events_topic(Channel.POS, topic_prefix), 2)
+    events = read_channel_events(events_topic(Channel.POS, topic_prefix), count=2)
     assert [e["event_id"] for e in events] == ["R-1", "R-6"]
     assert events[1]["traits"] == {"first_name": "Multi\nline"}
 
 
 def test_json_lines_export_reports_unparseable_lines(
-    topic_prefix: str, kafka_config: dict[str, str], tmp_path: Path
+    topic_prefix: str, read_channel_events: Callable[..., list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     export = tmp_path / "contacts.jsonl"
     good = (SAMPLES / "crm-contacts.jsonl").read_text().splitlines()
@@ -160,7 +144,7 @@ def test_json_lines_export_reports_unparseable_lines(
             ("2", "undecodable"),
             ("3", "invalid_field"),
         ]
-    events = read_events(kafka_config, events_topic(Channel.CRM, topic_prefix), 2)
+    events = read_channel_events(events_topic(Channel.CRM, topic_prefix), count=2)
     assert [e["identifiers"][0]["value"] for e in events] == ["CRM-1", "CRM-2"]
     assert events[0]["consent"] == [{"purpose": "email_marketing", "granted": True}]
 
