@@ -10,7 +10,8 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.config import PROJECT_ROOT, Settings
-from omnid.contracts import AvroCodec, decode_channel_event
+from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic
 from omnid.kafka.topics import TopicsReport, apply_topics, delete_topics, load_topology
 
 LOCAL_BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "kafka" / "kafka-local.sh"
@@ -87,6 +88,31 @@ def kafka_bootstrap() -> Iterator[str]:
 def kafka_config(kafka_bootstrap: str) -> dict[str, str]:
     """confluent-kafka settings for the test broker; OMNID_* security settings pass through."""
     return Settings(kafka_bootstrap=kafka_bootstrap).kafka_client_config()
+
+
+EventsTopics = Callable[[str, Iterable[Channel]], AbstractContextManager[str]]
+
+
+@pytest.fixture(scope="session")
+def events_topics(kafka_config: dict[str, str]) -> EventsTopics:
+    """`with events_topics("import", [Channel.POS]) as prefix:` -> the one-partition events
+    topics of those channels under a prefix no other test uses; deleted on leaving the block.
+    A context manager rather than a fixture of its own so module-scoped fixtures can use it."""
+
+    @contextmanager
+    def create(stem: str, channels: Iterable[Channel]) -> Iterator[str]:
+        prefix = f"test-{stem}-{uuid.uuid4().hex[:8]}"
+        names = [events_topic(channel, prefix) for channel in channels]
+        admin = AdminClient(kafka_config)  # must outlive the futures it returns
+        futures = admin.create_topics([NewTopic(n, 1, replication_factor=-1) for n in names])
+        for future in futures.values():
+            future.result(timeout=30)
+        try:
+            yield prefix
+        finally:
+            delete_topics(kafka_config, names)
+
+    return create
 
 
 ChannelEventReader = Callable[..., list[dict[str, Any]]]

@@ -3,20 +3,17 @@ the collector: what they send reaches Kafka as ChannelEvents, checked field by f
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.config import Settings
 from omnid.contracts import Channel, events_topic
-from omnid.kafka.topics import delete_topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -26,13 +23,9 @@ WHEN = datetime(2026, 11, 20, 9, 30, 15, 250_000, tzinfo=UTC)
 
 
 @pytest.fixture
-def web_topic(kafka_config: dict[str, str]) -> Iterator[tuple[str, str]]:
-    prefix = f"test-sdk-{uuid.uuid4().hex[:8]}"
-    topic = events_topic(Channel.WEB, prefix)
-    admin = AdminClient(kafka_config)  # must outlive the future it returns
-    admin.create_topics([NewTopic(topic, 1, replication_factor=-1)])[topic].result(timeout=30)
-    yield prefix, topic
-    delete_topics(kafka_config, [topic])
+def web_topic(events_topics: Any) -> Iterator[tuple[str, str]]:
+    with events_topics("sdk", [Channel.WEB]) as prefix:
+        yield prefix, events_topic(Channel.WEB, prefix)
 
 
 @pytest.fixture

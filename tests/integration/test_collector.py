@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 import requests
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.config import Settings
 from omnid.contracts import Channel, events_topic
-from omnid.kafka.topics import delete_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -25,17 +23,10 @@ EMAIL_KEY = ("dev-email-key", "")
 
 
 @pytest.fixture(scope="module")
-def topic_prefix(kafka_config: dict[str, str]) -> Iterator[str]:
+def topic_prefix(events_topics: Any) -> Iterator[str]:
     """The events topics of every channel under a prefix no other test uses."""
-    prefix = f"test-collector-{uuid.uuid4().hex[:8]}"
-    names = [events_topic(channel, prefix) for channel in Channel]
-    admin = AdminClient(kafka_config)
-    for future in admin.create_topics(
-        [NewTopic(n, 1, replication_factor=-1) for n in names]
-    ).values():
-        future.result(timeout=30)
-    yield prefix
-    delete_topics(kafka_config, names)
+    with events_topics("collector", Channel) as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="module")

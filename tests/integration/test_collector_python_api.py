@@ -5,28 +5,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.adapters import EventSink, publish
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, Channel, decode_channel_event, events_topic, make_producer
 from omnid.errors import InvalidEvent, RejectionReason
-from omnid.kafka.topics import delete_topics
 
 pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def call_centre_topic(kafka_config: dict[str, str]) -> Iterator[tuple[str, str]]:
-    prefix = f"test-publish-{uuid.uuid4().hex[:8]}"
-    topic = events_topic(Channel.CALL_CENTRE, prefix)
-    admin = AdminClient(kafka_config)
-    admin.create_topics([NewTopic(topic, 1, replication_factor=-1)])[topic].result(timeout=30)
-    yield prefix, topic
-    delete_topics(kafka_config, [topic])
+def call_centre_topic(events_topics: Any) -> Iterator[tuple[str, str]]:
+    with events_topics("publish", [Channel.CALL_CENTRE]) as prefix:
+        yield prefix, events_topic(Channel.CALL_CENTRE, prefix)
 
 
 def test_publish_returns_after_kafka_has_the_event(

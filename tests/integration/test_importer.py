@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.cli import main
 from omnid.config import PROJECT_ROOT
 from omnid.contracts import Channel, events_topic
-from omnid.kafka.topics import delete_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -24,19 +21,12 @@ SAMPLES = PROJECT_ROOT / "samples"
 
 @pytest.fixture
 def topic_prefix(
-    kafka_config: dict[str, str], kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    events_topics: Any, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    prefix = f"test-import-{uuid.uuid4().hex[:8]}"
-    names = [events_topic(Channel.POS, prefix), events_topic(Channel.CRM, prefix)]
-    admin = AdminClient(kafka_config)
-    for future in admin.create_topics(
-        [NewTopic(n, 1, replication_factor=-1) for n in names]
-    ).values():
-        future.result(timeout=30)
-    monkeypatch.setenv("OMNID_KAFKA_BOOTSTRAP", kafka_bootstrap)
-    monkeypatch.setenv("OMNID_TOPIC_PREFIX", prefix)
-    yield prefix
-    delete_topics(kafka_config, names)
+    with events_topics("import", [Channel.POS, Channel.CRM]) as prefix:
+        monkeypatch.setenv("OMNID_KAFKA_BOOTSTRAP", kafka_bootstrap)
+        monkeypatch.setenv("OMNID_TOPIC_PREFIX", prefix)
+        yield prefix
 
 
 def test_sample_pos_export_imports_cleanly(
