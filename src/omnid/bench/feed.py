@@ -6,11 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Producer
-
-from omnid.contracts import AvroCodec, events_topic
-from omnid.contracts.channel_event import CHANNEL_EVENT
-from omnid.kafka.topology import prefixed_name
+from omnid.contracts import CHANNEL_EVENT, AvroCodec, events_topic, first_identifier_key
 
 
 @dataclass(frozen=True)
@@ -23,7 +19,7 @@ class EncodedEvent:
     value: bytes
 
     def topic(self, prefix: str) -> str:
-        return prefixed_name(prefix, events_topic(self.channel))
+        return events_topic(self.channel, prefix)
 
 
 def encode_events(codec: AvroCodec, records: Iterable[Mapping[str, Any]]) -> Iterator[EncodedEvent]:
@@ -33,25 +29,11 @@ def encode_events(codec: AvroCodec, records: Iterable[Mapping[str, Any]]) -> Ite
     must dead-letter what a misbehaving producer writes straight to the topic.
     """
     for record in records:
-        identifiers = record.get("identifiers") or []
-        key = (
-            f"{identifiers[0]['type']}:{identifiers[0]['value']}"
-            if identifiers
-            else record["event_id"]
-        )
+        # Falls back to the event id like the simulator does, so both place events alike.
+        key = first_identifier_key(record) or record["event_id"]
         yield EncodedEvent(
             event_id=record["event_id"],
             channel=record["channel"],
             key=key.encode(),
             value=codec.encode(CHANNEL_EVENT, record),
         )
-
-
-def produce(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
-    """Produce, waiting for queue space instead of failing when the client buffer is full."""
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.05)

@@ -21,8 +21,9 @@ import psutil
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from omnid.bench.feed import EncodedEvent, produce
+from omnid.bench.feed import EncodedEvent
 from omnid.bench.measures import rate
+from omnid.contracts import produce_waiting
 
 
 def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: int) -> None:
@@ -54,7 +55,7 @@ def preload(config: Mapping[str, str], topic: str, events: Sequence[EncodedEvent
     producer = Producer({**config, "linger.ms": 20, "enable.idempotence": True})
     started = time.perf_counter()
     for event in events:
-        produce(producer, topic, event.key, event.value)
+        produce_waiting(producer, topic, event.key, event.value)
     producer.flush(120)
     return len(events) / (time.perf_counter() - started)
 
@@ -146,7 +147,7 @@ def passthrough_baseline(
                     if message.error() is not None:
                         continue
                     first_at = first_at or time.perf_counter()
-                    produce(producer, sink, message.key(), message.value())
+                    produce_waiting(producer, sink, message.key(), message.value())
                     forwarded += 1
                 producer.poll(0)
                 if batch:

@@ -17,12 +17,12 @@ from typing import Any
 import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from omnid.bench.feed import EncodedEvent, produce
+from omnid.bench.feed import EncodedEvent
 from omnid.bench.kafka_baselines import delete_topics as delete_bench_topics
 from omnid.bench.kafka_baselines import end_offsets, read_records
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
-from omnid.contracts import AvroCodec
+from omnid.contracts import AvroCodec, produce_waiting
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.observability.metrics import Table
 from omnid.pipeline.harness import latest_profiles, running_pipeline
@@ -146,7 +146,7 @@ def _send(
                 time.sleep(delay)
         if event.event_id not in already_sent:
             produced_at.setdefault(event.event_id, time.time())
-        produce(producer, event.topic(prefix), event.key, event.value)
+        produce_waiting(producer, event.topic(prefix), event.key, event.value)
         producer.poll(0)
     producer.flush(120)
     return produced_at

@@ -8,11 +8,12 @@ from omnid.contracts.channel_event import (
     decode_channel_event,
     encode_channel_event,
     events_topic,
+    first_identifier_key,
     new_channel_event,
 )
 from omnid.contracts.codec import AvroCodec, Decoded
 from omnid.contracts.framing import Framing
-from omnid.contracts.producer import make_producer, producer_config
+from omnid.contracts.producer import make_producer, produce_waiting, producer_config
 
 __all__ = [
     "CHANNEL_EVENT",
@@ -27,7 +28,9 @@ __all__ = [
     "default_catalog",
     "encode_channel_event",
     "events_topic",
+    "first_identifier_key",
     "make_producer",
     "new_channel_event",
+    "produce_waiting",
     "producer_config",
 ]

@@ -48,6 +48,13 @@ def now_millis() -> int:
     return epoch_millis(datetime.now(UTC))
 
 
+def first_identifier_key(record: Mapping[str, Any]) -> str | None:
+    """The raw `type:value` of the event's first identifier, or None when it has none: the
+    events-topic key streams/topics.yaml describes (not normalised: only placement uses it)."""
+    identifiers = record.get("identifiers") or []
+    return f"{identifiers[0]['type']}:{identifiers[0]['value']}" if identifiers else None
+
+
 def deterministic_event_id(*parts: Any) -> str:
     """An event id for input that carries none: the same input always gets the same id,
     so a retried request or a re-imported file is counted once."""

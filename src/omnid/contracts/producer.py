@@ -27,3 +27,13 @@ def producer_config(settings: Settings | None = None, **overrides: Any) -> dict[
 
 def make_producer(settings: Settings | None = None, **overrides: Any) -> Producer:
     return Producer(producer_config(settings, **overrides))
+
+
+def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
+    """Produce, waiting for queue space instead of failing when the client buffer is full."""
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.05)

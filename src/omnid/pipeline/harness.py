@@ -28,8 +28,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from omnid.contracts import CHANNEL_EVENT, AvroCodec, events_topic
-from omnid.kafka.topology import prefixed_name
+from omnid.contracts import (
+    CHANNEL_EVENT,
+    AvroCodec,
+    events_topic,
+    first_identifier_key,
+    produce_waiting,
+)
 from omnid.observability.metrics import Table
 from omnid.pipeline.topology import PipelineTopics
 
@@ -142,25 +147,17 @@ def publish_events(
     producer = Producer({**config, "enable.idempotence": True, "linger.ms": 5})
     sent = 0
     for record in records:
-        identifiers = record.get("identifiers") or []
-        key = f"{identifiers[0]['type']}:{identifiers[0]['value']}" if identifiers else None
-        topic = prefixed_name(topics.prefix, events_topic(record["channel"]))
+        key = first_identifier_key(record)
         # Encoded without the adapters' checks: workers must cope with what any producer sends.
-        produce_raw(
-            producer, topic, key.encode() if key else None, codec.encode(CHANNEL_EVENT, record)
+        produce_waiting(
+            producer,
+            events_topic(record["channel"], topics.prefix),
+            key.encode() if key else None,
+            codec.encode(CHANNEL_EVENT, record),
         )
         sent += 1
     producer.flush(60)
     return sent
-
-
-def produce_raw(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.1)
 
 
 def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) -> int:
