@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.bench.feed import EncodedEvent
 from omnid.bench.measures import rate
 from omnid.contracts import produce_waiting
+from omnid.kafka.topics import delete_topics
 
 
 def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: int) -> None:
@@ -37,17 +38,6 @@ def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: i
         if wanted <= set(admin.list_topics(timeout=10).topics):
             return
         time.sleep(0.2)
-
-
-def delete_topics(config: Mapping[str, str], names: Iterable[str]) -> None:
-    # Keep the client referenced until every future is done: a collected AdminClient fails
-    # its pending futures, and the topics would silently stay.
-    admin = AdminClient(dict(config))
-    futures = admin.delete_topics(list(names))
-    for future in futures.values():
-        # Already gone is fine: clean-up must not hide the measurement.
-        with contextlib.suppress(KafkaException):
-            future.result(30)
 
 
 def preload(config: Mapping[str, str], topic: str, events: Sequence[EncodedEvent]) -> float:

@@ -18,7 +18,6 @@ import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from omnid.bench.feed import EncodedEvent
-from omnid.bench.kafka_baselines import delete_topics as delete_bench_topics
 from omnid.bench.kafka_baselines import end_offsets, read_records
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
@@ -274,10 +273,9 @@ def run_pipeline(
             "profiles": profiles,
         }
     finally:
-        delete_topics(config, topology.names(prefix).values())
         # The worker creates its state changelogs itself; they are not in the topology file.
         changelogs = [PipelineTopics.under(prefix).state_changelog(table) for table in Table]
-        delete_bench_topics(config, changelogs)
+        delete_topics(config, [*topology.names(prefix).values(), *changelogs])
 
 
 def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> list[float]:

@@ -131,11 +131,14 @@ def describe_topics(
     return existing
 
 
-def _result(future: object, what: str, timeout: float) -> object:
+def _result(future: object, what: str, timeout: float, tolerated: int | None = None) -> object:
+    """The future's result; None when it failed with the `tolerated` error code."""
     try:
         return future.result(timeout=timeout)  # type: ignore[attr-defined]
     except KafkaException as error:
         kafka_error: KafkaError = error.args[0]
+        if tolerated is not None and kafka_error.code() == tolerated:
+            return None
         raise KafkaUnavailable(f"{what}: {kafka_error.str()}") from None
     except TimeoutError:
         raise KafkaUnavailable(f"{what}: no answer within {timeout:.0f}s") from None
@@ -155,13 +158,8 @@ def _create(admin: AdminClient, plans: list[TopicPlan], timeout: float) -> None:
         for plan in plans
     ]
     for name, future in admin.create_topics(new_topics, request_timeout=timeout).items():
-        try:
-            future.result(timeout=timeout)
-        except KafkaException as error:
-            kafka_error: KafkaError = error.args[0]
-            # Another process created it since we looked: the wanted end state holds.
-            if kafka_error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaUnavailable(f"create topic {name}: {kafka_error.str()}") from None
+        # Another process created it since we looked: the wanted end state holds.
+        _result(future, f"create topic {name}", timeout, tolerated=KafkaError.TOPIC_ALREADY_EXISTS)
 
 
 def _add_partitions(admin: AdminClient, plans: list[TopicPlan], timeout: float) -> None:
@@ -223,12 +221,7 @@ def delete_topics(
     if not existing:
         return
     for name, future in admin.delete_topics(list(existing), request_timeout=timeout).items():
-        try:
-            future.result(timeout=timeout)
-        except KafkaException as error:
-            kafka_error: KafkaError = error.args[0]
-            if kafka_error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise KafkaUnavailable(f"delete topic {name}: {kafka_error.str()}") from None
+        _result(future, f"delete topic {name}", timeout, tolerated=KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 def _run(args: argparse.Namespace) -> int:
