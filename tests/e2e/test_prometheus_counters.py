@@ -225,6 +225,19 @@ def test_prometheus_sees_the_collector_count_exactly_the_events_accepted(
         check_collector_counters(prometheus, collector)
 
 
+def assert_promtool_accepts_scrape(base_url: str) -> None:
+    """Prometheus's own linter passes the exposition served at `base_url`/metrics."""
+    scrape = http_get(f"{base_url}/metrics")[1].decode()
+    check = subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=scrape,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def check_collector_counters(prometheus: PrometheusServer, collector: OmnidProcess) -> None:
     sent_ok, sent_bad = 7, 2
 
@@ -248,15 +261,7 @@ def check_collector_counters(prometheus: PrometheusServer, collector: OmnidProce
     timed = 'omnid_collector_request_duration_seconds_count{endpoint="/v1/track"}'
     assert prometheus.value(timed) == sent_ok + sent_bad
 
-    scrape = http_get(f"{collector.url}/metrics")[1].decode()
-    check = subprocess.run(
-        [require_binary("promtool"), "check", "metrics"],
-        input=scrape,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_promtool_accepts_scrape(collector.url)
 
 
 @pytest.fixture
@@ -313,12 +318,4 @@ def test_prometheus_sees_workers_count_exactly_the_events_the_collector_accepted
 
         for worker in workers:
             assert http_get(f"{worker.url}/readyz")[0] == 200
-            scrape = http_get(f"{worker.url}/metrics")[1].decode()
-            check = subprocess.run(
-                [require_binary("promtool"), "check", "metrics"],
-                input=scrape,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert check.returncode == 0, check.stdout + check.stderr
+            assert_promtool_accepts_scrape(worker.url)
