@@ -10,15 +10,12 @@ from typing import Any
 import pytest
 
 from omnid.bench.workload import WorkloadSpec, channel_events
-from omnid.config import Settings
-from omnid.identity.model import event_from_record
-from omnid.identity.rules import IdentityRules
-from omnid.identity.simulator import Simulator
 from omnid.pipeline.harness import (
     latest_profiles,
     publish_events,
     running_pipeline,
     signatures,
+    simulated_profiles,
     totals,
     undelivered,
 )
@@ -30,15 +27,6 @@ PARTITIONS = 6
 # gets it first depends on arrival order by design. Without them the final profiles do not
 # depend on delivery order (checked over many simulator seeds), so one oracle run is exact.
 SPEC = WorkloadSpec(customers=60, events=1200, seed=9, shared_tablet_rate=0.0)
-
-
-def simulated_profiles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rules = IdentityRules.load(Settings().rules_file)
-    result = Simulator(rules, partitions=PARTITIONS, seed=3).run(
-        [event_from_record(record) for record in records]
-    )
-    active = result.active_profiles()
-    return [record for pid, record in result.updates.items() if pid in active]
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
@@ -82,6 +70,6 @@ def test_sigkilled_worker_restarted_on_an_empty_disk_loses_and_double_counts_not
         assert status["table_sizes"]["profiles"] > 0
         published = latest_profiles(kafka_config, pipeline.topics)
 
-    expected = simulated_profiles(records)
+    expected = simulated_profiles(records, PARTITIONS, seed=3)
     assert totals(published.values()) == totals(expected), pipeline.logs()
     assert signatures(published.values()) == signatures(expected)

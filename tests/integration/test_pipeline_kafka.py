@@ -16,9 +16,6 @@ import pytest
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
-from omnid.identity.model import event_from_record
-from omnid.identity.rules import IdentityRules
-from omnid.identity.simulator import Simulator
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
 from omnid.pipeline.harness import (
@@ -30,6 +27,7 @@ from omnid.pipeline.harness import (
     read_topic,
     running_pipeline,
     signatures,
+    simulated_profiles,
     totals,
 )
 
@@ -39,16 +37,6 @@ PARTITIONS = 6
 # No shared store tablets: which profile gets a tablet's device id first depends on arrival
 # order by design (limits), so only without them is one in-memory run an exact oracle.
 SPEC = WorkloadSpec(customers=40, events=500, seed=5, shared_tablet_rate=0.0)
-
-
-def simulated_profiles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The oracle: the same events through the in-memory runner over as many partitions; the
-    last ProfileUpdate of each active profile."""
-    rules = IdentityRules.load(Settings().rules_file)
-    events = [event_from_record(record) for record in records]
-    result = Simulator(rules, partitions=PARTITIONS, seed=11).run(events)
-    active = result.active_profiles()
-    return [record for pid, record in result.updates.items() if pid in active]
 
 
 def poison_messages(codec: AvroCodec) -> list[tuple[bytes, str]]:
@@ -147,13 +135,15 @@ def scenario(
 def test_final_profiles_on_the_updates_topic_equal_the_in_memory_runner(
     scenario: ScenarioRun,
 ) -> None:
-    expected = signatures(simulated_profiles(scenario.records))
+    expected = signatures(simulated_profiles(scenario.records, PARTITIONS, seed=11))
     assert len(expected) > 10
     assert signatures(scenario.published.values()) == expected, scenario.pipeline.logs()
 
 
 def test_every_valid_event_and_order_is_counted_exactly_once(scenario: ScenarioRun) -> None:
-    assert totals(scenario.published.values()) == totals(simulated_profiles(scenario.records))
+    assert totals(scenario.published.values()) == totals(
+        simulated_profiles(scenario.records, PARTITIONS, seed=11)
+    )
 
 
 def test_both_workers_processed_with_their_own_rocksdb_folders(scenario: ScenarioRun) -> None:

@@ -28,6 +28,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from omnid.config import Settings
 from omnid.contracts import (
     CHANNEL_EVENT,
     AvroCodec,
@@ -35,6 +36,9 @@ from omnid.contracts import (
     first_identifier_key,
     produce_waiting,
 )
+from omnid.identity.model import event_from_record
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import Simulator
 from omnid.observability.metrics import Table
 from omnid.pipeline.topology import PipelineTopics
 
@@ -280,6 +284,19 @@ def latest_profiles(
     for key, value, _headers in read_topic(config, topics.profile_updates):
         latest[key] = codec.decode(value).record if value is not None else None
     return {key: record for key, record in latest.items() if record is not None}
+
+
+def simulated_profiles(
+    records: Iterable[Mapping[str, Any]], partitions: int, seed: int
+) -> list[dict[str, Any]]:
+    """The oracle a pipeline run is compared with: the same events through the in-memory
+    simulator over as many partitions; the last ProfileUpdate of each active profile."""
+    rules = IdentityRules.load(Settings().rules_file)
+    result = Simulator(rules, partitions=partitions, seed=seed).run(
+        [event_from_record(record) for record in records]
+    )
+    active = result.active_profiles()
+    return [record for pid, record in result.updates.items() if pid in active]
 
 
 def free_port() -> int:
