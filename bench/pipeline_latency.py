@@ -25,9 +25,8 @@ from confluent_kafka import Consumer, Producer
 
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import PROJECT_ROOT, Settings
-from omnid.contracts import CHANNEL_EVENT, AvroCodec
+from omnid.contracts import CHANNEL_EVENT, AvroCodec, events_topic, first_identifier_key
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.kafka.topology import prefixed_name
 from omnid.pipeline.harness import running_pipeline
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "pipeline_latency.json"
@@ -80,17 +79,18 @@ def publish(
             delay = started + index / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        first = record["identifiers"][0] if record["identifiers"] else None
-        key = f"{first['type']}:{first['value']}".encode() if first else None
+        key = first_identifier_key(record)
         event_id = record["event_id"]
 
         def delivered(error: Any, _message: Any, event_id: str = event_id) -> None:
             if error is None:
                 acked.setdefault(event_id, time.monotonic())
 
-        topic = prefixed_name(prefix, f"omnid.events.{record['channel']}")
         producer.produce(
-            topic, key=key, value=codec.encode(CHANNEL_EVENT, record), on_delivery=delivered
+            events_topic(record["channel"], prefix),
+            key=key.encode() if key else None,
+            value=codec.encode(CHANNEL_EVENT, record),
+            on_delivery=delivered,
         )
         producer.poll(0)
     producer.flush(60)
