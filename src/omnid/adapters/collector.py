@@ -37,17 +37,21 @@ from omnid.contracts.codec import AvroCodec
 from omnid.contracts.producer import make_producer
 from omnid.errors import InvalidEvent, RejectionReason
 from omnid.observability.http import collector_metrics_middleware
-from omnid.observability.metrics import collector_metrics
+from omnid.observability.metrics import (
+    collector_metrics,
+    record_delivery_failure,
+    record_events_accepted,
+    record_request_rejected,
+)
 
 log = logging.getLogger(__name__)
 
 SEGMENT_BATCH_LIMIT = 500 * 1024  # Segment: 500KB per batch request
 SINGLE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 
-# Every metric is defined in omnid.observability.metrics (one place for names, labels, help).
-ACCEPTED = collector_metrics().events_accepted
-REJECTED = collector_metrics().requests_rejected
-DELIVERY_FAILURES = collector_metrics().delivery_failures
+# Every metric is defined in omnid.observability.metrics (one place for names, labels, help);
+# registered at import so /metrics shows every series at zero before the first request.
+collector_metrics()
 
 
 class RequestProblem(StrEnum):
@@ -169,7 +173,7 @@ class Collector:
             except InvalidEvent as error:
                 raise _refusal_for(error) from error
         except Refusal as refusal:
-            REJECTED.labels(refusal.reason.value).inc()
+            record_request_rejected(refusal.reason.value)
             log.info("refused %s: %s %s", request.path, refusal.status, refusal.reason.value)
             return web.json_response(
                 {"success": False, "reason": refusal.reason.value, "message": refusal.message},
@@ -185,7 +189,7 @@ class Collector:
         except DeliveryFailed as error:
             # Some events may have landed; the client's retry re-sends them with the same
             # event ids (messageId), which the pipeline counts once.
-            DELIVERY_FAILURES.inc()
+            record_delivery_failure()
             log.warning("kafka did not acknowledge a request to %s: %s", topic, error)
             return web.json_response(
                 {
@@ -195,7 +199,7 @@ class Collector:
                 },
                 status=503,
             )
-        ACCEPTED.labels(target.channel.value).inc(len(records))
+        record_events_accepted(target.channel.value, len(records))
         return web.json_response({"success": True})
 
     async def _read_json(self, request: web.Request, limit: int) -> Any:
