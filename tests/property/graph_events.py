@@ -73,3 +73,40 @@ def event_lists(draw: st.DrawFn, max_events: int = 14) -> list[Event]:
             )
         )
     return events
+
+
+@st.composite
+def shared_device_events(draw: st.DrawFn, max_events: int = 16) -> list[Event]:
+    """Many people on two shared devices: a device alone (browsing), a device with a strong
+    identifier (logging in), or strong identifiers together (a real link between them)."""
+    strong = st.sampled_from(
+        [Identifier("user_id", f"u{n}") for n in range(4)]
+        + [Identifier("email", f"p{n}@shop.io") for n in range(4)]
+        + [Identifier("loyalty_id", f"L{n}") for n in range(3)]
+    )
+    weak = st.sampled_from(
+        [
+            Identifier("device_id", "tablet-1"),
+            Identifier("device_id", "tablet-2"),
+            Identifier("anonymous_id", "kiosk-cookie"),
+        ]
+    )
+    shapes = st.one_of(
+        st.tuples(weak),
+        st.tuples(weak, strong),
+        st.tuples(weak, weak, strong),
+        st.tuples(strong, strong),
+    )
+    count = draw(st.integers(1, max_events))
+    return [
+        Event(
+            event_id=f"e{index}",
+            channel="app",
+            source="kiosk",
+            event_type="identify",
+            occurred_at=(at := draw(st.integers(0, 20))),
+            received_at=at,
+            identifiers=draw(shapes),
+        )
+        for index in range(count)
+    ]

@@ -6,27 +6,46 @@ import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from omnid.identity.invariants import check_all, check_limits
+from omnid.identity.components import strong_components
+from omnid.identity.invariants import check_all, check_limits, check_no_weak_merge
 from omnid.identity.model import Event
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.identity.state import IdentifierState, ProfileState
 
-from .graph_events import event_lists
+from .graph_events import event_lists, shared_device_events
 
 RULES = IdentityRules.load()
-# Small limits so random streams hit them often: two emails, one device, two anonymous ids.
-TIGHT = IdentityRules.model_validate(
-    {
-        **RULES.model_dump(),
-        "identifier_types": {
-            **RULES.model_dump()["identifier_types"],
-            "email": {"normaliser": "email", "priority": 60, "limit": 2},
-            "device_id": {"normaliser": "lowercase", "priority": 20, "limit": 1},
-            "anonymous_id": {"normaliser": "trim", "priority": 10, "limit": 2},
-        },
-    }
-)
+
+
+def tight(strength: str) -> IdentityRules:
+    """Small limits so random streams hit them often: two emails, one device, two anonymous
+    ids; devices and anonymous ids weak (the defaults) or strong (limits alone)."""
+    return IdentityRules.model_validate(
+        {
+            **RULES.model_dump(),
+            "identifier_types": {
+                **RULES.model_dump()["identifier_types"],
+                "email": {"normaliser": "email", "priority": 60, "limit": 2},
+                "device_id": {
+                    "normaliser": "lowercase",
+                    "priority": 20,
+                    "limit": 1,
+                    "strength": strength,
+                },
+                "anonymous_id": {
+                    "normaliser": "trim",
+                    "priority": 10,
+                    "limit": 2,
+                    "strength": strength,
+                },
+            },
+        }
+    )
+
+
+TIGHT = tight("weak")
+TIGHT_ALL_STRONG = tight("strong")
 UNLIMITED = RULES.without_limits()
 
 delivery = st.fixed_dictionaries(
@@ -40,10 +59,13 @@ delivery = st.fixed_dictionaries(
 
 def run(rules: IdentityRules, events: list[Event], options: dict[str, int | float]) -> None:
     note(f"events: {[(e.event_id, [i.key for i in e.identifiers]) for e in events]}")
+    strong_groups = strong_components(rules, events)
 
     def after_step(_stage: object, _key: str, state: IdentifierState | ProfileState | None) -> None:
         if isinstance(state, ProfileState):
             check_limits(rules, state)  # invariant 3 holds at every moment, not just at the end
+            if rules.weak_types:  # and so does the over-merge protection
+                check_no_weak_merge(rules, strong_groups, state)
 
     simulator = Simulator(
         rules,
@@ -76,7 +98,23 @@ def test_with_tight_limits_no_profile_ever_exceeds_a_limit(
     run(TIGHT, events, options)
 
 
-@pytest.mark.parametrize("rules", [UNLIMITED, TIGHT], ids=["unlimited", "tight"])
+@given(events=event_lists(max_events=18), options=delivery)
+def test_with_tight_limits_and_only_strong_types_no_profile_ever_exceeds_a_limit(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(TIGHT_ALL_STRONG, events, options)
+
+
+@pytest.mark.parametrize("rules", [RULES, TIGHT], ids=["default", "tight"])
+@given(events=shared_device_events(), options=delivery)
+def test_no_profile_ever_joins_two_known_people_through_a_device_or_cookie_alone(
+    rules: IdentityRules, events: list[Event], options: dict[str, int | float]
+) -> None:
+    assert rules.weak_types == {"device_id", "anonymous_id"}
+    run(rules, events, options)
+
+
+@pytest.mark.parametrize("rules", [UNLIMITED, TIGHT], ids=["unlimited", "tight-weak-devices"])
 @given(events=event_lists(max_events=8), seed=st.integers(0, 2**32 - 1))
 def test_invariants_hold_when_every_command_and_state_goes_through_records(
     rules: IdentityRules, events: list[Event], seed: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from omnid.identity.commands import (
+    Absorb,
     Apply,
     Attach,
     Claim,
@@ -107,3 +108,39 @@ def test_apply_twice_counts_once() -> None:
     profile, second = handle_profile(RULES, profile, apply)
     assert profile is not None and profile.event_count == 1
     assert first and second == []
+
+
+TABLET = Identifier("device_id", "store-tablet")
+BOB = Identifier("email", "bob@shop.io")
+
+
+def known(profile_id: str, *identifiers: Identifier) -> ProfileState:
+    state = ProfileState(profile_id, created_at=0)
+    for identifier in identifiers:
+        state.claimed[identifier.key] = identifier.type
+    return state
+
+
+def test_an_event_found_through_a_weak_identifier_bounces_from_a_known_profile() -> None:
+    event = Event("e9", "app", "kiosk", "identify", 1_000, 1_000, (BOB, TABLET))
+    _, outputs = handle_profile(RULES, known("01A", ANN, TABLET), Apply("01A", event, probe=1))
+    assert outputs == [Resolve(event, 0, create=True)]
+    # An anonymous profile takes it: that is a login after browsing.
+    _, outputs = handle_profile(RULES, known("01B", TABLET), Apply("01B", event, probe=1))
+    assert Claim(BOB, "01B", "e9", 1_000) in outputs
+
+
+def test_a_weak_link_between_known_profiles_is_declined_but_a_strong_one_later_merges() -> None:
+    winner = known("01A", ANN, TABLET)
+    winner, outputs = handle_profile(RULES, winner, MergeRequest("01A", "01B", TABLET, "e2", 5))
+    (offer,) = outputs
+    loser, outputs = handle_profile(RULES, known("01B", BOB), offer)
+    assert isinstance(loser, ProfileState) and loser.declined == {"01A": "weak_link:device_id"}
+    winner, _ = handle_profile(RULES, winner, outputs[-1])
+    assert winner is not None and winner.awaiting is None
+    assert winner.declined == {"01B": "weak_link:device_id"}
+    # The same pair linked by a shared email is one person after all.
+    winner, outputs = handle_profile(RULES, winner, MergeRequest("01A", "01B", BOB, "e3", 6))
+    (offer,) = outputs
+    _, outputs = handle_profile(RULES, loser, offer)
+    assert any(isinstance(o, Absorb) for o in outputs)

@@ -46,6 +46,8 @@ def test_default_rules_file_has_the_documented_limits() -> None:
         RULES.source_priority("crm") > RULES.source_priority("pos") > RULES.source_priority("web")
     )
     assert RULES.source_priority("carrier-pigeon") == 0
+    assert RULES.weak_types == {"device_id", "anonymous_id"}
+    assert not RULES.without_limits().weak_types and not RULES.without_limits().limits
 
 
 def test_unknown_normaliser_names_the_file_the_line_and_the_field(tmp_path: Path) -> None:
@@ -72,6 +74,14 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         (("    limit: 3", "    limit: 3\n    blocked: {regex: ['(']}"), "does not compile"),
         (("version: 1", "version: 1\ndefault_region: XX"), "not a region"),
         (("version: 1", "version: 1\nsurprise: true"), "surprise"),
+        (("    limit: 3", "    limit: 3\n    strength: flimsy"), "strength"),
+        (
+            (
+                "    limit: 3",
+                "    limit: 3\n  device_id: {normaliser: trim, priority: 20, strength: weak}",
+            ),
+            "weak type 'device_id' .* lower priority than every strong type",
+        ),
     ],
 )
 def test_invalid_rules_fail_with_what_is_wrong(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -123,6 +124,32 @@ def test_store_tablet_does_not_merge_the_customers_who_log_in_on_it() -> None:
         # Each pair is refused once and remembered: the second visit causes no new refusals.
         assert result.change_counts.get("merge_refused", 0) <= len(customers) - 1
         assert result.change_counts.get("merged", 0) == 0
+
+
+def test_store_tablet_never_joins_two_customers_whatever_the_arrival_order() -> None:
+    # The benchmark workload's kiosk: a screen with the tablet alone, then a login with a
+    # loyalty card or an email; each customer's card and email are also linked by a real event.
+    tablet = ("device_id", "kiosk-tablet-3")
+    events = []
+    for n in range(6):
+        card, mail = ("loyalty_id", f"L{n}"), ("email", f"c{n}@mail.io")
+        login = card if n % 2 else mail
+        events += [
+            event(f"screen-{n}", 1_000 + n, tablet, channel="app"),
+            event(f"login-{n}", 1_001 + n, tablet, login, channel="app"),
+            event(f"points-{n}", 5_000 + n, card, mail, channel="loyalty"),
+        ]
+    for order in range(4):
+        shuffled = list(events)
+        random.Random(order).shuffle(shuffled)
+        for result in runs(shuffled):
+            for n in range(6):
+                profile = holder(result, f"loyalty_id:L{n}")
+                assert profile is holder(result, f"email:c{n}@mail.io")  # recall
+                strong = {k for k in profile.identifiers if not k.startswith("device_id:")}
+                assert strong == {f"loyalty_id:L{n}", f"email:c{n}@mail.io"}  # precision
+            profiles = result.active_profiles().values()
+            assert sum(f"device_id:{tablet[1]}" in p.identifiers for p in profiles) == 1
 
 
 def test_a_customer_with_more_devices_than_the_limit_keeps_ten_and_releases_the_rest() -> None:

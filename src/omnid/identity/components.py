@@ -1,4 +1,5 @@
-"""Plain union-find over the identifiers of events: the oracle for invariant 1."""
+"""Plain union-find over the identifiers of events: the oracle for invariant 1, and for the
+over-merge protection of weak identifiers (components through strong identifiers alone)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,16 @@ def components(rules: IdentityRules, events: Iterable[Event]) -> list[frozenset[
         if identifiers:
             sets.add_group([i.key for i in identifiers])
     return sets.groups()
+
+
+def strong_components(rules: IdentityRules, events: Iterable[Event]) -> dict[str, str]:
+    """`key -> component root` over strong identifiers, linking only the strong identifiers of
+    each event: what events prove about people without trusting any device or cookie."""
+    sets = UnionFind()
+    weak = rules.weak_types
+    for event in events:
+        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        strong = [i.key for i in identifiers if i.type not in weak]
+        if strong:
+            sets.add_group(strong)
+    return {key: sets.find(key) for key in list(sets.parent)}

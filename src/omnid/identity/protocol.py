@@ -9,6 +9,7 @@ Handlers are deterministic and idempotent: delivering a command twice changes no
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from omnid.identity.commands import (
     Absorb,
@@ -50,6 +51,10 @@ _MAX_TIME = (1 << 48) - 1
 RULE_ANCHOR = "anchor"
 RULE_SAME_EVENT = "same_event"
 RULE_RELEASED = "released"
+
+# Decline reason when only a weak identifier (a shared tablet) joins two known profiles. Unlike a
+# limit, it holds for weak links only: a strong identifier shared later still merges the pair.
+WEAK_LINK = "weak_link"
 
 
 def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
@@ -210,13 +215,13 @@ def _dispatch(
     elif isinstance(command, Attach):
         _on_attach(rules, state, command, outputs)
     elif isinstance(command, MergeRequest):
-        _on_merge_request(state, command, outputs)
+        _on_merge_request(rules, state, command, outputs)
     elif isinstance(command, MergeOffer):
         return _on_merge_offer(rules, state, command, outputs)
     elif isinstance(command, MergeDeclined):
         _on_merge_declined(state, command)
     elif isinstance(command, OfferRedirected):
-        _on_offer_redirected(state, command, outputs)
+        _on_offer_redirected(rules, state, command, outputs)
     else:
         _on_absorb(rules, state, command, outputs)
     return state
@@ -321,6 +326,19 @@ def _release_surplus(
             )
 
 
+def _declined_for(rules: IdentityRules, reason: str | None, via: Identifier) -> str | None:
+    """The decline recorded for a pair, if it still holds for a link through `via`."""
+    if reason is not None and reason.startswith(WEAK_LINK) and not rules.is_weak(via.type):
+        return None
+    return reason
+
+
+def _is_known(rules: IdentityRules, types: Iterable[str]) -> bool:
+    """Holds (or has claimed) a strong identifier: the profile stands for a known person."""
+    weak = rules.weak_types
+    return any(identifier_type not in weak for identifier_type in types)
+
+
 def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
     for identifier_type, count in sorted(counts.items()):
         limit = rules.limit(identifier_type)
@@ -335,11 +353,21 @@ def _on_apply(
     event = command.event
     if event.event_id in state.applied:
         return
-    if command.probe > 0 and _conflicts(rules, state, event.identifiers[: command.probe]):
-        # Found through a lower-priority identifier (a shared device, say) but the event's
-        # stronger identifiers do not fit here: the anchor founds or finds its own profile.
-        outputs.append(Resolve(event, 0, create=True))
-        return
+    if command.probe > 0:
+        via_weak = rules.is_weak(event.identifiers[command.probe].type)
+        if via_weak and state.awaiting is not None:
+            # Whether this profile is known may change with the merge it awaits, and the
+            # newer profile is deciding on the identifiers offered: decide after the answer.
+            state.deferred.append(command)
+            return
+        stronger = event.identifiers[: command.probe]
+        if _conflicts(rules, state, stronger) or (
+            via_weak and _weakly_linked(rules, state, stronger)
+        ):
+            # Found through a lower-priority identifier (a shared device, say) but the event's
+            # stronger identifiers do not fit here: the anchor founds or finds its own profile.
+            outputs.append(Resolve(event, 0, create=True))
+            return
     apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)
     outputs.append(_touch(state, "event", event.event_id, event.event_time))
     at = event.event_time
@@ -360,6 +388,16 @@ def _conflicts(rules: IdentityRules, state: ProfileState, stronger: tuple[Identi
     linked = state.linked_counts()
     counts = {t: linked.get(t, 0) + n for t, n in new.items()}
     return _over_limit(rules, counts) is not None
+
+
+def _weakly_linked(
+    rules: IdentityRules, state: ProfileState, stronger: tuple[Identifier, ...]
+) -> bool:
+    """The event would bring a strong identifier new to a known profile through a weak one."""
+    weak = rules.weak_types
+    linked = state.linked()
+    new_strong = any(i.type not in weak and i.key not in linked for i in stronger)
+    return new_strong and _is_known(rules, linked.values())
 
 
 def _on_attach(
@@ -414,12 +452,15 @@ def _change(
     )
 
 
-def _on_merge_request(state: ProfileState, command: MergeRequest, outputs: list[Output]) -> None:
+def _on_merge_request(
+    rules: IdentityRules, state: ProfileState, command: MergeRequest, outputs: list[Output]
+) -> None:
     loser = command.loser
-    if loser in state.declined and command.via.key not in state.identifiers:
-        state.refused.setdefault(command.via.key, state.declined[loser])
+    declined = _declined_for(rules, state.declined.get(loser), command.via)
+    if declined is not None and command.via.key not in state.identifiers:
+        state.refused.setdefault(command.via.key, declined)
         state.claimed.pop(command.via.key, None)
-    if loser == state.profile_id or loser in state.absorbed or loser in state.declined:
+    if loser == state.profile_id or loser in state.absorbed or declined is not None:
         return
     if state.awaiting is not None:
         # Even a request for the pair being offered waits: if that offer is redirected or
@@ -448,10 +489,11 @@ def _on_merge_offer(
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
         return state
-    reason = state.declined.get(winner)
+    reason = _declined_for(rules, state.declined.get(winner), command.via)
     if reason is None:
+        mine = state.linked()
         together = dict(command.winner_linked)
-        together.update(state.linked())
+        together.update(mine)
         combined: dict[str, int] = {}
         for identifier_type in together.values():
             combined[identifier_type] = combined.get(identifier_type, 0) + 1
@@ -462,6 +504,13 @@ def _on_merge_offer(
         via_priority = rules.priority(command.via.type)
         blocking = [t for t in over if rules.priority(t) >= via_priority]
         reason = f"limit:{blocking[0]}" if blocking else None
+        if (
+            reason is None
+            and rules.is_weak(command.via.type)
+            and _is_known(rules, (t for _, t in command.winner_linked))
+            and _is_known(rules, mine.values())
+        ):
+            reason = f"{WEAK_LINK}:{command.via.type}"
         if reason is None and over:
             _release_surplus(rules, state, over, dict(command.winner_linked), command, outputs)
         if reason is not None:
@@ -498,7 +547,9 @@ def _on_merge_offer(
 
 
 def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
-    state.declined.setdefault(command.loser, command.reason)
+    recorded = state.declined.get(command.loser)
+    if recorded is None or recorded.startswith(WEAK_LINK):
+        state.declined[command.loser] = command.reason
     if command.via.key not in state.identifiers:
         state.refused.setdefault(command.via.key, command.reason)
         state.claimed.pop(command.via.key, None)
@@ -507,16 +558,17 @@ def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
 
 
 def _on_offer_redirected(
-    state: ProfileState, command: OfferRedirected, outputs: list[Output]
+    rules: IdentityRules, state: ProfileState, command: OfferRedirected, outputs: list[Output]
 ) -> None:
     if state.awaiting != command.loser:
         return
     state.awaiting = None
     successor = command.successor
-    if successor in state.declined and command.via.key not in state.identifiers:
-        state.refused.setdefault(command.via.key, state.declined[successor])
+    declined = _declined_for(rules, state.declined.get(successor), command.via)
+    if declined is not None and command.via.key not in state.identifiers:
+        state.refused.setdefault(command.via.key, declined)
         state.claimed.pop(command.via.key, None)
-    if successor in state.absorbed or successor in state.declined:
+    if successor in state.absorbed or declined is not None:
         return
     for request in _merge_request(state.profile_id, successor, command):
         if request.winner == state.profile_id:

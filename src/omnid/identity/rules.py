@@ -8,6 +8,7 @@ import hmac
 import re
 import weakref
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from omnid.identity.normalisers import (
     apply_normaliser,
 )
 
-__all__ = ["IdentityRules", "RejectedIdentifier", "default_rules_path", "normalise"]
+__all__ = ["IdentityRules", "RejectedIdentifier", "Strength", "default_rules_path", "normalise"]
 
 _QUOTES = "\"'`"
 
@@ -53,10 +54,22 @@ class Blocklist(BaseModel):
         return patterns
 
 
+class Strength(StrEnum):
+    """Whether an identifier proves who someone is (strong) or only which device or browser
+    they used (weak: a shared tablet or a family laptop carries many people)."""
+
+    STRONG = "strong"
+    WEAK = "weak"
+
+
 class IdentifierTypeRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     normaliser: Normaliser
+    strength: Strength = Field(
+        Strength.STRONG,
+        description="weak: never links two profiles that each hold a strong identifier.",
+    )
     priority: int = Field(description="Higher resolves first: the event's anchor identifier.")
     limit: int | Literal["unique"] | None = Field(
         None, description="Most identifiers of this type one profile may hold; unique = 1."
@@ -106,6 +119,7 @@ class _Compiled:
     folding: frozenset[str]
     limits: dict[str, int]
     priorities: dict[str, int]
+    weak: frozenset[str]
     channel_priority: dict[str, int]
 
 
@@ -155,6 +169,15 @@ class IdentityRules(BaseModel):
         for name in types:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise ValueError(f"identifier type {name!r} must match [a-z][a-z0-9_]*")
+        # An event resolves through its identifiers in priority order; the protocol relies on
+        # every strong identifier of an event being probed before any weak one.
+        weak = [(r.priority, n) for n, r in types.items() if r.strength is Strength.WEAK]
+        strong = [(r.priority, n) for n, r in types.items() if r.strength is Strength.STRONG]
+        if weak and strong and max(weak)[0] >= min(strong)[0]:
+            raise ValueError(
+                f"weak type {max(weak)[1]!r} (priority {max(weak)[0]}) must have a lower priority "
+                f"than every strong type, but {min(strong)[1]!r} has {min(strong)[0]}"
+            )
         return types
 
     def model_post_init(self, context: Any, /) -> None:
@@ -170,6 +193,11 @@ class IdentityRules(BaseModel):
                 if (limit := rule.max_per_profile) is not None
             },
             priorities={name: rule.priority for name, rule in self.identifier_types.items()},
+            weak=frozenset(
+                name
+                for name, rule in self.identifier_types.items()
+                if rule.strength is Strength.WEAK
+            ),
             channel_priority=dict(self.channel_priority),
         )
         _COMPILED[id(self)] = compiled
@@ -231,10 +259,18 @@ class IdentityRules(BaseModel):
     def source_priority(self, channel: str) -> int:
         return _lookups(self).channel_priority.get(channel, 0)
 
+    def is_weak(self, identifier_type: str) -> bool:
+        return identifier_type in _lookups(self).weak
+
+    @property
+    def weak_types(self) -> frozenset[str]:
+        return _lookups(self).weak
+
     def without_limits(self) -> IdentityRules:
-        """The same rules with no per-profile limits (invariant 1 compares with union-find)."""
+        """The same rules with no per-profile limits and no weak types: nothing stops a link, so
+        profiles are union-find components (invariant 1)."""
         types = {
-            name: rule.model_copy(update={"limit": None})
+            name: rule.model_copy(update={"limit": None, "strength": Strength.STRONG})
             for name, rule in self.identifier_types.items()
         }
         return IdentityRules.model_validate(
