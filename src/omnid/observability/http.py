@@ -61,15 +61,3 @@ async def collector_metrics_middleware(
         raise
     finally:
         record_collector_request(_route_of(request), status, time.perf_counter() - started)
-
-
-async def start_operations_server(
-    host: str, port: int, readiness: Readiness, registry: CollectorRegistry = REGISTRY
-) -> web.AppRunner:
-    """A stand-alone server for a process without its own aiohttp app; `await runner.cleanup()`."""
-    app = web.Application()
-    add_operations_routes(app, readiness, registry)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner

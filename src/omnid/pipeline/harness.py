@@ -42,8 +42,6 @@ from omnid.identity.simulator import Simulator
 from omnid.observability.metrics import Table
 from omnid.pipeline.topology import PipelineTopics
 
-NO_RECORD = object()
-
 
 @dataclass
 class WorkerProcess:
