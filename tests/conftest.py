@@ -7,6 +7,7 @@ answers; else the local broker of deploy/kafka/kafka-local.sh (started if needed
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -155,6 +156,31 @@ def read_channel_events(kafka_config: dict[str, str]) -> ChannelEventReader:
         return events
 
     return read
+
+
+ToolFinder = Callable[[str, str], str]
+
+
+@pytest.fixture(scope="session")
+def require_tool() -> ToolFinder:
+    """`require_tool("kubectl", install_hint)` -> the tool's path. Missing, it skips the test on a
+    developer machine and fails it in CI (`CI` set), where .ci/run installs every tool."""
+
+    def find(name: str, install_hint: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{name} missing in CI: {install_hint}")
+            pytest.skip(f"{name} not installed ({install_hint})")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def promtool(require_tool: ToolFinder) -> str:
+    """Prometheus's checker for expositions, rules and configs."""
+    return require_tool("promtool", "Debian package `prometheus`, which .ci/run installs")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,13 +30,9 @@ SCRAPE_INTERVAL = "1s"
 WRITE_KEY = "dev-web-key"  # streams/write-keys.yaml: channel web
 
 
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} missing: .ci/run installs the Debian package `prometheus`")
-        pytest.skip(f"{name} not installed (apt-get install prometheus)")
-    return path
+@pytest.fixture(scope="module")
+def prometheus_binary(require_tool: Callable[[str, str], str]) -> str:
+    return require_tool("prometheus", "Debian package `prometheus`, which .ci/run installs")
 
 
 def free_port() -> int:
@@ -101,9 +96,10 @@ class PrometheusServer:
 
 
 @contextmanager
-def start_prometheus(tmp_path: Path, jobs: dict[str, list[str]]) -> Iterator[PrometheusServer]:
+def start_prometheus(
+    binary: str, tmp_path: Path, jobs: dict[str, list[str]]
+) -> Iterator[PrometheusServer]:
     """The Debian `prometheus` binary with its own config, port and data directory."""
-    binary = require_binary("prometheus")
     config = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": [
@@ -217,19 +213,19 @@ def post_track(collector: OmnidProcess, user: int, message: int = 0) -> int:
 
 
 def test_prometheus_sees_the_collector_count_exactly_the_events_accepted(
-    tmp_path: Path, collector: OmnidProcess
+    tmp_path: Path, collector: OmnidProcess, prometheus_binary: str, promtool: str
 ) -> None:
     host = urllib.parse.urlsplit(collector.url).netloc
-    with start_prometheus(tmp_path, {"omnid-collector": [host]}) as prometheus:
+    with start_prometheus(prometheus_binary, tmp_path, {"omnid-collector": [host]}) as prometheus:
         eventually(lambda: prometheus.targets_up("omnid-collector"), "collector scraped")
-        check_collector_counters(prometheus, collector)
+        check_collector_counters(prometheus, collector, promtool)
 
 
-def assert_promtool_accepts_scrape(base_url: str) -> None:
+def assert_promtool_accepts_scrape(promtool: str, base_url: str) -> None:
     """Prometheus's own linter passes the exposition served at `base_url`/metrics."""
     scrape = http_get(f"{base_url}/metrics")[1].decode()
     check = subprocess.run(
-        [require_binary("promtool"), "check", "metrics"],
+        [promtool, "check", "metrics"],
         input=scrape,
         capture_output=True,
         text=True,
@@ -238,7 +234,9 @@ def assert_promtool_accepts_scrape(base_url: str) -> None:
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def check_collector_counters(prometheus: PrometheusServer, collector: OmnidProcess) -> None:
+def check_collector_counters(
+    prometheus: PrometheusServer, collector: OmnidProcess, promtool: str
+) -> None:
     sent_ok, sent_bad = 7, 2
 
     assert [post_track(collector, user) for user in range(sent_ok)] == [200] * sent_ok
@@ -261,7 +259,7 @@ def check_collector_counters(prometheus: PrometheusServer, collector: OmnidProce
     timed = 'omnid_collector_request_duration_seconds_count{endpoint="/v1/track"}'
     assert prometheus.value(timed) == sent_ok + sent_bad
 
-    assert_promtool_accepts_scrape(collector.url)
+    assert_promtool_accepts_scrape(promtool, collector.url)
 
 
 @pytest.fixture
@@ -284,14 +282,17 @@ def pipeline(
 
 
 def test_prometheus_sees_workers_count_exactly_the_events_the_collector_accepted(
-    tmp_path: Path, pipeline: tuple[OmnidProcess, list[OmnidProcess]]
+    tmp_path: Path,
+    pipeline: tuple[OmnidProcess, list[OmnidProcess]],
+    prometheus_binary: str,
+    promtool: str,
 ) -> None:
     collector, workers = pipeline
     jobs = {
         "omnid-collector": [urllib.parse.urlsplit(collector.url).netloc],
         "omnid-worker": [urllib.parse.urlsplit(w.url).netloc for w in workers],
     }
-    with start_prometheus(tmp_path, jobs) as prometheus:
+    with start_prometheus(prometheus_binary, tmp_path, jobs) as prometheus:
         eventually(lambda: prometheus.targets_up("omnid-worker"), "workers scraped")
         eventually(lambda: prometheus.targets_up("omnid-collector"), "collector scraped")
         # Both workers finished their first table recovery: /readyz and omnid_ready agree.
@@ -318,4 +319,4 @@ def test_prometheus_sees_workers_count_exactly_the_events_the_collector_accepted
 
         for worker in workers:
             assert http_get(f"{worker.url}/readyz")[0] == 200
-            assert_promtool_accepts_scrape(worker.url)
+            assert_promtool_accepts_scrape(promtool, worker.url)

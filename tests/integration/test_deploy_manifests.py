@@ -4,10 +4,10 @@ promtool for the alert rules and the scrape config, and names that must match ou
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,6 @@ DEPLOY = PROJECT_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 PROMETHEUS = DEPLOY / "prometheus"
 KUBERNETES_VERSION = "1.30.0"
-
-
-def require_tool(name: str, install_hint: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} missing in CI: {install_hint}")
-        pytest.skip(f"{name} not installed ({install_hint})")
-    return path
 
 
 def run(*command: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
@@ -69,7 +60,9 @@ def test_manifest_validates_strictly_against_the_kubernetes_schema(
     kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
-def test_kustomization_builds_every_manifest_and_the_result_validates() -> None:
+def test_kustomization_builds_every_manifest_and_the_result_validates(
+    require_tool: Callable[[str, str], str],
+) -> None:
     kubectl = require_tool("kubectl", "any kubectl client; it builds kustomizations offline")
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     built = run(kubectl, "kustomize", str(K8S))
@@ -111,14 +104,12 @@ def test_rules_configmap_carries_exactly_the_alert_rules_file() -> None:
 # ---- Prometheus -----------------------------------------------------------------------------
 
 
-def test_alert_rules_pass_promtool_check_rules() -> None:
-    promtool = require_tool("promtool", ".ci/run installs the Debian package `prometheus`")
+def test_alert_rules_pass_promtool_check_rules(promtool: str) -> None:
     result = run(promtool, "check", "rules", str(PROMETHEUS / "alerts.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alerts_fire_and_stay_quiet_as_their_unit_tests_expect() -> None:
-    promtool = require_tool("promtool", ".ci/run installs the Debian package `prometheus`")
+def test_alerts_fire_and_stay_quiet_as_their_unit_tests_expect(promtool: str) -> None:
     result = run(promtool, "test", "rules", "alerts_test.yml", cwd=PROMETHEUS)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -136,8 +127,7 @@ def test_every_required_alert_exists() -> None:
     } <= alerts
 
 
-def test_compose_scrape_config_passes_promtool_check_config() -> None:
-    promtool = require_tool("promtool", ".ci/run installs the Debian package `prometheus`")
+def test_compose_scrape_config_passes_promtool_check_config(promtool: str) -> None:
     result = run(promtool, "check", "config", str(PROMETHEUS / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
