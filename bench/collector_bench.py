@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -31,15 +30,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from omnid.config import Settings
 from omnid.contracts import Channel, events_topic
 from omnid.kafka.topics import delete_topics
+from omnid.pipeline.harness import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WRITE_KEY = "dev-web-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def message(run: str, n: int) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from omnid.pipeline.harness import free_port
+
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 SCRAPE_INTERVAL = "1s"
@@ -33,12 +34,6 @@ WRITE_KEY = "dev-web-key"  # streams/write-keys.yaml: channel web
 @pytest.fixture(scope="module")
 def prometheus_binary(require_tool: Callable[[str, str], str]) -> str:
     return require_tool("prometheus", "Debian package `prometheus`, which .ci/run installs")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, bytes]:
