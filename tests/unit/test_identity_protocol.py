@@ -86,6 +86,18 @@ def test_a_released_identifier_gets_its_own_profile_and_ignores_stale_releases()
     assert handle_identifier(RULES, state, Claim(ANN, "01A", "e9", 9))[1] == []
 
 
+def test_claimants_turned_away_by_the_owner_are_asked_again_after_a_release() -> None:
+    state = IdentifierState(ANN, owner="01B")
+    state, outputs = handle_identifier(RULES, state, Claim(ANN, "01C", "e2", 5))
+    assert outputs == [MergeRequest("01B", "01C", ANN, "e2", 5)]
+    # Their merge is declined (say); later the owner releases the identifier.
+    state, outputs = handle_identifier(RULES, state, Release(ANN, "01B", 0, "e3", 7, "limit:email"))
+    assert state is not None and state.owner is not None
+    attach, retry = outputs
+    assert isinstance(attach, Attach) and attach.profile_id == state.owner
+    assert retry == MergeRequest(*sorted((state.owner, "01C")), ANN, "e3", 7)
+
+
 def test_attach_over_a_limit_is_refused_once_and_recorded() -> None:
     profile = ProfileState("01A", created_at=0)
     for n in range(5):

@@ -60,9 +60,7 @@ def check_all(rules: IdentityRules, events: list[Event], result: SimulationResul
     check_chains(result)  # 5
     check_survivorship(rules, events, result)  # 6
     check_updates(result)
-    # check_links (no merge lost without a recorded reason) is stricter than §5 and still finds
-    # one known gap under limits: a claim settled against an identifier's owner is not retried
-    # when that identifier is later released to a profile of its own. Run it by hand.
+    check_links(rules, events, result)
     if not rules.limits and not rules.weak_types:
         check_components(rules, events, result)  # 1
 

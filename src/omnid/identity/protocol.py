@@ -56,6 +56,10 @@ RULE_RELEASED = "released"
 # limit, it holds for weak links only: a strong identifier shared later still merges the pair.
 WEAK_LINK = "weak_link"
 
+# Claimants an identifier remembers to ask again after a release. A bound, because a shared
+# tablet is claimed by every customer who logs in on it; beyond it the oldest are forgotten.
+TURNED_AWAY_WINDOW = 32
+
 
 def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
     """A ULID-shaped id: 48-bit millisecond time then 80 bits of a hash of the anchor.
@@ -145,6 +149,11 @@ def _on_claim(
         return state, [attach]
     if owner == command.profile_id or command.profile_id in state.refused_by:
         return state, []
+    turned_away = state.turned_away
+    turned_away.pop(command.profile_id, None)
+    turned_away[command.profile_id] = None
+    if len(turned_away) > TURNED_AWAY_WINDOW:
+        del turned_away[next(iter(turned_away))]
     winner, loser = sorted((owner, command.profile_id))
     return state, [MergeRequest(winner, loser, command.identifier, command.event_id, command.at)]
 
@@ -178,7 +187,15 @@ def _on_release(
     attach = Attach(
         profile_id, command.identifier, state.epoch, command.event_id, command.at, RULE_RELEASED
     )
-    return state, [attach]
+    outputs: list[Output] = [attach]
+    # Claimants turned away by earlier owners may fit with the identifier's new profile.
+    for claimant in state.turned_away:
+        if claimant != profile_id and claimant not in state.refused_by:
+            winner, loser = sorted((profile_id, claimant))
+            outputs.append(
+                MergeRequest(winner, loser, command.identifier, command.event_id, command.at)
+            )
+    return state, outputs
 
 
 # --- profile stage -----------------------------------------------------------------------------

@@ -45,6 +45,9 @@ class IdentifierState:
     last_seen: int | None = None
     refused_by: set[str] = field(default_factory=set)
     recent_events: dict[str, None] = field(default_factory=dict)
+    # Profiles whose claim found another owner (oldest first, bounded): when the identifier is
+    # released to a profile of its own, each is asked again, so no link is lost to the timing.
+    turned_away: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
