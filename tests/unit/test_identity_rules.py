@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from omnid.errors import ConfigError, InvalidEvent, RejectionReason
 from omnid.identity.intake import commands_for_event
-from omnid.identity.model import Event, Identifier, event_from_record
+from omnid.identity.model import ConsentChange, Event, Identifier, Purchase, event_from_record
 from omnid.identity.normalisers import IdentifierRejection, RejectedIdentifier
 from omnid.identity.rules import IdentityRules, default_rules_path, normalise
 
@@ -234,3 +235,31 @@ def test_event_from_record_accepts_fastavro_datetimes_and_clamps_event_time() ->
     assert event.purchase is not None and event.purchase.amount == 10.0
     with pytest.raises(InvalidEvent):
         event_from_record({**record, "identifiers": "ann@shop.io"})
+
+
+def test_intake_keeps_every_event_field_but_the_identifiers() -> None:
+    event = Event(
+        "e7",
+        "pos",
+        "till-3",
+        "purchase",
+        5,
+        9,
+        (Identifier("email", " Ann@Shop.io "),),
+        traits={"tier": "gold"},
+        properties={"store": 3},
+        purchase=Purchase("o1", 9.5, "GBP"),
+        consent=(ConsentChange("email", True),),
+    )
+    normalised = commands_for_event(RULES, event).event
+    assert normalised == dataclasses.replace(
+        event, identifiers=(Identifier("email", "ann@shop.io"),)
+    )
+
+
+def test_normalisation_is_remembered_but_a_rejection_is_raised_every_time() -> None:
+    rules = IdentityRules.load()
+    assert normalise(rules, "phone", "07911 123456") is normalise(rules, "phone", "07911 123456")
+    for _ in range(2):
+        with pytest.raises(RejectedIdentifier, match="blocked"):
+            normalise(rules, "user_id", "null")

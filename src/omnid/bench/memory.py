@@ -83,7 +83,10 @@ def run(
     gc.collect()
     gc.disable()  # the core allocates many small objects; collection pauses are not its cost
     try:
-        uf_seconds, uf_bare_seconds, components = union_find_pass(rules, events)
+        # Its own rules object: each pass fills its own normalisation cache, neither is warmed
+        # by the other.
+        uf_rules = IdentityRules.load(Settings().rules_file)
+        uf_seconds, uf_bare_seconds, components = union_find_pass(uf_rules, events)
         started = time.perf_counter()
         result = Simulator(rules, partitions, SEED, keep_outputs=False).run(events)
         core_seconds = time.perf_counter() - started

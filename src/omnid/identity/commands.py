@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
 from omnid.identity.state import ProfileState
+from omnid.identity.survivorship import profile_update_record
 
 
 class Stage(StrEnum):
@@ -213,17 +214,45 @@ Command = IdentityCommand | ProfileCommand
 # --- emissions (published, never consumed by the graph) -------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class ProfileSnapshot:
-    """A profile changed; `record` is exactly an omnid.ProfileUpdate (times in epoch ms)."""
+    """A profile changed; `record` is exactly an omnid.ProfileUpdate (times in epoch ms).
 
-    profile_id: str
-    version: int
-    record: dict[str, Any]
+    The record is rendered from the live profile on first read, so a run that never publishes
+    (the in-memory benchmark) or publishes once per batch does not pay for every change. Read
+    it before the profile's next command is handled to get exactly this change; read later, it
+    shows the profile as it is then (its own `version` field then exceeds `self.version`)."""
+
+    __slots__ = ("_profile", "_record", "profile_id", "version")
+
+    def __init__(
+        self,
+        profile_id: str,
+        version: int,
+        record: dict[str, Any] | None = None,
+        *,
+        profile: ProfileState | None = None,
+    ) -> None:
+        if record is None and profile is None:
+            raise ValueError("a snapshot needs a record or the profile to render one from")
+        self.profile_id = profile_id
+        self.version = version
+        self._record = record
+        self._profile = profile
+
+    @property
+    def record(self) -> dict[str, Any]:
+        if self._record is None:
+            assert self._profile is not None
+            self._record = profile_update_record(self._profile)
+            self._profile = None
+        return self._record
 
     @property
     def key(self) -> str:
         return self.profile_id
+
+    def __repr__(self) -> str:
+        return f"ProfileSnapshot({self.profile_id!r}, version={self.version})"
 
 
 @dataclass(frozen=True, slots=True)

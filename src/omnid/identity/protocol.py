@@ -8,6 +8,7 @@ Handlers are deterministic and idempotent: delivering a command twice changes no
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable
 
@@ -42,10 +43,10 @@ from omnid.identity.survivorship import (
     absorb,
     apply_event,
     identity_change_record,
-    profile_update_record,
 )
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
 _MAX_TIME = (1 << 48) - 1
 
 RULE_ANCHOR = "anchor"
@@ -68,12 +69,11 @@ def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
     compares ages and the older profile can always be the one that survives a merge."""
     millis = min(max(at, 0), _MAX_TIME)
     digest = hashlib.sha256(f"{anchor.key}\x00{salt}".encode()).digest()
-    number = (millis << 80) | int.from_bytes(digest[:10], "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[number & 31])
-        number >>= 5
-    return "".join(reversed(chars))
+    # 26 Crockford digits of the 128-bit number (two leading zero bits) via the C base32
+    # encoder: shifted left by 6 into 17 bytes, its first 26 symbols are exactly those digits.
+    padded = millis.to_bytes(6, "big") + digest[:10] + b"\x00"
+    shifted = (int.from_bytes(padded, "big") >> 2).to_bytes(17, "big")
+    return base64.b32encode(shifted)[:26].decode().translate(_TO_CROCKFORD)
 
 
 # --- identity stage ----------------------------------------------------------------------------
@@ -208,10 +208,16 @@ def handle_profile(
         state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
     outputs: list[Output] = []
     state = _dispatch(rules, state, command, outputs)
-    # A merge that finished frees the profile to replay what it deferred while waiting.
-    while state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
-        waiting = state.deferred.pop(0)
-        state = _dispatch(rules, state, waiting, outputs)
+    if state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
+        # A merge that finished frees the profile to replay what it deferred while waiting.
+        while state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
+            waiting = state.deferred.pop(0)
+            state = _dispatch(rules, state, waiting, outputs)
+        # Snapshots render the live profile: one, the last, says all the replay changed.
+        last = max((i for i, o in enumerate(outputs) if isinstance(o, ProfileSnapshot)), default=0)
+        outputs = [
+            o for i, o in enumerate(outputs) if i >= last or not isinstance(o, ProfileSnapshot)
+        ]
     return state, outputs
 
 
@@ -296,7 +302,7 @@ def _touch(state: ProfileState, kind: str, event_id: str | None, at: int) -> Pro
     state.cause_kind = kind
     state.cause_event_id = event_id
     state.updated_at = max(state.updated_at, at)
-    return ProfileSnapshot(state.profile_id, state.version, profile_update_record(state))
+    return ProfileSnapshot(state.profile_id, state.version, profile=state)
 
 
 def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:

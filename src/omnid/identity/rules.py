@@ -121,6 +121,9 @@ class _Compiled:
     priorities: dict[str, int]
     weak: frozenset[str]
     channel_priority: dict[str, int]
+    # (type, raw value) -> identifier or rejection: customers send the same values again and
+    # again, and a phone number costs a libphonenumber parse. Bounded; cleared when full.
+    normalised: dict[tuple[str, str], Identifier | RejectedIdentifier]
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -199,6 +202,7 @@ class IdentityRules(BaseModel):
                 if rule.strength is Strength.WEAK
             ),
             channel_priority=dict(self.channel_priority),
+            normalised={},
         )
         _COMPILED[id(self)] = compiled
         weakref.finalize(self, _COMPILED.pop, id(self), None)
@@ -310,8 +314,27 @@ def _unquoted(value: str) -> str:
     return value
 
 
+NORMALISED_CACHE_ENTRIES = 200_000
+
+
 def normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:
     """Canonical identifier for a raw value, or RejectedIdentifier saying why not."""
+    cache = _lookups(rules).normalised
+    known = cache.get((identifier_type, raw))
+    if known is None:
+        try:
+            known = _normalise(rules, identifier_type, raw)
+        except RejectedIdentifier as rejection:
+            known = rejection
+        if len(cache) >= NORMALISED_CACHE_ENTRIES:
+            cache.clear()
+        cache[(identifier_type, raw)] = known
+    if isinstance(known, RejectedIdentifier):
+        raise RejectedIdentifier(known.reason, known.detail)
+    return known
+
+
+def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:
     rule = rules.identifier_types.get(identifier_type)
     if rule is None:
         raise RejectedIdentifier(IdentifierRejection.UNKNOWN_TYPE, "identifier type not in rules")
