@@ -156,3 +156,13 @@ def test_a_weak_link_between_known_profiles_is_declined_but_a_strong_one_later_m
     (offer,) = outputs
     _, outputs = handle_profile(RULES, loser, offer)
     assert any(isinstance(o, Absorb) for o in outputs)
+
+
+def test_a_second_delivery_of_a_bounced_event_is_not_counted_even_if_it_would_now_fit() -> None:
+    event = Event("e9", "app", "kiosk", "identify", 1_000, 1_000, (BOB, TABLET))
+    profile, outputs = handle_profile(RULES, known("01A", ANN, TABLET), Apply("01A", event, 1))
+    assert outputs == [Resolve(event, 0, create=True)]
+    assert profile is not None
+    profile.claimed.pop(ANN.key)  # say the claim was declined: the profile is anonymous again
+    profile, outputs = handle_profile(RULES, profile, Apply("01A", event, 1))
+    assert outputs == [] and profile is not None and profile.event_count == 0

@@ -377,6 +377,8 @@ def _on_apply(
     if event.event_id in state.applied:
         return
     if command.probe > 0:
+        if event.event_id in state.passed_on:
+            return
         via_weak = rules.is_weak(event.identifiers[command.probe].type)
         if via_weak and state.awaiting is not None:
             # Whether this profile is known may change with the merge it awaits, and the
@@ -389,6 +391,9 @@ def _on_apply(
         ):
             # Found through a lower-priority identifier (a shared device, say) but the event's
             # stronger identifiers do not fit here: the anchor founds or finds its own profile.
+            state.passed_on[event.event_id] = None
+            if len(state.passed_on) > rules.applied_event_window:
+                del state.passed_on[next(iter(state.passed_on))]
             outputs.append(Resolve(event, 0, create=True))
             return
     apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)

@@ -112,6 +112,9 @@ class ProfileState:
     applied: dict[str, str] = field(default_factory=dict)
     absorbed: set[str] = field(default_factory=set)
     merged_from: list[str] = field(default_factory=list)
+    # events this profile sent back to their anchor (bounded like `applied`): a second delivery
+    # of the same weakly-found Apply may meet a state that would take it, and must not
+    passed_on: dict[str, None] = field(default_factory=dict)
     # limits: profiles a merge with was declined, identifiers refused (key -> reason)
     declined: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)

@@ -88,6 +88,9 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
     for event_id, channel in loser.applied.items():
         winner.applied.setdefault(event_id, channel)
     _trim(winner.applied, window)
+    for event_id in loser.passed_on:
+        winner.passed_on.setdefault(event_id, None)
+    _trim(winner.passed_on, window)
     winner.absorbed.add(loser.profile_id)
     winner.absorbed.update(loser.absorbed)
     winner.merged_from = sorted({*winner.merged_from, loser.profile_id, *loser.merged_from})
@@ -115,7 +118,7 @@ def _keep_consent(consent: dict[str, ConsentState], purpose: str, state: Consent
         consent[purpose] = state
 
 
-def _trim(applied: dict[str, str], window: int) -> None:
+def _trim(applied: dict[str, str] | dict[str, None], window: int) -> None:
     while len(applied) > window:
         del applied[next(iter(applied))]
 
