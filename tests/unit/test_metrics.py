@@ -37,8 +37,15 @@ def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
     for rejection in ("blocked", "unparseable", "suppressed"):
         assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection) == 0
     for identifier_type in metrics.IDENTIFIER_TYPES:
-        reason = f"limit:{identifier_type}"
-        assert sample(worker, "omnid_merges_refused_total", reason=reason) == 0
+        for kind in ("limit", "weak_link"):
+            reason = f"{kind}:{identifier_type}"
+            assert sample(worker, "omnid_merges_refused_total", reason=reason) == 0
+
+
+def test_weak_link_refusals_keep_their_reason_label(worker: WorkerMetrics) -> None:
+    metrics.record_merge_refused("weak_link:device_id", worker)
+    assert sample(worker, "omnid_merges_refused_total", reason="weak_link:device_id") == 1
+    assert not sample(worker, "omnid_merges_refused_total", reason="other")
 
 
 def test_event_counted_under_its_channel(worker: WorkerMetrics) -> None:

@@ -100,8 +100,17 @@ _MAX_IDENTIFIER_TYPES = 64
 _identifier_types: set[str] = set(IDENTIFIER_TYPES)
 
 
+# The core's refusal reasons are "<kind>:<identifier type>": over a limit, or a weak identifier
+# (device, cookie) that would have joined two known people.
+MERGE_REFUSAL_KINDS = ("limit", "weak_link")
+
+
 def merge_refusals() -> frozenset[str]:
-    return frozenset(f"limit:{identifier_type}" for identifier_type in _identifier_types)
+    return frozenset(
+        f"{kind}:{identifier_type}"
+        for kind in MERGE_REFUSAL_KINDS
+        for identifier_type in _identifier_types
+    )
 
 
 def allow_identifier_types(types: Iterable[str]) -> None:
