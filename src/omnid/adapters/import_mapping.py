@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from omnid.adapters.segment import WriteKeyTarget, flatten
+from omnid.config_files import load_yaml_model
 from omnid.contracts.channel_event import Scalar, deterministic_event_id, new_channel_event
-from omnid.errors import ConfigError, InvalidEvent, RejectionReason
+from omnid.errors import InvalidEvent, RejectionReason
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n", "f"})
@@ -72,10 +72,7 @@ class ImportMapping(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> ImportMapping:
-        try:
-            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError, ValidationError) as error:
-            raise ConfigError(f"{path}: cannot use mapping: {error}") from error
+        return load_yaml_model(path, cls, "import mapping")
 
     def columns(self) -> set[str]:
         named = [self.occurred_at.column, *self.identifiers.values(), *self.traits.values()]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from omnid.adapters.segment import WriteKeyTarget
+from omnid.config_files import load_yaml_model
 from omnid.contracts.channel_event import Channel
-from omnid.errors import ConfigError
 
 
 class WriteKeyEntry(BaseModel):
@@ -27,11 +26,7 @@ class WriteKeysFile(BaseModel):
 
 def load_write_keys(path: Path) -> dict[str, WriteKeyTarget]:
     """Read the YAML file; a broken file is a ConfigError naming it, never a half-loaded map."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        parsed = WriteKeysFile.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as error:
-        raise ConfigError(f"{path}: cannot load write keys: {error}") from error
+    parsed = load_yaml_model(path, WriteKeysFile, "write keys file")
     return {
         key: WriteKeyTarget(entry.channel, entry.source) for key, entry in parsed.write_keys.items()
     }

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import phonenumbers
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from omnid.config_files import read_config_text, validate_yaml
 from omnid.errors import ConfigError
 from omnid.identity.model import Identifier
 from omnid.identity.normalisers import (
@@ -217,34 +217,12 @@ class IdentityRules(BaseModel):
     def load(cls, path: Path | str | None = None, hash_secret: str | None = None) -> IdentityRules:
         """Read and validate a rules file; any problem is a ConfigError naming file and line."""
         rules_path = Path(path) if path is not None else default_rules_path()
-        try:
-            text = rules_path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"{rules_path}: cannot read rules file: {error}") from None
+        text = read_config_text(rules_path, "rules file")
         return cls.from_yaml(text, str(rules_path), hash_secret)
 
     @classmethod
     def from_yaml(cls, text: str, origin: str, hash_secret: str | None = None) -> IdentityRules:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(error, "problem", None) or str(error)
-            raise ConfigError(f"{origin}{where}: not valid YAML: {problem}") from None
-        if not isinstance(document, dict):
-            raise ConfigError(f"{origin}: the rules file must be a mapping of settings")
-        try:
-            return cls.model_validate({**document, "hash_secret": hash_secret})
-        except ValidationError as error:
-            problems = []
-            for item in error.errors()[:5]:
-                location = tuple(item["loc"])
-                line = _line_of(text, location)
-                where = f":{line}" if line else ""
-                dotted = ".".join(str(part) for part in location) or "(top level)"
-                problems.append(f"{origin}{where}: {dotted}: {item['msg']}")
-            raise ConfigError("; ".join(problems)) from None
+        return validate_yaml(text, origin, cls, "rules file", {"hash_secret": hash_secret})
 
     @property
     def compiled(self) -> _Compiled:
@@ -280,32 +258,6 @@ class IdentityRules(BaseModel):
         return IdentityRules.model_validate(
             {**self.model_dump(), "identifier_types": types, "hash_secret": self.hash_secret}
         )
-
-
-def _line_of(text: str, location: tuple[int | str, ...]) -> int | None:
-    """1-based line of the YAML node at a pydantic error location (the closest existing parent)."""
-    try:
-        node: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    found = node
-    for part in location:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if str(key_node.value) == str(part):
-                    child = value_node
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-        if child is None:
-            break
-        node = found = child
-    return found.start_mark.line + 1 if found is not None else None
 
 
 def _unquoted(value: str) -> str:

@@ -12,10 +12,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from omnid.config import PROJECT_ROOT
+from omnid.config_files import parse_yaml, read_config_text
 from omnid.errors import ConfigError
 
 # Kafka's own limits on topic names.
@@ -184,14 +184,7 @@ def _describe(error: ValidationError, topics: list[Any]) -> str:
 
 def load_topology(path: Path, project_root: Path = PROJECT_ROOT) -> Topology:
     """Reads and checks a topics file; every problem is a ConfigError naming the file and topic."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read topics file {path}: {error.strerror}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    document = parse_yaml(read_config_text(path, "topics file"), str(path))
     topology = parse_topology(document, str(path))
     for topic in topology.topics:
         schema_file = project_root / topic.value_schema
