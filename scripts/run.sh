@@ -29,6 +29,13 @@ running+=("topics of streams/topics.yaml (omnid topics list shows them)")
 
 # Pipeline workers: two members of one group, each with its own RocksDB folder and lookup port.
 mkdir -p .run
+# A fresh development API token (all scopes); the workers accept it, `omnid lookup` sends it.
+export OMNID_API_TOKENS_FILE="$PWD/.run/api-tokens.yaml"
+OMNID_API_TOKEN=$("$PYTHON" -m omnid.cli tokens create dev-local --file "$OMNID_API_TOKENS_FILE" \
+  --scope profiles:read --scope privacy:write --scope admin)
+export OMNID_API_TOKEN
+running+=("API token (profiles:read, privacy:write, admin): export OMNID_API_TOKEN=$OMNID_API_TOKEN" \
+  "  then: omnid lookup ..., or curl -H \"Authorization: Bearer \$OMNID_API_TOKEN\" http://127.0.0.1:8081/v1/profiles/ID")
 worker_pids=()
 for n in 1 2; do
   port=$((8080 + n))

@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "worker": "omnid.pipeline.serve",
     "tail": "omnid.pipeline.tail",
     "lookup": "omnid.pipeline.lookup_client",
+    "tokens": "omnid.api_auth",
     "bench": "omnid.bench.cli",
 }
 

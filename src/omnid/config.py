@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "streams" / "write-keys.yaml",
         description="Collector write keys: each key's channel and source.",
     )
+    api_tokens_file: Path = Field(
+        PROJECT_ROOT / "streams" / "api-tokens.yaml",
+        description="Hashed bearer tokens and their scopes, accepted by the worker HTTP APIs.",
+    )
+    api_token: str | None = Field(
+        None,
+        description="Bearer token `omnid lookup` and `omnid privacy` send (`make run` prints one).",
+    )
 
     def kafka_client_config(self) -> dict[str, str]:
         """confluent-kafka settings shared by producers, consumers and the admin client."""

@@ -159,15 +159,17 @@ def test_lookup_api_on_either_worker_returns_the_published_profile(
     scenario: ScenarioRun,
 ) -> None:
     workers = scenario.pipeline.workers
+    token = scenario.pipeline.api_token
     for index, (profile_id, record) in enumerate(sorted(scenario.published.items())):
         api = workers[index % len(workers)].url
-        body, status = get_json(f"{api}/v1/profiles/{profile_id}")
+        body, status = get_json(f"{api}/v1/profiles/{profile_id}", token=token)
         assert status == 200, body
         assert body["profile_id"] == profile_id
         assert profile_signature(body) == profile_signature(record)
         held = record["identifiers"][index % len(record["identifiers"])]
         body, status = get_json(
-            f"{api}/v1/identifiers/{held['type']}/{quote(held['value'], safe='')}"
+            f"{api}/v1/identifiers/{held['type']}/{quote(held['value'], safe='')}",
+            token=token,
         )
         assert status == 200, body
         assert body["profile_id"] == profile_id
@@ -177,8 +179,9 @@ def test_lookup_of_a_merged_profile_id_answers_with_the_survivor(scenario: Scena
     merged = sorted(scenario.tombstoned)
     assert merged, "the scenario should merge some profiles"
     api = scenario.pipeline.workers[0].url
+    token = scenario.pipeline.api_token
     for profile_id in merged:
-        body, status = get_json(f"{api}/v1/profiles/{profile_id}")
+        body, status = get_json(f"{api}/v1/profiles/{profile_id}", token=token)
         assert status == 200, body
         assert body["profile_id"] in scenario.published
         assert body["requested_profile_id"] == profile_id
@@ -188,19 +191,33 @@ def test_lookup_of_unknown_keys_is_404_and_of_invalid_identifiers_400(
     scenario: ScenarioRun,
 ) -> None:
     api = scenario.pipeline.workers[1].url
-    body, status = get_json(f"{api}/v1/identifiers/email/zed.unknown.999%40inbox.example")
+    token = scenario.pipeline.api_token
+    body, status = get_json(
+        f"{api}/v1/identifiers/email/zed.unknown.999%40inbox.example", token=token
+    )
     assert (status, body["error"]) == (404, "unknown_identifier")
-    body, status = get_json(f"{api}/v1/profiles/00000000000000000000000000")
+    body, status = get_json(f"{api}/v1/profiles/00000000000000000000000000", token=token)
     assert (status, body["error"]) == (404, "unknown_profile")
-    body, status = get_json(f"{api}/v1/identifiers/shoe_size/42")
+    body, status = get_json(f"{api}/v1/identifiers/shoe_size/42", token=token)
     assert (status, body["error"]) == (400, "invalid_identifier")
     # Normalised before lookup: case and spaces do not matter for an email.
     email = next(
         i for r in scenario.published.values() for i in r["identifiers"] if i["type"] == "email"
     )
     shouted = quote(f"  {email['value'].upper()} ", safe="")
-    body, status = get_json(f"{api}/v1/identifiers/email/{shouted}")
+    body, status = get_json(f"{api}/v1/identifiers/email/{shouted}", token=token)
     assert status == 200, body
+
+
+def test_lookup_needs_a_bearer_token_even_for_a_key_held_by_the_other_worker(
+    scenario: ScenarioRun,
+) -> None:
+    profile_id = sorted(scenario.published)[0]
+    for worker in scenario.pipeline.workers:
+        body, status = get_json(f"{worker.url}/v1/profiles/{profile_id}")
+        assert (status, body["error"]) == (401, "unauthorized")
+        body, status = get_json(f"{worker.url}/v1/profiles/{profile_id}", token="omnid_wrong")
+        assert (status, body["error"]) == (401, "unauthorized")
 
 
 def test_poison_messages_reach_the_dead_letter_topic_with_reasons(scenario: ScenarioRun) -> None:

@@ -28,6 +28,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from omnid.api_auth import Scope, bearer_header, write_token
 from omnid.config import Settings
 from omnid.contracts import (
     CHANNEL_EVENT,
@@ -97,10 +98,13 @@ class WorkerProcess:
         return get_json(f"{self.url}/v1/worker")[0]
 
 
-def get_json(url: str, timeout: float = 10.0) -> tuple[dict[str, Any] | None, int]:
-    """(body, status) of a GET; (None, 0) when nothing answers."""
+def get_json(
+    url: str, timeout: float = 10.0, token: str | None = None
+) -> tuple[dict[str, Any] | None, int]:
+    """(body, status) of a GET (with `token` as bearer token); (None, 0) when nothing answers."""
+    request = urllib.request.Request(url, headers=bearer_header(token))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response), response.status
     except urllib.error.HTTPError as error:
         try:
@@ -311,6 +315,13 @@ class Pipeline:
     topics: PipelineTopics
     workers: list[WorkerProcess]
     base_dir: Path
+    api_tokens_file: Path = field(init=False)
+    api_token: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # One token with every scope; each worker reads the same tokens file, as in production.
+        self.api_tokens_file = self.base_dir / "api-tokens.yaml"
+        self.api_token = write_token(self.api_tokens_file, "test-pipeline", tuple(Scope))
 
     @property
     def group(self) -> str:
@@ -320,6 +331,7 @@ class Pipeline:
         env = {
             "OMNID_TOPIC_PREFIX": self.topics.prefix,
             "OMNID_KAFKA_BOOTSTRAP": self.config["bootstrap.servers"],
+            "OMNID_API_TOKENS_FILE": str(self.api_tokens_file),
         }
         worker = WorkerProcess(
             name=name,

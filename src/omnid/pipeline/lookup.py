@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
+from omnid.api_auth import Scope, public, requires
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
@@ -61,6 +62,7 @@ class LookupApi:
 
     # -- handlers ----------------------------------------------------------------------------
 
+    @requires(Scope.PROFILES_READ)
     async def identifier(self, request: web.Request) -> web.Response:
         identifier_type = request.match_info["type"]
         try:
@@ -74,8 +76,9 @@ class LookupApi:
         state: IdentifierState | None = decode_record(raw) if raw is not None else None
         if state is None or state.owner is None:
             return _error(404, "unknown_identifier", type=identifier_type)
-        return await self._profile_response(state.owner, requested=state.owner)
+        return await self._profile_response(state.owner, state.owner, request)
 
+    @requires(Scope.PROFILES_READ)
     async def profile(self, request: web.Request) -> web.Response:
         profile_id = request.match_info["profile_id"]
         try:
@@ -86,9 +89,10 @@ class LookupApi:
             return _error(404, "unknown_profile", profile_id=profile_id)
         state: ProfileState = decode_record(raw)
         if state.status is ProfileStatus.MERGED and state.merged_into:
-            return await self._profile_response(state.merged_into, requested=profile_id)
+            return await self._profile_response(state.merged_into, profile_id, request)
         return self._render(state, requested=profile_id)
 
+    @public  # partitions and counts only, no personal data; probes and `make run` poll it
     async def worker_status(self, _request: web.Request) -> web.Response:
         status = self.worker.status
         return web.json_response(
@@ -104,7 +108,9 @@ class LookupApi:
 
     # -- following a profile across workers --------------------------------------------------
 
-    async def _profile_response(self, profile_id: str, requested: str) -> web.Response:
+    async def _profile_response(
+        self, profile_id: str, requested: str, request: web.Request
+    ) -> web.Response:
         """The surviving profile of `profile_id`, following merged_into wherever it lives."""
         current = profile_id
         for _ in range(MAX_MERGE_HOPS):
@@ -113,7 +119,9 @@ class LookupApi:
             except NotHere as elsewhere:
                 if elsewhere.owner_url is None:
                     return _error(503, "rebalancing")
-                body, status = await self._get(f"{elsewhere.owner_url}/v1/profiles/{current}")
+                body, status = await self._get(
+                    f"{elsewhere.owner_url}/v1/profiles/{current}", request
+                )
                 if status == 200:
                     body["requested_profile_id"] = requested
                 return web.json_response(body, status=status)
@@ -173,14 +181,17 @@ class LookupApi:
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
         if elsewhere.owner_url is None:
             return _error(503, "rebalancing")
-        body, status = await self._get(f"{elsewhere.owner_url}{request.rel_url}")
+        body, status = await self._get(f"{elsewhere.owner_url}{request.rel_url}", request)
         return web.json_response(body, status=status)
 
-    async def _get(self, url: str) -> tuple[dict[str, Any], int]:
+    async def _get(self, url: str, request: web.Request) -> tuple[dict[str, Any], int]:
+        """GET from the peer that owns the key, with the caller's own credentials: every worker
+        reads the same tokens file, so the peer authorizes the caller, not this worker."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        headers = {ROUTED_HEADER: "1", "Authorization": request.headers.get("Authorization", "")}
         try:
-            async with self._http.get(url, headers={ROUTED_HEADER: "1"}) as response:
+            async with self._http.get(url, headers=headers) as response:
                 return await response.json(), response.status
         except (aiohttp.ClientError, TimeoutError):
             return {"error": "owner_unreachable"}, 503

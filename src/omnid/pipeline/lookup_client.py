@@ -1,4 +1,5 @@
-"""`omnid lookup TYPE VALUE` (or `--profile ID`): ask any worker's lookup API, print the profile."""
+"""`omnid lookup TYPE VALUE` (or `--profile ID`): ask any worker's lookup API, print the profile.
+The bearer token (scope profiles:read) comes from OMNID_API_TOKEN."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from omnid.api_auth import bearer_header
+from omnid.config import Settings
 
 DEFAULT_API = "http://127.0.0.1:8081"
 
@@ -31,13 +35,16 @@ def lookup_path(identifier_type: str | None, value: str | None, profile: str | N
 
 def run(args: argparse.Namespace) -> int:
     url = args.api.rstrip("/") + lookup_path(args.type, args.value, args.profile)
+    request = urllib.request.Request(url, headers=bearer_header(Settings().api_token))
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
+        with urllib.request.urlopen(request, timeout=15) as response:
             print(json.dumps(json.load(response), indent=2, sort_keys=True))
             return 0
     except urllib.error.HTTPError as error:
         body = error.read().decode(errors="replace")
         print(f"omnid lookup: HTTP {error.code}: {body}")
+        if error.code == 401:
+            print("omnid lookup: set OMNID_API_TOKEN to a token with scope profiles:read")
         return 1 if error.code == 404 else 2
     except urllib.error.URLError as error:
         print(f"omnid lookup: no worker answered at {args.api}: {error.reason}")

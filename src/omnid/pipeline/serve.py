@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from omnid.api_auth import ApiTokens, auth_middleware
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
@@ -78,11 +79,23 @@ def run(args: argparse.Namespace) -> int:
     processor = StageProcessor(
         rules, AvroCodec.from_settings(settings), topics, settings.max_event_bytes
     )
+    tokens = ApiTokens.load(settings.api_tokens_file)
     worker = Worker(settings, options, processor, topics)
-    return asyncio.run(_serve(worker, rules, args.host, args.port))
+    return asyncio.run(_serve(worker, rules, tokens, args.host, args.port))
 
 
-async def _serve(worker: Worker, rules: IdentityRules, host: str, port: int) -> int:
+def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) -> web.Application:
+    """Every HTTP route a worker serves, behind the token check (each route declares its scope;
+    a test asks every route for 401 and 403)."""
+    app = web.Application(middlewares=[auth_middleware(tokens)])
+    add_operations_routes(app, worker.operations.readiness)
+    LookupApi(worker, rules, worker.admin).routes(app)
+    return app
+
+
+async def _serve(
+    worker: Worker, rules: IdentityRules, tokens: ApiTokens, host: str, port: int
+) -> int:
     loop = asyncio.get_running_loop()
     finished = asyncio.Event()
     failure: list[BaseException] = []
@@ -96,10 +109,7 @@ async def _serve(worker: Worker, rules: IdentityRules, host: str, port: int) -> 
         finally:
             loop.call_soon_threadsafe(finished.set)
 
-    readiness = worker.operations.readiness
-    app = web.Application()
-    add_operations_routes(app, readiness)
-    LookupApi(worker, rules, worker.admin).routes(app)
+    app = worker_application(worker, rules, tokens)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
