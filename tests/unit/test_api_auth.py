@@ -32,7 +32,20 @@ from omnid.observability.health import Readiness
 from omnid.pipeline.serve import worker_application
 from omnid.pipeline.topology import PipelineTopics
 
-OPEN_ROUTES = {"/metrics", "/healthz", "/readyz", "/v1/worker"}
+OPEN_ROUTES = {
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/v1/worker",
+    "/v1/operations",
+    "/v1/operations/worker",
+    # The console's page, its files, its rules summary and its token check (which checks itself).
+    "/console",
+    "/console/",
+    "/console/config.json",
+    "/console/session",
+    "/console/{name}",
+}
 
 
 def stub_worker() -> Any:

@@ -315,13 +315,21 @@ class Pipeline:
     topics: PipelineTopics
     workers: list[WorkerProcess]
     base_dir: Path
+    # More tokens by name -> scopes (a test of what a narrower token may do); their values end
+    # up in `tokens`. Workers read the tokens file when they start.
+    token_scopes: Mapping[str, Iterable[Scope]] = field(default_factory=dict)
     api_tokens_file: Path = field(init=False)
     api_token: str = field(init=False, repr=False)
+    tokens: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # One token with every scope; each worker reads the same tokens file, as in production.
         self.api_tokens_file = self.base_dir / "api-tokens.yaml"
         self.api_token = write_token(self.api_tokens_file, "test-pipeline", tuple(Scope))
+        self.tokens = {
+            name: write_token(self.api_tokens_file, name, scopes)
+            for name, scopes in self.token_scopes.items()
+        }
 
     @property
     def group(self) -> str:
@@ -369,10 +377,13 @@ def running_pipeline(
     base_dir: Path,
     workers: int = 2,
     guarantee: str = "exactly_once",
+    token_scopes: Mapping[str, Iterable[Scope]] | None = None,
 ) -> Iterator[Pipeline]:
     """Workers for the topology already created under `prefix`; all stopped (SIGKILL if they
     do not stop) and their changelog topics deleted on exit."""
-    pipeline = Pipeline(dict(config), PipelineTopics.under(prefix), [], base_dir)
+    pipeline = Pipeline(
+        dict(config), PipelineTopics.under(prefix), [], base_dir, token_scopes or {}
+    )
     try:
         for index in range(workers):
             pipeline.add_worker(f"worker-{index + 1}", guarantee)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,28 @@ ROUTED_HEADER = "X-Omnid-Routed"
 # merged_into chains are short after path compression; a longer one means a bug, not a customer.
 MAX_MERGE_HOPS = 32
 MEMBERS_TTL_S = 1.0
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A worker in the consumer group, as its client.id ("omnid-worker NAME URL") tells."""
+
+    name: str
+    url: str
+    partitions: tuple[tuple[str, int], ...]
+
+
+def group_members(admin: AdminClient, group: str) -> list[GroupMember]:
+    """The group's omnid workers (blocking: one describe request)."""
+    description = admin.describe_consumer_groups([group])[group].result(10)
+    members = []
+    for member in description.members:
+        parts = member.client_id.split(" ")
+        if len(parts) != 3 or parts[0] != "omnid-worker":
+            continue
+        assigned = tuple((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
+        members.append(GroupMember(name=parts[1], url=parts[2], partitions=assigned))
+    return members
 
 
 class NotHere(Exception):
@@ -167,16 +190,11 @@ class LookupApi:
         return self._owners.get((topic, partition))
 
     def _describe_owners(self) -> dict[tuple[str, int], str]:
-        group = self.worker.group
-        description = self.admin.describe_consumer_groups([group])[group].result(10)
-        owners = {}
-        for member in description.members:
-            parts = member.client_id.split(" ")
-            if len(parts) != 3 or parts[0] != "omnid-worker":
-                continue
-            for tp in member.assignment.topic_partitions:
-                owners[(tp.topic, tp.partition)] = parts[2]
-        return owners
+        return {
+            partition: member.url
+            for member in group_members(self.admin, self.worker.group)
+            for partition in member.partitions
+        }
 
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
         if elsewhere.owner_url is None:

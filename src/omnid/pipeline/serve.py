@@ -15,6 +15,7 @@ from aiohttp import web
 
 from omnid.api_auth import ApiTokens, auth_middleware
 from omnid.config import Settings
+from omnid.console.web import OperationsApi, add_console_routes
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
 from omnid.observability import metrics
@@ -90,6 +91,8 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     app = web.Application(middlewares=[auth_middleware(tokens)])
     add_operations_routes(app, worker.operations.readiness)
     LookupApi(worker, rules, worker.admin).routes(app)
+    OperationsApi(worker, worker.admin).routes(app)
+    add_console_routes(app, rules, tokens)
     return app
 
 

@@ -1,0 +1,396 @@
+// omnid console: a small page over the workers' JSON APIs (same origin only).
+// Every value that comes from customer data is set as text, never as HTML.
+"use strict";
+
+// session: { token, name, scopes } once signed in; the token lives in sessionStorage only (gone
+// with the tab), and is sent as a bearer token, never in a URL.
+const state = { config: null, operateTimer: null, session: null };
+const TOKEN_KEY = "omnid-console-token";
+
+function can(scope) {
+  return Boolean(state.session && state.session.scopes.includes(scope));
+}
+
+// -- DOM helpers ------------------------------------------------------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "className") node.className = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// Like replaceChildren, with el's handling of nested arrays and absent (null) children.
+function fill(node, ...children) {
+  node.replaceChildren(...el("div", {}, ...children).childNodes);
+}
+
+function table(headings, rows, attrs) {
+  return el("table", attrs,
+    el("thead", {}, el("tr", {}, headings.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows));
+}
+
+function section(title, ...content) {
+  return el("section", { className: "card" }, el("h3", {}, title), ...content);
+}
+
+function when(ms) {
+  if (ms === null || ms === undefined) return "";
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function showMessage(text, kind) {
+  const message = document.getElementById("message");
+  message.textContent = text || "";
+  message.className = kind || "";
+  message.hidden = !text;
+}
+
+// -- API --------------------------------------------------------------------------------------
+
+async function api(path, options, token) {
+  const headers = { Accept: "application/json" };
+  const bearer = token || (state.session && state.session.token);
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (options && options.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { ...options, headers });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_error) {
+    body = null;
+  }
+  return { status: response.status, body };
+}
+
+function describeError(result) {
+  const body = result.body || {};
+  const reasons = {
+    unknown_identifier: "No profile holds this identifier.",
+    unknown_profile: "No profile has this id.",
+    invalid_identifier: `Not a usable value for this type (${body.reason || "invalid"}).`,
+    erased_profile: "This profile was erased.",
+    rebalancing: "The workers are rebalancing; try again in a moment.",
+    owner_unreachable: "The worker that holds this profile did not answer; try again.",
+    unauthorized: "The token was not accepted: sign in again.",
+    forbidden: `This token may not do that (${body.detail || "missing scope"}).`,
+  };
+  return reasons[body.error] || `The API answered ${result.status} ${body.error || ""}`.trim();
+}
+
+// -- screens ----------------------------------------------------------------------------------
+
+function showScreen(name) {
+  for (const id of ["signin-screen", "find-screen", "profile-screen", "operate-screen"]) {
+    document.getElementById(id).hidden = !name.includes(id.replace("-screen", ""));
+  }
+  for (const link of document.querySelectorAll("nav a")) {
+    link.classList.toggle("current", link.id === `nav-${name.split("+")[0]}`);
+  }
+  if (!name.includes("operate")) stopOperate();
+}
+
+async function route() {
+  showMessage("");
+  if (!state.session) return showScreen("signin");
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "operate") {
+    showScreen("operate");
+    return startOperate();
+  }
+  if (!can("profiles:read")) {
+    showScreen("none");
+    return showMessage("This token cannot read profiles (scope profiles:read); Operate is open to it.");
+  }
+  showScreen("find");
+  if (parts[0] === "profile" && parts[1]) return showProfile(`/v1/profiles/${enc(parts[1])}`);
+  if (parts[0] === "identifier" && parts[1] && parts.length >= 3) {
+    const value = parts.slice(2).join("/");
+    document.getElementById("find-type").value = parts[1];
+    document.getElementById("find-value").value = value;
+    return showProfile(`/v1/identifiers/${enc(parts[1])}/${enc(value)}`);
+  }
+  document.getElementById("profile-screen").hidden = true;
+}
+
+function enc(value) {
+  return encodeURIComponent(value);
+}
+
+function onFind(event) {
+  event.preventDefault();
+  const type = document.getElementById("find-type").value;
+  const value = document.getElementById("find-value").value.trim();
+  if (!value) return;
+  const target = type === "profile_id" ? `#/profile/${enc(value)}` : `#/identifier/${enc(type)}/${enc(value)}`;
+  if (location.hash === target) route();
+  else location.hash = target;
+}
+
+// -- See: one profile -------------------------------------------------------------------------
+
+function sourceOf(priority) {
+  const channels = Object.entries(state.config.channel_priority)
+    .filter(([, p]) => p === priority)
+    .map(([channel]) => channel);
+  return channels.length ? `${channels.join(" / ")} (${priority})` : `priority ${priority}`;
+}
+
+function identifiersCard(profile) {
+  const rows = profile.identifiers.map((identifier) =>
+    el("tr", { "data-identifier": `${identifier.type}:${identifier.value}` },
+      el("td", {}, identifier.type),
+      el("td", { className: "value" }, identifier.value),
+      el("td", {}, identifier.rule),
+      el("td", {}, when(identifier.added_at)),
+      el("td", { className: "event" }, identifier.event_id)));
+  return section(`Identifiers (${profile.identifiers.length})`,
+    table(["type", "value", "linked by", "added", "event"], rows, { id: "identifiers" }));
+}
+
+function traitsCard(profile) {
+  const names = Object.keys(profile.traits).sort();
+  const rows = names.map((name) => {
+    const trait = profile.traits[name];
+    return el("tr", { "data-trait": name },
+      el("td", {}, name),
+      el("td", { className: "value" }, trait.value === null ? "(none)" : String(trait.value)),
+      el("td", {}, sourceOf(trait.source_priority)),
+      el("td", {}, when(trait.event_time)),
+      el("td", { className: "event" }, trait.event_id));
+  });
+  return section(`Traits (${names.length})`,
+    names.length ? table(["trait", "value", "source", "time", "set by event"], rows, { id: "traits" })
+      : el("p", { className: "hint" }, "No traits yet."));
+}
+
+function computedCard(profile) {
+  const computed = profile.computed;
+  const revenue = Object.entries(computed.revenue).sort()
+    .map(([currency, amount]) => `${amount.toFixed(2)} ${currency}`).join(", ") || "none";
+  const channels = Object.entries(computed.channel_counts).sort()
+    .map(([channel, count]) => `${channel} ${count}`).join(", ");
+  const facts = [
+    ["events", computed.event_count],
+    ["orders", computed.order_count],
+    ["revenue", revenue],
+    ["channels", channels],
+    ["last channel", computed.last_channel],
+    ["first seen", when(computed.first_seen)],
+    ["last seen", when(computed.last_seen)],
+  ];
+  return section("Computed",
+    el("dl", { id: "computed" }, facts.map(([name, value]) =>
+      [el("dt", {}, name), el("dd", { "data-fact": name }, String(value))])));
+}
+
+function consentCard(profile) {
+  const consent = profile.computed.consent || {};
+  const purposes = Object.keys(consent).sort();
+  const rows = purposes.map((purpose) => {
+    const entry = consent[purpose];
+    const conflicts = entry.conflicts || [];
+    return el("tr", { "data-purpose": purpose, className: conflicts.length ? "conflict" : "" },
+      el("td", {}, purpose),
+      el("td", {}, entry.granted ? "granted" : "withdrawn"),
+      el("td", {}, when(entry.at)),
+      el("td", {}, conflicts.length ? `conflict: ${conflicts.map(describeConflict).join("; ")}` : ""));
+  });
+  return section("Consent",
+    purposes.length ? table(["purpose", "state", "since", "conflicts"], rows, { id: "consent" })
+      : el("p", { className: "hint" }, "No consent recorded."));
+}
+
+function describeConflict(conflict) {
+  if (typeof conflict !== "object" || conflict === null) return String(conflict);
+  return Object.entries(conflict).map(([k, v]) => `${k} ${k.endsWith("at") ? when(v) : v}`).join(", ");
+}
+
+async function showProfile(path) {
+  const screen = document.getElementById("profile-screen");
+  screen.hidden = false;
+  screen.replaceChildren(el("p", { className: "hint" }, "Looking up..."));
+  const result = await api(path);
+  if (result.status !== 200) {
+    screen.replaceChildren(el("p", { id: "not-found", className: "error" }, describeError(result)));
+    return;
+  }
+  renderProfile(result.body);
+}
+
+function renderProfile(profile) {
+  const screen = document.getElementById("profile-screen");
+  const merged = profile.requested_profile_id && profile.requested_profile_id !== profile.profile_id;
+  fill(screen,
+    el("div", { className: "profile-head" },
+      el("h2", {}, "Profile ", el("code", { id: "profile-id" }, profile.profile_id)),
+      el("span", { className: "badge" }, profile.status),
+      el("span", { className: "badge" }, `version ${profile.version}`),
+      el("span", { className: "hint" }, `updated ${when(profile.updated_at)} by ${profile.cause.kind}`)),
+    merged ? el("p", { id: "merged-notice", className: "notice" },
+      "You asked for ", el("code", {}, profile.requested_profile_id),
+      ", which was merged into this profile.") : null,
+    profile.merged_from.length ? el("p", { className: "hint" },
+      `Merged from ${profile.merged_from.length} profile(s): `, profile.merged_from.join(", ")) : null,
+    el("div", { className: "columns" },
+      el("div", {}, identifiersCard(profile), traitsCard(profile)),
+      el("div", {}, computedCard(profile), consentCard(profile))));
+}
+
+// -- Operate ----------------------------------------------------------------------------------
+
+function stopOperate() {
+  if (state.operateTimer !== null) clearInterval(state.operateTimer);
+  state.operateTimer = null;
+}
+
+async function startOperate() {
+  stopOperate();
+  await refreshOperate();
+  state.operateTimer = setInterval(refreshOperate, 5000);
+}
+
+function rate(value) {
+  return value === undefined || value === null ? "…" : `${value}/min`;
+}
+
+// `hideZeros` for long lists (a refusal reason per identifier type): only what happened.
+function reasonsTable(id, counts, hideZeros) {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const shown = hideZeros ? entries.filter(([, count]) => count) : entries;
+  const rows = shown.map(([reason, count]) => el("tr", { "data-reason": reason, className: count ? "" : "zero" },
+    el("td", {}, reason), el("td", { className: "number" }, count)));
+  const zeros = entries.length - shown.length;
+  return [table(["reason", "count"], rows, { id }),
+    zeros ? el("p", { className: "hint" }, `${zeros} other reasons at 0.`) : null];
+}
+
+// "0,1,2 of every topic" when the worker holds the same partitions of each (the usual case).
+function partitionsByTopic(names) {
+  const byTopic = {};
+  for (const name of names) {
+    const cut = name.lastIndexOf(":");
+    (byTopic[name.slice(0, cut)] = byTopic[name.slice(0, cut)] || []).push(Number(name.slice(cut + 1)));
+  }
+  const lists = Object.entries(byTopic).sort()
+    .map(([topic, partitions]) => [topic, partitions.sort((a, b) => a - b).join(",")]);
+  if (!lists.length) return "none";
+  if (lists.every(([, list]) => list === lists[0][1])) return `${lists[0][1]} of ${lists.length} topics`;
+  return lists.map(([topic, list]) => `${topic.split(".").slice(-1)[0]} ${list}`).join(" · ");
+}
+
+async function refreshOperate() {
+  const screen = document.getElementById("operate-screen");
+  const result = await api("/v1/operations");
+  if (result.status !== 200) {
+    screen.replaceChildren(el("p", { className: "error" }, describeError(result)));
+    return;
+  }
+  const ops = result.body;
+  const totals = ops.totals;
+  const workerRows = ops.workers.map((worker) => el("tr", { "data-worker": worker.name },
+    el("td", {}, worker.name),
+    el("td", {}, el("span", { className: worker.serving ? "ok" : "warn" },
+      worker.serving ? "ready" : `not ready (${worker.waiting_for.join(", ")})`)),
+    el("td", { className: "number" }, worker.assigned.length),
+    el("td", { className: "partitions" }, partitionsByTopic(worker.ready_partitions)),
+    el("td", { className: "number" }, worker.consumer_lag_total),
+    el("td", { className: "number" }, worker.processed),
+    el("td", { className: "number" }, rate(worker.per_minute.events)),
+    el("td", { className: "number" }, rate(worker.per_minute.merges)),
+    el("td", { className: "number" }, rate(worker.per_minute.refusals))));
+  const unreachable = ops.unreachable.map((worker) => el("tr", { className: "warn" },
+    el("td", {}, worker.name), el("td", { colspan: 8 }, `did not answer at ${worker.url}`)));
+  fill(screen,
+    el("h2", {}, "Operate ", el("span", { className: "hint" }, `group ${ops.group}`)),
+    el("div", { className: "tiles" },
+      tile("workers", ops.workers.length, "workers"),
+      tile("consumer lag", totals.consumer_lag, "lag"),
+      tile("active profiles", totals.active_profiles, "profiles"),
+      tile("merges", rate(totals.per_minute.merges), "merges-rate"),
+      tile("refusals", rate(totals.per_minute.refusals), "refusals-rate"),
+      tile("dead letters", rate(totals.per_minute.dead_letters), "dead-letters-rate")),
+    section("Workers", table(["worker", "readiness", "partitions", "ready partitions", "lag",
+      "records", "events", "merges", "refusals"], [workerRows, unreachable], { id: "workers" })),
+    el("div", { className: "columns" },
+      section("Dead letters by reason (since the workers started)",
+        reasonsTable("dead-letters", totals.dead_letters_by_reason)),
+      section("Merge refusals by reason", reasonsTable("refusals", totals.merges_refused_by_reason, true))),
+    el("p", { className: "hint" }, `Refreshed ${when(Date.now())}; every 5 s.`));
+}
+
+function tile(label, value, id) {
+  return el("div", { className: "tile", id: `tile-${id}` },
+    el("div", { className: "tile-value" }, String(value)), el("div", { className: "tile-label" }, label));
+}
+
+// -- sign-in ----------------------------------------------------------------------------------
+
+async function signIn(token) {
+  const result = await api("/console/session", {}, token);
+  if (result.status !== 200) return false;
+  state.session = { token, name: result.body.name, scopes: result.body.scopes };
+  sessionStorage.setItem(TOKEN_KEY, token);
+  renderSession();
+  return true;
+}
+
+function signOut() {
+  state.session = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  renderSession();
+  location.hash = "#/find";
+  route();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  if (await signIn(input.value.trim())) {
+    input.value = "";
+    await route();
+  } else {
+    showMessage("Unknown token.", "error");
+  }
+}
+
+function renderSession() {
+  const session = document.getElementById("session");
+  if (!state.session) {
+    session.replaceChildren();
+    return;
+  }
+  fill(session,
+    el("span", { id: "signed-in" }, `Signed in as ${state.session.name}`),
+    el("span", { id: "scopes", className: "hint" }, state.session.scopes.join(" · ")),
+    el("button", { id: "sign-out", className: "secondary", type: "button", onclick: signOut }, "Sign out"));
+}
+
+// -- start ------------------------------------------------------------------------------------
+
+async function start() {
+  const result = await api("/console/config.json");
+  state.config = result.body;
+  const select = document.getElementById("find-type");
+  for (const type of state.config.identifier_types) {
+    select.append(el("option", { value: type, selected: type === "email" }, type));
+  }
+  document.getElementById("find-form").addEventListener("submit", onFind);
+  document.getElementById("signin-form").addEventListener("submit", onSignIn);
+  const kept = sessionStorage.getItem(TOKEN_KEY);
+  if (kept && !(await signIn(kept))) sessionStorage.removeItem(TOKEN_KEY);
+  window.addEventListener("hashchange", route);
+  await route();
+  document.body.dataset.ready = "true";
+}
+
+document.addEventListener("DOMContentLoaded", start);
