@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from omnid.identity import records
+from omnid.identity.state import ProfileState, ProfileStatus
 from omnid.observability.metrics import REGISTRY
 from omnid.pipeline.health import (
     TABLES_RECOVERED,
@@ -59,10 +61,13 @@ def test_active_profiles_counts_only_active_ones_in_owned_partitions() -> None:
     partitions = 6
     keys = [f"01JPROFILE{i:04d}".encode() for i in range(40)]
     owned = {partition_for(keys[0], partitions), partition_for(keys[1], partitions)}
-    entries = [(key, json.dumps({"kind": "profile", "status": "active"}).encode()) for key in keys]
-    entries.append((keys[0] + b"-merged", json.dumps({"status": "merged"}).encode()))
+    entries = [(key, records.encode(ProfileState(key.decode(), created_at=1))) for key in keys]
+    merged = ProfileState("01JPROFILE-merged", 1, ProfileStatus.MERGED, merged_into="01J")
+    entries.append((keys[0] + b"-merged", records.encode(merged)))
+    # a profile stored by the previous (JSON) encoding still counts
+    entries.append((keys[1], json.dumps({"kind": "ProfileState", "status": "active"}).encode()))
     entries.append((b"\x00checkpoint:3", b"17"))
-    expected = sum(1 for key in keys if partition_for(key, partitions) in owned)
+    expected = 1 + sum(1 for key in keys if partition_for(key, partitions) in owned)
 
     assert count_active_profiles(entries, owned, partitions) == expected
     assert count_active_profiles(entries, set(), partitions) == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
+from omnid.identity import records
 from omnid.identity.rules import IdentityRules
 from omnid.observability.metrics import Table
 from omnid.pipeline.partitioning import murmur2, partition_for
@@ -17,7 +18,6 @@ from omnid.pipeline.processor import (
     Outgoing,
     StageProcessor,
     StateWrite,
-    decode_record,
 )
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
@@ -119,7 +119,7 @@ def test_a_good_event_becomes_one_profile_update_keyed_by_profile_id(
     assert key == latest["profile_id"].encode()
     assert latest["computed"]["event_count"] == 1
     assert {i["value"] for i in latest["identifiers"]} == {"ann@inbox.example", "u1"}
-    owner = decode_record(tables[(Table.IDENTIFIERS, "email:ann@inbox.example")]).owner
+    owner = records.decode(tables[(Table.IDENTIFIERS, "email:ann@inbox.example")]).owner
     assert owner == latest["profile_id"]
 
 
@@ -193,8 +193,8 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
     local_tables = {(w.table, w.key): w.value for w in writes}
 
     assert local_tables.keys() == tables.keys()
-    assert {k: decode_record(v) for k, v in local_tables.items()} == {
-        k: decode_record(v) for k, v in tables.items()
+    assert {k: records.decode(v) for k, v in local_tables.items()} == {
+        k: records.decode(v) for k, v in tables.items()
     }
     assert _profile_updates(codec, local_published) == _profile_updates(codec, published)
     merged_away = [o for o in local_published if o.topic == TOPICS.profile_updates and not o.value]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
-from omnid.identity.model import Event
+from omnid.identity.model import Event, EventDigest, event_digest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult
 from omnid.identity.state import ProfileState, ProfileStatus
@@ -112,7 +112,7 @@ def check_links(rules: IdentityRules, events: list[Event], result: SimulationRes
     event is there for a recorded reason (a declined merge or a refused identifier)."""
     counted_by = {e: p for p in result.active_profiles().values() for e in p.applied}
     for event in events:
-        counter = counted_by.get(event.event_id)
+        counter = counted_by.get(event.digest)
         if counter is None:
             continue
         for identifier in usable_identifiers(rules, event.identifiers)[0]:
@@ -138,7 +138,7 @@ def check_links(rules: IdentityRules, events: list[Event], result: SimulationRes
 
 def check_event_counts(result: SimulationResult) -> None:
     """Invariant 4: every valid event counted by exactly one active profile."""
-    counted: dict[str, str] = {}
+    counted: dict[EventDigest, str] = {}
     total = 0
     for profile_id, profile in result.active_profiles().items():
         total += profile.event_count
@@ -150,9 +150,10 @@ def check_event_counts(result: SimulationResult) -> None:
                 f"{event_id} counted by {counted.get(event_id)} and {profile_id}"
             )
             counted[event_id] = profile_id
-    assert set(counted) == result.valid_event_ids, (
-        f"lost {sorted(result.valid_event_ids - set(counted))}, "
-        f"unknown {sorted(set(counted) - result.valid_event_ids)}"
+    valid = {event_digest(event_id): event_id for event_id in result.valid_event_ids}
+    assert set(counted) == set(valid), (
+        f"lost {sorted(valid[d] for d in set(valid) - set(counted))}, "
+        f"unknown digests {sorted(set(counted) - set(valid))}"
     )
     assert total == len(result.valid_event_ids)
 
@@ -181,13 +182,13 @@ def check_survivorship(rules: IdentityRules, events: list[Event], result: Simula
     """Invariant 6: traits and counters equal a serial computation over the profile's events
     (in reverse order, to show order does not matter). Without limits the profile's events
     must also be exactly its component's events."""
-    by_id = {e.event_id: e for e in events}
+    by_digest = {e.digest: e for e in events}
     for profile_id, profile in result.active_profiles().items():
-        mine = [by_id[e] for e in sorted(profile.applied, reverse=True)]
+        mine = sorted((by_digest[d] for d in profile.applied), key=lambda e: e.event_id)[::-1]
         if not rules.limits and not rules.weak_types:
             linked = [
-                e.event_id
-                for e in by_id.values()
+                e.digest
+                for e in by_digest.values()
                 if e.event_id in result.valid_event_ids
                 and {i.key for i in usable_identifiers(rules, e.identifiers)[0]}
                 & set(profile.identifiers)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NewType
 
 from omnid.errors import InvalidEvent, RejectionReason
 
 Scalar = str | int | float | bool | None
+
+# An event id as the idempotence windows remember it: 64 bits of its BLAKE2b hash (9 bytes in a
+# record instead of a 36-character UUID). Two of a profile's 10,000 remembered events collide
+# with odds of about 3e-12, and only a collision could make a new event look seen before.
+EventDigest = NewType("EventDigest", int)
+
+
+def event_digest(event_id: str) -> EventDigest:
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return EventDigest(int.from_bytes(digest, "big"))
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -59,6 +70,11 @@ class Event:
         """When it happened, clamped to when omnid received it: a fast client clock cannot
         make an event look newer than the broker saw it."""
         return min(self.occurred_at, self.received_at)
+
+    @property
+    def digest(self) -> EventDigest:
+        """The event id as the idempotence windows hold it."""
+        return event_digest(self.event_id)
 
 
 def epoch_millis(value: object, field_name: str) -> int:

@@ -100,11 +100,12 @@ def _on_resolve(
     if command.probe == 0 and not command.create:
         # Every delivery of an event starts here; the first one's resolution is the only one,
         # so a duplicate cannot count the event in a second, never-merged profile.
+        digest = event.digest
         if state is None:
             state = IdentifierState(identifier, first_seen=at, last_seen=at)
-        elif event.event_id in state.recent_events:
+        elif digest in state.recent_events:
             return state, []
-        state.recent_events[event.event_id] = None
+        state.recent_events[digest] = None
         if len(state.recent_events) > rules.recent_event_window:
             del state.recent_events[next(iter(state.recent_events))]
     if state is not None and state.owner is not None:
@@ -374,10 +375,11 @@ def _on_apply(
     rules: IdentityRules, state: ProfileState, command: Apply, outputs: list[Output]
 ) -> None:
     event = command.event
-    if event.event_id in state.applied:
+    digest = event.digest
+    if digest in state.applied:
         return
     if command.probe > 0:
-        if event.event_id in state.passed_on:
+        if digest in state.passed_on:
             return
         via_weak = rules.is_weak(event.identifiers[command.probe].type)
         if via_weak and state.awaiting is not None:
@@ -391,7 +393,7 @@ def _on_apply(
         ):
             # Found through a lower-priority identifier (a shared device, say) but the event's
             # stronger identifiers do not fit here: the anchor founds or finds its own profile.
-            state.passed_on[event.event_id] = None
+            state.passed_on[digest] = None
             if len(state.passed_on) > rules.applied_event_window:
                 del state.passed_on[next(iter(state.passed_on))]
             outputs.append(Resolve(event, 0, create=True))

@@ -1,141 +1,310 @@
-"""Commands and states as JSON-safe dicts with a "kind" tag, for Kafka values and RocksDB.
+"""The internal record codec: commands and states as bytes, for internal topics and RocksDB.
 
-Encoding follows the dataclass fields, so a field added to a command is carried automatically;
-decoding is guided by the same type hints, and unknown kinds are refused.
+One codec for every reader and writer of internal records (worker, lookup API, health, simulator).
+Version 1 is `01 <kind code> <MessagePack map>`: the map holds only the fields that differ from
+their dataclass default, under the field's name, so a field added to a dataclass with a default
+is carried with no change here and records written before it read as the default; a field the
+reader does not know (a newer writer's) is skipped. Nested dataclasses are maps; where the type
+allows several dataclasses (a profile's deferred commands) the map is preceded by its kind code.
+A `dict[str, X]` whose keys are `X.key` is stored as the list of its values (the keys derive).
+Version 0 is the tagged JSON of releases up to 0.1 (`{"kind": ...}`); it is still read, so a
+rolling upgrade can read what the previous version wrote, and is never written.
+
+Measured by `python bench/record_codec.py` (states and commands of a simulated graph): see the
+README's Performance section for sizes and times against version 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
+
+import msgspec
 
 from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity import commands as _commands
 from omnid.identity import model as _model
 from omnid.identity import state as _state
 
-_KINDS: dict[str, type[Any]] = {
-    cls.__name__: cls
-    for cls in (
-        _commands.Resolve,
-        _commands.Claim,
-        _commands.Relabel,
-        _commands.Release,
-        _commands.Apply,
-        _commands.Attach,
-        _commands.MergeRequest,
-        _commands.MergeOffer,
-        _commands.MergeDeclined,
-        _commands.OfferRedirected,
-        _commands.Absorb,
-        _state.IdentifierState,
-        _state.ProfileState,
-        _state.ProfileIdentifier,
-        _state.TraitValue,
-        _state.OrderLine,
-        _state.ConsentState,
-        _model.Identifier,
-        _model.Event,
-        _model.Purchase,
-        _model.ConsentChange,
-    )
+VERSION = 1
+_JSON_VERSION_0 = ord("{")
+
+# Kind codes are part of the stored format: never reuse or renumber one, only append.
+_KIND_CODES: dict[int, type[Any]] = {
+    1: _commands.Resolve,
+    2: _commands.Claim,
+    3: _commands.Relabel,
+    4: _commands.Release,
+    5: _commands.Apply,
+    6: _commands.Attach,
+    7: _commands.MergeRequest,
+    8: _commands.MergeOffer,
+    9: _commands.MergeDeclined,
+    10: _commands.OfferRedirected,
+    11: _commands.Absorb,
+    12: _state.IdentifierState,
+    13: _state.ProfileState,
+    14: _state.ProfileIdentifier,
+    15: _state.TraitValue,
+    16: _state.OrderLine,
+    17: _state.ConsentState,
+    18: _model.Identifier,
+    19: _model.Event,
+    20: _model.Purchase,
+    21: _model.ConsentChange,
 }
-_HINTS: dict[type[Any], dict[str, Any]] = {}
+_CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
+_BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}
+
+Encode = Callable[[Any], Any]
+Decode = Callable[[Any], Any]
+_NO_DEFAULT = object()
 
 
-def to_record(obj: Any) -> dict[str, Any]:
-    """A plain dict (str keys; str/int/float/bool/None/list/dict values) with a "kind" tag."""
-    if not dataclasses.is_dataclass(obj) or type(obj).__name__ not in _KINDS:
-        raise TypeError(f"{type(obj).__name__} is not a graph record")
-    return _encode(obj)  # type: ignore[no-any-return]
+class _Plan:
+    """How one dataclass is written and read: per field its name, default and converters
+    (None where MessagePack carries the value as it is)."""
+
+    __slots__ = ("cls", "code", "decoders", "fields")
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+        self.code = _CODE_OF[cls]
+        self.fields: list[tuple[str, Any, Encode | None]] = []
+        self.decoders: dict[str, Decode | None] = {}
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for name, default, encode in self.fields:
+            value = getattr(obj, name)
+            if value is default or (default is not _NO_DEFAULT and value == default):
+                continue
+            body[name] = value if encode is None else encode(value)
+        return body
+
+    def decode(self, body: Any) -> Any:
+        if not isinstance(body, dict):
+            raise TypeError(f"{self.cls.__name__} must be a map")
+        decoders = self.decoders
+        values = {}
+        for name, value in body.items():
+            if name not in decoders:
+                continue  # a newer writer's field, or version 0's "kind"
+            decode = decoders[name]
+            values[name] = value if decode is None or value is None else decode(value)
+        return self.cls(**values)
 
 
-def from_record(record: dict[str, Any]) -> Any:
-    """The command or state `to_record` produced; InvalidEvent for a record it cannot read."""
-    try:
-        return _decode_dataclass(record)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"bad graph record: {error}") from None
+_PLANS: dict[type[Any], _Plan] = {}
 
 
-def _encode(value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        record: dict[str, Any] = {"kind": type(value).__name__}
-        for item in dataclasses.fields(value):
-            record[item.name] = _encode(getattr(value, item.name))
-        return record
-    if isinstance(value, dict | types.MappingProxyType):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, set | frozenset):
-        return sorted(_encode(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
+def _plan(cls: type[Any]) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _Plan(cls)  # registered first: a class may contain itself
         module = sys.modules[cls.__module__]
         namespace = {**vars(_commands), **vars(_state), **vars(_model), **vars(module)}
         hints = typing.get_type_hints(cls, globalns=namespace)
-        _HINTS[cls] = hints
-    return hints
+        for item in dataclasses.fields(cls):
+            if item.default is not dataclasses.MISSING:
+                default = item.default
+            elif item.default_factory is not dataclasses.MISSING:
+                default = item.default_factory()
+            else:
+                default = _NO_DEFAULT
+            hint = hints[item.name]
+            plan.fields.append((item.name, default, _encoder(hint)))
+            plan.decoders[item.name] = _decoder(hint)
+    return plan
 
 
-def _decode_dataclass(record: dict[str, Any]) -> Any:
-    cls = _KINDS[record["kind"]]
-    hints = _hints(cls)
-    values = {
-        item.name: _decode(hints[item.name], record[item.name])
-        for item in dataclasses.fields(cls)
-        if item.name in record
-    }
-    return cls(**values)
+def _options(hint: Any) -> list[Any]:
+    return [a for a in typing.get_args(hint) if a is not type(None)]
 
 
-def _decode(hint: Any, value: Any) -> Any:
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _is_record(hint: Any) -> bool:
+    return isinstance(hint, type) and hint in _CODE_OF
+
+
+def _keyed_values(hint: Any) -> type[Any] | None:
+    """The value class of a `dict[str, X]` where X has a `key` property: stored as a list."""
+    if typing.get_origin(hint) is not dict:
+        return None
+    _, value_hint = typing.get_args(hint)
+    if _is_record(value_hint) and isinstance(getattr(value_hint, "key", None), property):
+        return value_hint  # type: ignore[no-any-return]
+    return None
+
+
+def _encoder(hint: Any) -> Encode | None:
+    if _is_record(hint):
+        return _plan(hint).encode
     origin = typing.get_origin(hint)
-    if origin is typing.ClassVar:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
+    if _is_union(hint):
+        options = _options(hint)
+        if sum(1 for o in options if _is_record(o)) > 1:
+            return _encode_tagged
+        if len(options) > 1:
+            return None  # a scalar union: MessagePack keeps str, int, float and bool apart
+        encode = _encoder(options[0])
+        if encode is None:
             return None
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if isinstance(value, dict) and "kind" in value:
-            return _decode_dataclass(value)
-        for option in options:
-            if option in (str, int, float, bool) and isinstance(value, option):
-                return value
-        return _decode(options[0], value)
-    if origin in (dict, typing.Mapping) or (
-        origin is not None and getattr(origin, "__name__", "") == "Mapping"
-    ):
-        _, value_hint = typing.get_args(hint)
-        return {k: _decode(value_hint, v) for k, v in value.items()}
-    if origin is set:
-        (item_hint,) = typing.get_args(hint)
-        return {_decode(item_hint, v) for v in value}
-    if origin is list:
-        (item_hint,) = typing.get_args(hint)
-        return [_decode(item_hint, v) for v in value]
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
+        return lambda value: None if value is None else encode(value)
+    keyed = _keyed_values(hint)
+    if keyed is not None:
+        encode_held = _plan(keyed).encode
+        return lambda value: [encode_held(v) for v in value.values()]
+    if origin in (dict, typing.Mapping) or getattr(origin, "__name__", "") == "Mapping":
+        encode_value = _encoder(typing.get_args(hint)[1])
+        if encode_value is None:
+            return dict if origin is not dict else None
+        return lambda value: {k: encode_value(v) for k, v in value.items()}
+    if origin in (set, frozenset):
+        return sorted  # a set's order differs between processes; its record must not
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        encoders = [_encoder(a) for a in args]
+        if all(e is None for e in encoders):
+            return None
+        if origin is list or len(args) == 1:
+            encode_item = encoders[0]
+            assert encode_item is not None
+            return lambda value: [encode_item(v) for v in value]
+        raise TypeError(f"no record encoding for {hint}")
+    return None  # str, int, float, bool, None, enums, EventDigest
+
+
+def _decoder(hint: Any) -> Decode | None:
+    if _is_record(hint):
+        return _plan(hint).decode
+    origin = typing.get_origin(hint)
+    if _is_union(hint):
+        options = _options(hint)
+        if sum(1 for o in options if _is_record(o)) > 1:
+            return _decode_tagged
+        if len(options) > 1:
+            return None
+        decode = _decoder(options[0])
+        if decode is None:
+            return None
+        return lambda value: None if value is None else decode(value)
+    keyed = _keyed_values(hint)
+    if keyed is not None:
+        decode_held = _plan(keyed).decode
+
+        def decode_keyed(value: Any) -> dict[str, Any]:
+            if isinstance(value, dict):  # version 0 kept the keys
+                return {k: decode_held(v) for k, v in value.items()}
+            items = [decode_held(v) for v in value]
+            return {item.key: item for item in items}
+
+        return decode_keyed
+    if origin in (dict, typing.Mapping) or getattr(origin, "__name__", "") == "Mapping":
+        key_hint, value_hint = typing.get_args(hint)
+        decode_value = _decoder(value_hint)
+        if key_hint is _model.EventDigest:
+            if decode_value is not None:
+                raise TypeError(f"no record decoding for {hint}")
+            return lambda value: {_digest_key(k): v for k, v in value.items()}
+        if decode_value is None:
+            return None
+        return lambda value: {k: decode_value(v) for k, v in value.items()}
+    if origin in (set, frozenset):
+        return origin  # type: ignore[no-any-return]
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        decoders = [_decoder(a) for a in args]
+        if origin is list or len(args) == 1:
+            decode_item = decoders[0]
+            if decode_item is None:
+                return None if origin is list else tuple
+            if origin is list:
+                return lambda value: [decode_item(v) for v in value]
+            return lambda value: tuple(decode_item(v) for v in value)
+        if all(d is None for d in decoders):
+            return tuple
+        raise TypeError(f"no record decoding for {hint}")
     if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(value)
-    if isinstance(value, dict) and "kind" in value:
-        return _decode_dataclass(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+        return hint
+    if hint is float:
+        return float  # a whole number may have been written as an int
+    return None
+
+
+def _digest_key(key: Any) -> _model.EventDigest:
+    """Window keys are digests; version 0 wrote the event ids themselves."""
+    return _model.event_digest(key) if isinstance(key, str) else _model.EventDigest(key)
+
+
+def _encode_tagged(value: Any) -> Any:
+    if value is None:
+        return None
+    plan = _plan(type(value))
+    return [plan.code, plan.encode(value)]
+
+
+def _decode_tagged(value: Any) -> Any:
+    if isinstance(value, dict):  # version 0: {"kind": ..., fields}
+        return _plan(_BY_NAME[value["kind"]]).decode(value)
+    code, body = value
+    return _plan(_KIND_CODES[code]).decode(body)
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder()
+
+
+def encode(obj: Any) -> bytes:
+    """The version-1 record of a command or state."""
+    plan = _PLANS.get(type(obj))
+    if plan is None:
+        if type(obj) not in _CODE_OF:
+            raise TypeError(f"{type(obj).__name__} is not a graph record")
+        plan = _plan(type(obj))
+    body: bytes = _ENCODER.encode(plan.encode(obj))
+    return bytes((VERSION, plan.code)) + body
+
+
+def decode(payload: bytes) -> Any:
+    """The command or state of a record of any version; InvalidEvent when it cannot be read."""
+    try:
+        if payload[:1] == bytes((VERSION,)):
+            plan = _plan(_KIND_CODES[payload[1]])
+            return plan.decode(_DECODER.decode(memoryview(payload)[2:]))
+        if payload[:1] == bytes((_JSON_VERSION_0,)):
+            record = json.loads(payload)
+            return _plan(_BY_NAME[record["kind"]]).decode(record)
+    except (UnicodeDecodeError, json.JSONDecodeError, msgspec.DecodeError) as error:
+        raise InvalidEvent(RejectionReason.UNDECODABLE, f"bad graph record: {error}") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"bad graph record: {error}") from None
+    raise InvalidEvent(RejectionReason.UNDECODABLE, "not a graph record of a known version")
+
+
+class _StatusOnly(msgspec.Struct):
+    status: str = _state.ProfileStatus.ACTIVE.value
+
+
+_STATUS_DECODER = msgspec.msgpack.Decoder(_StatusOnly)
+
+
+def profile_status(payload: bytes) -> _state.ProfileStatus:
+    """A stored profile's status without decoding the rest (health counts active profiles)."""
+    try:
+        if payload[:1] == bytes((VERSION,)):
+            status = _STATUS_DECODER.decode(memoryview(payload)[2:]).status
+        else:
+            status = json.loads(payload)["status"]
+        return _state.ProfileStatus(status)
+    except (ValueError, KeyError, TypeError, msgspec.DecodeError) as error:
+        raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"bad profile record: {error}") from None

@@ -6,7 +6,6 @@ chosen by a seeded random generator, so one seed is one reproducible interleavin
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from collections import deque
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnid.errors import InvalidEvent
+from omnid.identity import records
 from omnid.identity.commands import (
     Command,
     IdentityChangeEmission,
@@ -28,7 +28,6 @@ from omnid.identity.commands import (
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.records import from_record, to_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 
@@ -125,7 +124,7 @@ class Simulator:
                     continue
                 command: Command = output
                 if serialise:
-                    command = from_record(json.loads(json.dumps(to_record(command))))
+                    command = records.decode(records.encode(command))
                 key = command.key
                 partition = partition_of_key.get(key)
                 if partition is None:
@@ -161,7 +160,7 @@ class Simulator:
                 id_state, outputs = handle_identifier(rules, identifiers.get(key), item)
                 if id_state is not None:
                     if self.serialise:
-                        id_state = from_record(json.loads(json.dumps(to_record(id_state))))
+                        id_state = records.decode(records.encode(id_state))
                     identifiers[key] = id_state
                 if observer is not None:
                     observer(Stage.IDENTITY, key, id_state)
@@ -171,9 +170,7 @@ class Simulator:
                 profile_state, outputs = handle_profile(rules, profiles.get(key), item)
                 if profile_state is not None:
                     if self.serialise:
-                        profile_state = from_record(
-                            json.loads(json.dumps(to_record(profile_state)))
-                        )
+                        profile_state = records.decode(records.encode(profile_state))
                     profiles[key] = profile_state
                 if observer is not None:
                     observer(Stage.PROFILE, key, profile_state)

@@ -2,7 +2,7 @@
 
 States are mutable on purpose: a handler takes ownership of the state it is given and returns
 it (or a replacement). Copying a profile on every event made the core several times slower,
-and the shell never keeps the old object (it stores `to_record(state)` in RocksDB).
+and the shell never keeps the old object (it stores `records.encode(state)` in RocksDB).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from omnid.identity.model import Identifier, Scalar
+from omnid.identity.model import EventDigest, Identifier, Scalar
 
 if TYPE_CHECKING:
     from omnid.identity.commands import ProfileCommand
@@ -44,7 +44,7 @@ class IdentifierState:
     first_seen: int | None = None
     last_seen: int | None = None
     refused_by: set[str] = field(default_factory=set)
-    recent_events: dict[str, None] = field(default_factory=dict)
+    recent_events: dict[EventDigest, None] = field(default_factory=dict)
     # Profiles whose claim found another owner (oldest first, bounded): when the identifier is
     # released to a profile of its own, each is asked again, so no link is lost to the timing.
     turned_away: dict[str, None] = field(default_factory=dict)
@@ -60,6 +60,11 @@ class ProfileIdentifier:
     event_id: str
     rule: str
     epoch: int = 0
+
+    @property
+    def key(self) -> str:
+        """The identifier key, under which the profile holds it."""
+        return f"{self.type}:{self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +113,13 @@ class ProfileState:
     channel_counts: dict[str, int] = field(default_factory=dict)
     orders: dict[str, OrderLine] = field(default_factory=dict)
     consent: dict[str, ConsentState] = field(default_factory=dict)
-    # idempotence: event id -> channel (a bounded, insertion-ordered window), absorbed profiles
-    applied: dict[str, str] = field(default_factory=dict)
+    # idempotence: event digest -> channel (a bounded, insertion-ordered window), absorbed profiles
+    applied: dict[EventDigest, str] = field(default_factory=dict)
     absorbed: set[str] = field(default_factory=set)
     merged_from: list[str] = field(default_factory=list)
     # events this profile sent back to their anchor (bounded like `applied`): a second delivery
     # of the same weakly-found Apply may meet a state that would take it, and must not
-    passed_on: dict[str, None] = field(default_factory=dict)
+    passed_on: dict[EventDigest, None] = field(default_factory=dict)
     # limits: profiles a merge with was declined, identifiers refused (key -> reason)
     declined: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from omnid.identity.model import Event, Identifier
+from omnid.identity.model import Event, EventDigest, Identifier
 from omnid.identity.state import (
     ConsentState,
     OrderLine,
@@ -45,7 +45,7 @@ def apply_event(profile: ProfileState, event: Event, source_priority: int, windo
     if event.consent:
         for change in event.consent:
             _keep_consent(profile.consent, change.purpose, ConsentState(change.granted, stamp))
-    profile.applied[event.event_id] = event.channel
+    profile.applied[event.digest] = event.channel
     _trim(profile.applied, window)
 
 
@@ -118,7 +118,7 @@ def _keep_consent(consent: dict[str, ConsentState], purpose: str, state: Consent
         consent[purpose] = state
 
 
-def _trim(applied: dict[str, str] | dict[str, None], window: int) -> None:
+def _trim(applied: dict[EventDigest, str] | dict[EventDigest, None], window: int) -> None:
     while len(applied) > window:
         del applied[next(iter(applied))]
 

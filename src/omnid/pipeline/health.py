@@ -11,13 +11,15 @@ The worker's runtime calls `rebalance_started()` when its assignment changes and
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnid.errors import InvalidEvent
+from omnid.identity import records
+from omnid.identity.state import ProfileStatus
 from omnid.observability import metrics
 from omnid.observability.health import Readiness
 from omnid.observability.metrics import Table
@@ -94,9 +96,9 @@ def count_active_profiles(
         if key.startswith(b"\x00") or partition_for(key, partitions) not in owned_partitions:
             continue
         try:
-            if json.loads(value).get("status") == "active":
+            if records.profile_status(value) is ProfileStatus.ACTIVE:
                 active += 1
-        except (ValueError, AttributeError):
+        except InvalidEvent:
             continue
     return active
 

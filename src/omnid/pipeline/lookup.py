@@ -13,13 +13,13 @@ from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
 from omnid.api_auth import Scope, public, requires
+from omnid.identity import records
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 from omnid.identity.survivorship import profile_update_record
 from omnid.observability.metrics import Table
 from omnid.pipeline.partitioning import partition_for
-from omnid.pipeline.processor import decode_record
 from omnid.pipeline.runtime import Worker
 
 ROUTED_HEADER = "X-Omnid-Routed"
@@ -96,7 +96,7 @@ class LookupApi:
             raw = await self._local(Table.IDENTIFIERS, identifier.key, request)
         except NotHere as elsewhere:
             return await self._forward(elsewhere, request)
-        state: IdentifierState | None = decode_record(raw) if raw is not None else None
+        state: IdentifierState | None = records.decode(raw) if raw is not None else None
         if state is None or state.owner is None:
             return _error(404, "unknown_identifier", type=identifier_type)
         return await self._profile_response(state.owner, state.owner, request)
@@ -110,7 +110,7 @@ class LookupApi:
             return await self._forward(elsewhere, request)
         if raw is None:
             return _error(404, "unknown_profile", profile_id=profile_id)
-        state: ProfileState = decode_record(raw)
+        state: ProfileState = records.decode(raw)
         if state.status is ProfileStatus.MERGED and state.merged_into:
             return await self._profile_response(state.merged_into, profile_id, request)
         return self._render(state, requested=profile_id)
@@ -150,7 +150,7 @@ class LookupApi:
                 return web.json_response(body, status=status)
             if raw is None:
                 return _error(404, "unknown_profile", profile_id=current)
-            state: ProfileState = decode_record(raw)
+            state: ProfileState = records.decode(raw)
             if state.status is ProfileStatus.MERGED and state.merged_into:
                 current = state.merged_into
                 continue

@@ -7,7 +7,6 @@ state changes) are testable without a broker.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from omnid.contracts import AvroCodec, decode_channel_event
 from omnid.contracts.channel_event import DEFAULT_MAX_EVENT_BYTES
 from omnid.errors import InvalidEvent, RejectionReason
+from omnid.identity import records
 from omnid.identity.commands import (
     Absorb,
     Command,
@@ -28,7 +28,6 @@ from omnid.identity.commands import (
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import event_from_record
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.records import from_record, to_record
 from omnid.identity.rules import IdentityRules
 from omnid.observability import metrics
 from omnid.observability.metrics import Table
@@ -87,21 +86,6 @@ LocalRouter = Callable[[Stage, str], "int | None"]
 STATE_CACHE_ENTRIES = 20_000
 
 
-def encode_record(obj: Any) -> bytes:
-    """Commands and states on internal topics and in RocksDB: compact JSON of `to_record`."""
-    return json.dumps(to_record(obj), separators=(",", ":")).encode()
-
-
-def decode_record(payload: bytes) -> Any:
-    try:
-        record = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidEvent(RejectionReason.UNDECODABLE, f"not JSON: {error.msg}") from None
-    if not isinstance(record, dict):
-        raise InvalidEvent(RejectionReason.SCHEMA_INVALID, "a record must be a JSON object")
-    return from_record(record)
-
-
 def dead_letter(topic: str, source: Incoming, error: InvalidEvent) -> Outgoing:
     """The original bytes, with why and where from in headers (never the content in logs)."""
     headers: Headers = [
@@ -147,7 +131,7 @@ class StageProcessor:
         try:
             if record.value is None:
                 raise InvalidEvent(RejectionReason.UNDECODABLE, "command record has no value")
-            command = decode_record(record.value)
+            command = records.decode(record.value)
         except InvalidEvent as error:
             # Only a foreign producer can put such a record on an internal topic.
             metrics.record_dead_letter(error.reason.value)
@@ -185,7 +169,7 @@ class StageProcessor:
         touched it; a state that encodes to the bytes it was read from costs no write."""
         writes = []
         for (table, key), (partition, previous, state) in self._changed.items():
-            encoded = encode_record(state)
+            encoded = records.encode(state)
             self._remember(table, key, encoded, state)
             if encoded != previous:
                 writes.append(StateWrite(table, partition, key, encoded))
@@ -227,7 +211,7 @@ class StageProcessor:
             return None
         if cached is not None and (cached[0] is payload or cached[0] == payload):
             return cached[1]
-        return decode_record(payload)
+        return records.decode(payload)
 
     def _remember(self, table: Table, key: str, encoded: bytes, state: Any) -> None:
         if len(self._states) >= STATE_CACHE_ENTRIES:
@@ -240,10 +224,10 @@ class StageProcessor:
             if partition is not None:
                 if isinstance(command, Absorb):
                     # Carries the loser's live state object: hand over a copy, as the topic would.
-                    command = from_record(to_record(command))
+                    command = records.decode(records.encode(command))
                 return LocalCommand(self._stage_tables[command.stage], partition, command)
         return Outgoing(
-            self._command_topics[command.stage], command.key.encode(), encode_record(command)
+            self._command_topics[command.stage], command.key.encode(), records.encode(command)
         )
 
     def _output(self, output: Output, received_at: int | None = None) -> Outgoing | LocalCommand:
