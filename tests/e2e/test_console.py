@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from omnid.api_auth import Scope
 from omnid.config import PROJECT_ROOT, Settings
+from omnid.console.browser import ConsoleBrowser
 from omnid.contracts import new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
@@ -88,7 +89,7 @@ WRONG_LINK = [
 @dataclass
 class Console:
     pipeline: Pipeline
-    browser: Any  # omnid.console.browser.ConsoleBrowser (selenium is imported only when present)
+    browser: ConsoleBrowser
     url: str
     read_only_token: str
     ann_profile_id: str
@@ -121,8 +122,6 @@ def console(
     driver_path = require_tool(
         "chromedriver", "Debian package `chromium-driver`, which .ci/run installs"
     )
-    from omnid.console.browser import ConsoleBrowser
-
     prefix = f"test-console-{uuid.uuid4().hex[:8]}"
     spec = load_topology(Settings().topics_file)
     apply_topics(kafka_config, spec, prefix)
@@ -161,142 +160,96 @@ def console(
         delete_topics(kafka_config, spec.names(prefix).values())
 
 
-# -- page actions ------------------------------------------------------------------------------
-
-
-def element(console: Console, css: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return console.browser.wait_for(lambda d: d.find_element(By.CSS_SELECTOR, css))
-
-
-def visible(console: Console, css: str) -> list[Any]:
-    from selenium.webdriver.common.by import By
-
-    return [
-        e for e in console.browser.driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()
-    ]
-
-
-def sign_in(console: Console, token: str) -> None:
-    console.browser.get(console.url)
-    console.browser.wait_for(
-        lambda d: d.execute_script("return document.body.dataset.ready === 'true'")
-    )
-    if visible(console, "#sign-out"):
-        element(console, "#sign-out").click()
-    element(console, "#token").send_keys(token)
-    element(console, "#sign-in").click()
-    element(console, "#signed-in")
-
-
-def find(console: Console, identifier_type: str, value: str) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    Select(element(console, "#find-type")).select_by_value(identifier_type)
-    box = element(console, "#find-value")
-    box.clear()
-    box.send_keys(value)
-    element(console, "#find-button").click()
-    console.browser.wait_for(lambda d: visible(console, "#profile-id, #not-found"))
-
-
-def cell_texts(console: Console, row_css: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [cell.text for cell in element(console, row_css).find_elements(By.TAG_NAME, "td")]
-
-
 # -- tests -------------------------------------------------------------------------------------
 
 
 def test_sign_in_find_a_customer_by_email_typed_in_another_case_and_read_the_profile(
     console: Console,
 ) -> None:
-    sign_in(console, console.pipeline.api_token)
-    assert "test-pipeline" in element(console, "#signed-in").text
-    assert element(console, "#scopes").text == "admin · privacy:write · profiles:read"
-    find(console, "email", "  ANN.Lee@Inbox.EXAMPLE ")
-    assert element(console, "#profile-id").text == console.ann_profile_id
-    identifiers = element(console, "#identifiers").text
+    console.browser.sign_in(console.url, console.pipeline.api_token)
+    assert "test-pipeline" in console.browser.element("#signed-in").text
+    assert console.browser.element("#scopes").text == "admin · privacy:write · profiles:read"
+    console.browser.find("email", "  ANN.Lee@Inbox.EXAMPLE ")
+    assert console.browser.element("#profile-id").text == console.ann_profile_id
+    identifiers = console.browser.element("#identifiers").text
     for value in ("ann.lee@inbox.example", "L-100", "CRM-1", "+447700000123", "anon-ann-1"):
         assert value in identifiers
     # Survivorship: the CRM's later first name wins over the web sign-up's; each trait says
     # where and when it was set and by which event.
-    _trait, value, source, time, event_id = cell_texts(console, "tr[data-trait='first_name']")
+    _trait, value, source, time, event_id = console.browser.cells("tr[data-trait='first_name']")
     assert (value, event_id) == ("Annie", "ann-crm-1")
     assert source.startswith("crm") and time.startswith("2025-11-24")
-    assert cell_texts(console, "tr[data-trait='city']")[1] == "London"
-    assert element(console, "dd[data-fact='orders']").text == "1"
-    assert element(console, "dd[data-fact='revenue']").text == "25.00 GBP"
-    assert cell_texts(console, "tr[data-purpose='email_marketing']")[1] == "granted"
+    assert console.browser.cells("tr[data-trait='city']")[1] == "London"
+    assert console.browser.element("dd[data-fact='orders']").text == "1"
+    assert console.browser.element("dd[data-fact='revenue']").text == "25.00 GBP"
+    assert console.browser.cells("tr[data-purpose='email_marketing']")[1] == "granted"
     console.shot("01-profile")
 
 
 def test_a_merged_away_profile_id_shows_the_profile_it_was_merged_into(console: Console) -> None:
-    sign_in(console, console.pipeline.api_token)
-    find(console, "profile_id", console.bob_profile_id)
-    assert element(console, "#profile-id").text == console.ann_profile_id
-    assert console.bob_profile_id in element(console, "#merged-notice").text
-    assert "bob.stone@inbox.example" in element(console, "#identifiers").text
+    console.browser.sign_in(console.url, console.pipeline.api_token)
+    console.browser.find("profile_id", console.bob_profile_id)
+    assert console.browser.element("#profile-id").text == console.ann_profile_id
+    assert console.bob_profile_id in console.browser.element("#merged-notice").text
+    assert "bob.stone@inbox.example" in console.browser.element("#identifiers").text
     console.shot("02-merged-away-id")
 
 
 def test_customer_data_is_shown_as_text_and_never_runs_as_html(console: Console) -> None:
-    sign_in(console, console.pipeline.api_token)
-    find(console, "phone", "07700 000123")
-    assert cell_texts(console, "tr[data-trait='call_note']")[1] == HOSTILE_NOTE
+    console.browser.sign_in(console.url, console.pipeline.api_token)
+    console.browser.find("phone", "07700 000123")
+    assert console.browser.cells("tr[data-trait='call_note']")[1] == HOSTILE_NOTE
     assert console.browser.driver.execute_script("return document.body.dataset.owned") is None
     assert not any("hostile.png" in url for url in console.browser.requests_so_far())
 
 
 def test_an_unknown_value_and_an_unusable_one_say_so(console: Console) -> None:
-    sign_in(console, console.pipeline.api_token)
-    find(console, "email", "carol.unknown@inbox.example")
-    assert element(console, "#not-found").text == "No profile holds this identifier."
-    find(console, "email", "not an email")
-    assert "Not a usable value" in element(console, "#not-found").text
+    console.browser.sign_in(console.url, console.pipeline.api_token)
+    console.browser.find("email", "carol.unknown@inbox.example")
+    assert console.browser.element("#not-found").text == "No profile holds this identifier."
+    console.browser.find("email", "not an email")
+    assert "Not a usable value" in console.browser.element("#not-found").text
 
 
 def test_operate_shows_workers_partitions_readiness_lag_and_dead_letters_by_reason(
     console: Console,
 ) -> None:
-    sign_in(console, console.pipeline.api_token)
+    console.browser.sign_in(console.url, console.pipeline.api_token)
     console.browser.get(f"{console.url}#/operate")
-    element(console, "#workers")
+    console.browser.element("#workers")
     held = []
     for name in ("worker-1", "worker-2"):
-        cells = cell_texts(console, f"tr[data-worker='{name}']")
+        cells = console.browser.cells(f"tr[data-worker='{name}']")
         assert cells[1] == "ready"
         partitions, _of, topics = cells[3].partition(" of ")
         assert topics == "9 topics"  # seven events topics and two command topics
         held.extend(int(p) for p in partitions.split(","))
     assert sorted(held) == list(range(PARTITIONS))
-    assert element(console, "#tile-workers").text.startswith("2")
-    assert cell_texts(console, "tr[data-reason='undecodable']")[1] == "1"
-    assert cell_texts(console, "tr[data-reason='no_identifier']")[1] == "0"
+    assert console.browser.element("#tile-workers").text.startswith("2")
+    assert console.browser.cells("tr[data-reason='undecodable']")[1] == "1"
+    assert console.browser.cells("tr[data-reason='no_identifier']")[1] == "0"
     # Rates need two samples of each worker's counters, five seconds apart.
-    console.browser.wait_for(lambda d: "…" not in element(console, "#tile-merges-rate").text)
+    console.browser.wait_for(lambda d: "…" not in console.browser.element("#tile-merges-rate").text)
     console.shot("03-operate")
 
 
 def test_a_read_only_token_sees_profiles_but_nothing_it_may_not_do(console: Console) -> None:
-    sign_in(console, console.read_only_token)
-    assert element(console, "#scopes").text == "profiles:read"
-    find(console, "email", "ann.lee@inbox.example")
-    assert element(console, "#profile-id").text == console.ann_profile_id
-    assert not visible(console, "#fix, #privacy")
+    console.browser.sign_in(console.url, console.read_only_token)
+    assert console.browser.element("#scopes").text == "profiles:read"
+    console.browser.find("email", "ann.lee@inbox.example")
+    assert console.browser.element("#profile-id").text == console.ann_profile_id
+    assert not console.browser.visible("#fix, #privacy")
     console.shot("04-read-only")
 
 
 def test_a_wrong_token_is_refused_and_shows_nothing(console: Console) -> None:
-    console.browser.get(console.url)
+    console.browser.open_console(console.url)
     console.browser.driver.execute_script("sessionStorage.clear()")
-    console.browser.get(console.url)
-    element(console, "#token").send_keys("omnid_not-a-real-token")
-    element(console, "#sign-in").click()
-    console.browser.wait_for(lambda d: element(console, "#message").text == "Unknown token.")
-    assert not visible(console, "#find-screen, #profile-screen, #operate-screen")
+    console.browser.open_console(console.url)
+    console.browser.element("#token").send_keys("omnid_not-a-real-token")
+    console.browser.element("#sign-in").click()
+    console.browser.wait_for(lambda d: console.browser.element("#message").text == "Unknown token.")
+    assert not console.browser.visible("#find-screen, #profile-screen, #operate-screen")
 
 
 def test_the_page_sets_a_same_origin_policy_and_no_request_left_the_origin(

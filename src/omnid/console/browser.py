@@ -14,7 +14,9 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_NAMES = ("chromedriver",)
@@ -60,6 +62,43 @@ class ConsoleBrowser:
 
     def wait_for(self, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.25).until(condition)
+
+    # -- the console's own controls (ids of src/omnid/console/static) ---------------------------
+
+    def element(self, css: str) -> WebElement:
+        """The first element matching `css`, waiting for it to exist."""
+        found: WebElement = self.wait_for(lambda d: d.find_element(By.CSS_SELECTOR, css))
+        return found
+
+    def visible(self, css: str) -> list[WebElement]:
+        return [e for e in self.driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
+
+    def cells(self, row_css: str) -> list[str]:
+        """The texts of a table row's cells."""
+        return [cell.text for cell in self.element(row_css).find_elements(By.TAG_NAME, "td")]
+
+    def open_console(self, console_url: str) -> None:
+        self.get(console_url)
+        self.wait_for(lambda d: d.execute_script("return document.body.dataset.ready === 'true'"))
+
+    def sign_in(self, console_url: str, token: str) -> None:
+        """Opens the console and signs in with `token` (signing out a previous token first)."""
+        self.open_console(console_url)
+        if self.visible("#sign-out"):
+            self.element("#sign-out").click()
+        self.element("#token").send_keys(token)
+        self.element("#sign-in").click()
+        self.element("#signed-in")
+
+    def find(self, identifier_type: str, value: str) -> None:
+        """Find by `identifier_type` ("profile_id" for an id), until a profile or an answer
+        saying why there is none shows."""
+        Select(self.element("#find-type")).select_by_value(identifier_type)
+        box = self.element("#find-value")
+        box.clear()
+        box.send_keys(value)
+        self.element("#find-button").click()
+        self.wait_for(lambda d: self.visible("#profile-id, #not-found"))
 
     def requests_so_far(self) -> list[str]:
         """URLs of every request the page made since the browser started."""
