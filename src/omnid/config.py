@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     collector_host: str = Field("127.0.0.1", description="Address the HTTP collector binds.")
     collector_port: int = Field(8088, description="Port of the HTTP collector.")
+    collector_read_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request body still arriving after this long is refused (408)."
+    )
     write_keys_file: Path = Field(
         PROJECT_ROOT / "streams" / "write-keys.yaml",
         description="Collector write keys: each key's channel and source.",

@@ -20,6 +20,18 @@ class RejectionReason(StrEnum):
     INVALID_FIELD = "invalid_field"
 
 
+class RequestProblem(StrEnum):
+    """Why the collector refused a request as a whole, rather than one of its events (with
+    RejectionReason, the only values of the collector's rejection metric label)."""
+
+    MALFORMED_JSON = "malformed_json"
+    JSON_TOO_DEEP = "json_too_deep"
+    BAD_CONTENT_ENCODING = "bad_content_encoding"
+    UNAUTHORIZED = "unauthorized"
+    REQUEST_TIMEOUT = "request_timeout"
+    CLIENT_DISCONNECTED = "client_disconnected"
+
+
 class InvalidEvent(OmnidError):
     """An event that cannot be processed; `reason` is a closed enum, `detail` is for humans."""
 

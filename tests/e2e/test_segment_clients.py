@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -113,7 +114,12 @@ def test_sdk_identify_track_page_alias_reach_kafka_field_by_field(
     }
 
     assert (track["event_id"], track["event_type"]) == ("m-track", "purchase")
-    assert track["purchase"] == {"order_id": "o-1", "amount": 59.5, "currency": "GBP"}
+    assert track["purchase"] == {
+        "order_id": "o-1",
+        "amount": 59.5,
+        "currency": "GBP",
+        "amount_decimal": Decimal("59.5000"),
+    }
     assert track["properties"]["event"] == "Order Completed"
     assert track["identifiers"] == [{"type": "user_id", "value": "user-42"}]
 

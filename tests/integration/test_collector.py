@@ -3,8 +3,12 @@ status and message, publish nothing, and the collector keeps serving."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import logging
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,9 +33,14 @@ def topic_prefix(events_topics: Any) -> Iterator[str]:
         yield prefix
 
 
+READ_TIMEOUT_S = 2.0
+
+
 @pytest.fixture(scope="module")
 def collector_url(kafka_bootstrap: str, topic_prefix: str) -> Iterator[str]:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap)
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap, collector_read_timeout_seconds=READ_TIMEOUT_S
+    )
     with BackgroundCollector(
         collector_from_settings(settings, topic_prefix=topic_prefix)
     ) as server:
@@ -175,6 +184,54 @@ BAD_REQUESTS = [
         "email channel",
     ),
     ("webhook-not-array", "/v1/webhooks/email", {"email": "a@b.c"}, EMAIL_KEY, 400, "JSON array"),
+    # The README's example: ids are strings; a number is refused, naming the message and field.
+    (
+        "numeric-user-id",
+        "/v1/batch",
+        {"batch": [{"type": "identify", "userId": "u"}] * 3 + [{"type": "identify", "userId": 7}]},
+        WEB_KEY,
+        400,
+        "batch[3]: userId must be a string",
+    ),
+    (
+        "nan-revenue",
+        "/v1/track",
+        b'{"userId": "u", "event": "Order Completed",'
+        b' "properties": {"order_id": "o", "revenue": NaN}}',
+        WEB_KEY,
+        400,
+        "NaN is not a JSON number",
+    ),
+    (
+        "infinite-revenue",
+        "/v1/track",
+        b'{"userId": "u", "event": "Order Completed",'
+        b' "properties": {"order_id": "o", "revenue": 1e400}}',
+        WEB_KEY,
+        400,
+        "properties.revenue must be a finite number",
+    ),
+    (
+        "huge-negative-revenue",
+        "/v1/track",
+        {
+            "userId": "u",
+            "event": "Order Completed",
+            "properties": {"order_id": "o", "total": -1e308},
+        },
+        WEB_KEY,
+        400,
+        "properties.total must be between",
+    ),
+    (
+        "infinite-trait",
+        "/v1/identify",
+        b'{"userId": "u", "traits": {"score": -1e999}}',
+        WEB_KEY,
+        400,
+        "traits.score must be a finite number",
+    ),
+    ("deep-json", "/v1/batch", b"[" * 10_000 + b"]" * 10_000, WEB_KEY, 400, "nests 10000 levels"),
 ]
 
 
@@ -253,3 +310,74 @@ def test_email_webhook_unsubscribe_reaches_kafka_as_a_consent_change(
     assert unsubscribed["consent"] == [{"purpose": "email_marketing", "granted": False}]
     assert unsubscribed["identifiers"] == [{"type": "email", "value": "ann@example.com"}]
     assert int(unsubscribed["occurred_at"].timestamp()) == 1_763_900_060
+
+
+def test_an_invalid_gzip_body_is_a_400_not_a_500(collector_url: str) -> None:
+    response = post(
+        collector_url,
+        "/v1/batch",
+        b"this is not gzip" * 100,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["reason"] == "bad_content_encoding"
+    assert "gzip" in response.json()["message"]
+
+
+def _raw_request(url: str, headers: str, body_start: bytes) -> socket.socket:
+    """An HTTP request whose body stops after `body_start`: the sender keeps the rest back."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=60)
+    connection.sendall(headers.encode() + b"\r\n" + body_start)
+    return connection
+
+
+def _request_head(key: str, length: int) -> str:
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    return (
+        "POST /v1/batch HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\n"
+        f"Authorization: Basic {auth}\r\nContent-Length: {length}\r\n"
+    )
+
+
+def _status_of(connection: socket.socket) -> tuple[int, dict[str, Any]]:
+    reply = b""
+    while chunk := connection.recv(65536):
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_an_unknown_write_key_is_refused_before_the_body_arrives(collector_url: str) -> None:
+    with _raw_request(collector_url, _request_head("not-a-key", 100_000), b'{"batch": [') as conn:
+        # The answer comes although the body is far from complete (and not after the timeout).
+        started = time.monotonic()
+        conn.settimeout(READ_TIMEOUT_S / 2)
+        status, body = _status_of(conn)
+    assert (status, body["reason"]) == (401, "unauthorized"), time.monotonic() - started
+
+
+def test_a_slow_upload_is_answered_408_and_its_connection_closed(collector_url: str) -> None:
+    with _raw_request(collector_url, _request_head("dev-web-key", 100_000), b'{"batch": [') as conn:
+        status, body = _status_of(conn)  # returns once the collector closes the connection
+    assert (status, body["reason"]) == (408, "request_timeout")
+    assert f"within {READ_TIMEOUT_S:g} s" in body["message"]
+
+
+def test_each_dropped_upload_is_one_log_line_and_no_traceback(
+    collector_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    dropped = 20
+    for _ in range(dropped):
+        _raw_request(collector_url, _request_head("dev-web-key", 100_000), b'{"batch": [').close()
+
+    def lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "client_disconnected" in r.getMessage()]
+
+    deadline = time.monotonic() + 120
+    while len(lines()) < dropped and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(lines()) == dropped
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert not any(r.exc_info for r in caplog.records)

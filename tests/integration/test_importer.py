@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,12 @@ def test_sample_pos_export_imports_cleanly(
         {"type": "email", "value": "ann@example.com"},
         {"type": "phone", "value": "07700 900123"},
     ]
-    assert first["purchase"] == {"order_id": "R-1001", "amount": 42.5, "currency": "GBP"}
+    assert first["purchase"] == {
+        "order_id": "R-1001",
+        "amount": 42.5,
+        "currency": "GBP",
+        "amount_decimal": Decimal("42.5000"),
+    }
     assert first["occurred_at"] == datetime(
         2026, 11, 1, 9, 15, tzinfo=UTC
     )  # London = UTC in November

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,12 @@ def test_sample_pos_row_maps_identifiers_purchase_and_local_time() -> None:
         {"type": "pos_customer_id", "value": "C-501"},
         {"type": "email", "value": "ann@example.com"},
     ]
-    assert event["purchase"] == {"order_id": "R-1", "amount": 42.5, "currency": "GBP"}
+    assert event["purchase"] == {
+        "order_id": "R-1",
+        "amount": 42.5,
+        "currency": "GBP",
+        "amount_decimal": Decimal("42.5000"),
+    }
     assert event["event_id"] == "R-1" and event["event_type"] == "purchase"
     # 09:15 in London in July is 08:15 UTC.
     assert event["occurred_at"] == int(datetime(2026, 7, 1, 8, 15, tzinfo=UTC).timestamp() * 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -93,7 +94,12 @@ def test_order_completed_becomes_a_purchase() -> None:
         "track",
     )
     assert event["event_type"] == "purchase"
-    assert event["purchase"] == {"order_id": "o-7", "amount": 30.0, "currency": "EUR"}
+    assert event["purchase"] == {
+        "order_id": "o-7",
+        "amount": 30.0,
+        "currency": "EUR",
+        "amount_decimal": Decimal("30.0000"),
+    }
     assert event["properties"]["event"] == "Order Completed"
 
 
@@ -131,8 +137,12 @@ def test_integers_beyond_avro_long_keep_their_digits_as_text() -> None:
     assert event["traits"] == {"big": str(2**70), "fine": 2**62}
 
 
-def test_numeric_user_id_is_accepted_as_text() -> None:
-    assert mapped({"userId": 42}, "identify")["identifiers"] == [{"type": "user_id", "value": "42"}]
+@pytest.mark.parametrize("value", [42, 42.0, True])
+def test_numeric_user_id_is_refused_as_the_readme_says(value: object) -> None:
+    # 42 and 42.0 would become two people; the SDKs send ids as text already.
+    with pytest.raises(InvalidEvent, match="userId must be a string") as refused:
+        mapped({"userId": value}, "identify")
+    assert refused.value.reason is RejectionReason.INVALID_FIELD
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ def run_to_quiet(
         (None, "undecodable"),
         ("profile_update", "schema_invalid"),
         ("no_identifiers", "no_identifier"),
+        ("nan_revenue", "invalid_field"),
     ],
 )
 def test_bad_input_becomes_a_dead_letter_with_reason_and_source(
@@ -85,6 +86,9 @@ def test_bad_input_becomes_a_dead_letter_with_reason_and_source(
     codec = processor.codec
     if payload == "no_identifiers":
         payload = codec.encode(CHANNEL_EVENT, _event(identifiers=[]))
+    elif payload == "nan_revenue":  # Avro allows it; a producer other than ours may write it
+        nan_order = {"order_id": "o", "amount": float("nan"), "currency": "EUR"}
+        payload = codec.encode(CHANNEL_EVENT, _event(purchase=nan_order))
     elif payload == "profile_update":
         payload = codec.encode(
             "omnid.IdentityChange",

@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.adapters.email_webhook import channel_event_from_esp
+from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.adapters.segment import WriteKeyTarget, batch_messages, channel_event_from_segment
 from omnid.adapters.sink import DeliveryFailed, EventSink
 from omnid.adapters.write_keys import load_write_keys
@@ -35,7 +35,7 @@ from omnid.contracts.channel_event import (
 )
 from omnid.contracts.codec import AvroCodec
 from omnid.contracts.producer import make_producer
-from omnid.errors import InvalidEvent, RejectionReason
+from omnid.errors import InvalidEvent, RejectionReason, RequestProblem
 from omnid.observability.http import collector_metrics_middleware
 from omnid.observability.metrics import (
     collector_metrics,
@@ -54,18 +54,15 @@ SINGLE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 collector_metrics()
 
 
-class RequestProblem(StrEnum):
-    """Refusals that are about the HTTP request rather than an event (with RejectionReason,
-    the only values of the rejection metric's label)."""
-
-    MALFORMED_JSON = "malformed_json"
-    UNAUTHORIZED = "unauthorized"
-
-
 class Refusal(Exception):
     """A request the collector answers with an error status and a JSON message."""
 
-    def __init__(self, status: int, reason: RejectionReason | RequestProblem, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: RejectionReason | RequestProblem,
+        message: str,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
@@ -87,6 +84,8 @@ class Collector:
     topic_prefix: str = ""
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = SEGMENT_BATCH_LIMIT
+    # A body still arriving after this long is refused (408): slow uploads cannot pile up.
+    read_timeout_s: float = 10.0
 
     def app(self) -> web.Application:
         # aiohttp enforces the body limit while reading (chunked and gzip bodies included).
@@ -162,8 +161,11 @@ class Collector:
     ) -> web.Response:
         try:
             header_key = _basic_auth_key(request)
-            body = await self._read_json(request, limit)
-            target = self._target(header_key, body, required_channel)
+            # A key in the Authorization header is checked before a byte of the body is read.
+            target = None if header_key is None else self._target(header_key, required_channel)
+            body = _parse(await self._read_body(request, limit))
+            if target is None:
+                target = self._target(_body_write_key(body), required_channel)
             try:
                 records = await to_records(body, target)
                 payloads = [
@@ -173,12 +175,7 @@ class Collector:
             except InvalidEvent as error:
                 raise _refusal_for(error) from error
         except Refusal as refusal:
-            record_request_rejected(refusal.reason.value)
-            log.info("refused %s: %s %s", request.path, refusal.status, refusal.reason.value)
-            return web.json_response(
-                {"success": False, "reason": refusal.reason.value, "message": refusal.message},
-                status=refusal.status,
-            )
+            return _refused(request, refusal)
         topic = events_topic(target.channel, self.topic_prefix)
         messages = [
             (record["event_id"].encode(), payload)
@@ -202,32 +199,38 @@ class Collector:
         record_events_accepted(target.channel.value, len(records))
         return web.json_response({"success": True})
 
-    async def _read_json(self, request: web.Request, limit: int) -> Any:
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
         if request.content_length is not None and request.content_length > limit:
             raise _too_large(request.content_length, limit)
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.read_timeout_s):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise _too_large(None, limit) from None
-        if len(raw) > limit:
-            raise _too_large(len(raw), limit)
-        try:
-            return json.loads(raw)
-        except UnicodeDecodeError:
-            raise Refusal(400, RequestProblem.MALFORMED_JSON, "body is not UTF-8 text") from None
-        except json.JSONDecodeError as error:
+        except TimeoutError:
+            raise Refusal(
+                408,
+                RequestProblem.REQUEST_TIMEOUT,
+                f"the body did not arrive within {self.read_timeout_s:g} s",
+            ) from None
+        except web.RequestPayloadError as error:  # invalid gzip/deflate, broken chunking
+            cause = str(error).rpartition("message:")[2].strip() or "unreadable body"
             raise Refusal(
                 400,
-                RequestProblem.MALFORMED_JSON,
-                f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}",
+                RequestProblem.BAD_CONTENT_ENCODING,
+                f"the body cannot be read: {cause}",
             ) from None
+        except ConnectionResetError:
+            raise Refusal(
+                400,
+                RequestProblem.CLIENT_DISCONNECTED,
+                "the client closed the connection before the body was complete",
+            ) from None
+        if len(raw) > limit:
+            raise _too_large(len(raw), limit)
+        return raw
 
-    def _target(
-        self, header_key: str | None, body: Any, required_channel: Channel | None
-    ) -> WriteKeyTarget:
-        key = header_key
-        if key is None and isinstance(body, Mapping) and isinstance(body.get("writeKey"), str):
-            key = body["writeKey"]
+    def _target(self, key: str | None, required_channel: Channel | None) -> WriteKeyTarget:
         if key is None:
             raise Refusal(
                 401,
@@ -252,6 +255,35 @@ class Collector:
                 RejectionReason.OVERSIZED,
                 f"message is {size} bytes; a message may be at most {self.max_message_bytes}",
             )
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return parse_json_body(raw)
+    except UnusableBody as error:
+        raise Refusal(400, error.problem, error.detail) from None
+
+
+def _body_write_key(body: Any) -> str | None:
+    key = body.get("writeKey") if isinstance(body, Mapping) else None
+    return key if isinstance(key, str) else None
+
+
+def _refused(request: web.Request, refusal: Refusal) -> web.Response:
+    """The answer to a refused request, counted and logged in one line (never a traceback)."""
+    record_request_rejected(refusal.reason.value)
+    log.info("refused %s: %s %s", request.path, refusal.status, refusal.reason.value)
+    response = web.json_response(
+        {"success": False, "reason": refusal.reason.value, "message": refusal.message},
+        status=refusal.status,
+    )
+    if not request.content.at_eof():
+        # The rest of the body is unwanted (unauthorised, too slow, undecodable, or its sender
+        # gone): close the connection rather than let aiohttp drain it for up to 10 s (which,
+        # for an undecodable body, fails again with a traceback).
+        response.force_close()
+        request.content.feed_eof()
+    return response
 
 
 def _too_large(size: int | None, limit: int) -> Refusal:
@@ -288,6 +320,7 @@ def collector_from_settings(
         write_keys=load_write_keys(write_keys_file or settings.write_keys_file),
         topic_prefix=settings.topic_prefix if topic_prefix is None else topic_prefix,
         max_message_bytes=settings.max_event_bytes,
+        read_timeout_s=settings.collector_read_timeout_seconds,
     )
 
 

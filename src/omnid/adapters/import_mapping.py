@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from omnid.adapters.segment import WriteKeyTarget, flatten
 from omnid.config_files import load_yaml_model
 from omnid.contracts.channel_event import Scalar, deterministic_event_id, new_channel_event
+from omnid.contracts.money import parse_amount, parse_currency
 from omnid.errors import InvalidEvent, RejectionReason
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "t"})
@@ -151,14 +152,17 @@ def _purchase(row: Mapping[str, Any], spec: PurchaseColumns) -> dict[str, Any] |
         return None
     if order_id is None:
         raise _invalid(f"column {spec.order_id} (order id) is empty but an amount is given")
-    try:
-        amount = float(raw_amount)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise _invalid(f"column {spec.amount} (amount) is not a number") from None
+    if raw_amount is None:
+        raise _invalid(f"column {spec.amount} (amount) is empty but an order id is given")
+    amount = parse_amount(raw_amount, f"column {spec.amount} (amount)")
     currency = (_text(row, spec.currency) if spec.currency else None) or spec.default_currency
     if not currency:
         raise _invalid("no currency: map a currency column or set default_currency")
-    return {"order_id": order_id, "amount": amount, "currency": currency.upper()}
+    return {
+        "order_id": order_id,
+        "amount": amount,
+        "currency": parse_currency(currency, f"column {spec.currency or 'default_currency'}"),
+    }
 
 
 def _consent(row: Mapping[str, Any], columns: Mapping[str, str]) -> list[tuple[str, bool]]:

@@ -15,6 +15,7 @@ from omnid.contracts.channel_event import (
     epoch_millis,
     new_channel_event,
 )
+from omnid.contracts.money import parse_amount, parse_currency
 from omnid.errors import InvalidEvent, RejectionReason
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
@@ -36,13 +37,16 @@ def _invalid(detail: str) -> InvalidEvent:
 
 
 def _optional_id(message: Mapping[str, Any], field: str, label: str | None = None) -> str | None:
-    """Segment ids are strings; numbers are accepted as Segment does, anything else is refused."""
+    """Ids are JSON strings, as the Tracking API documents them (the SDKs send numbers as text):
+    a number is refused rather than guessed at, since 42 and 42.0 would become two people."""
     value = message.get(field)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _invalid(f"{label or field} must be a string, got {type(value).__name__}")
-    return str(value)
+    if not isinstance(value, str):
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        shown = f'; send it as text: "{value}"' if numeric else ""
+        raise _invalid(f"{label or field} must be a string, got {type(value).__name__}{shown}")
+    return value
 
 
 def _object(message: Mapping[str, Any], field: str) -> Mapping[str, Any]:
@@ -133,20 +137,20 @@ def _identifiers(
     return pairs
 
 
-def _purchase(properties: Mapping[str, Any]) -> dict[str, Any] | None:
-    order_id = _optional_id(properties, "order_id")
+def _purchase(properties: Mapping[str, Any]) -> dict[str, Any]:
+    order_id = _optional_id(properties, "order_id", "properties.order_id")
     if order_id is None:
         raise _invalid(f"an {ORDER_COMPLETED} event needs properties.order_id")
-    amount = next(
-        (properties[f] for f in ("revenue", "total", "value") if properties.get(f) is not None),
-        None,
-    )
-    if isinstance(amount, bool) or not isinstance(amount, int | float):
-        raise _invalid(f"an {ORDER_COMPLETED} event needs a numeric properties.revenue or total")
-    currency = properties.get("currency") or DEFAULT_CURRENCY
-    if not isinstance(currency, str):
-        raise _invalid("properties.currency must be a string")
-    return {"order_id": order_id, "amount": float(amount), "currency": currency.upper()}
+    field = next((f for f in ("revenue", "total", "value") if properties.get(f) is not None), None)
+    if field is None:
+        raise _invalid(f"an {ORDER_COMPLETED} event needs properties.revenue or total")
+    return {
+        "order_id": order_id,
+        "amount": parse_amount(properties[field], f"properties.{field}"),
+        "currency": parse_currency(
+            properties.get("currency") or DEFAULT_CURRENCY, "properties.currency"
+        ),
+    }
 
 
 def batch_messages(body: Any) -> list[Any]:

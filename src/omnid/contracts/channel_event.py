@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from omnid.contracts.codec import AvroCodec
+from omnid.contracts.money import check_purchase_amount, purchase_record
 from omnid.errors import InvalidEvent, RejectionReason
 from omnid.kafka.topology import prefixed_name
 
@@ -78,7 +80,10 @@ def new_channel_event(
     purchase: Mapping[str, Any] | None = None,
     consent: Iterable[tuple[str, bool]] | None = None,
 ) -> dict[str, Any]:
-    """A ChannelEvent record (times as epoch milliseconds) in the exact Avro shape."""
+    """A ChannelEvent record (times as epoch milliseconds) in the exact Avro shape.
+
+    `purchase` is `{order_id, amount, currency}`; the amount (number, Decimal or decimal text)
+    is checked and written both exactly and as a double (omnid.contracts.money)."""
     consent_changes = [{"purpose": p, "granted": g} for p, g in consent] if consent else None
     return {
         "event_id": event_id,
@@ -90,14 +95,14 @@ def new_channel_event(
         "identifiers": [{"type": t, "value": v} for t, v in identifiers],
         "traits": dict(traits or {}),
         "properties": dict(properties or {}),
-        "purchase": dict(purchase) if purchase is not None else None,
+        "purchase": purchase_record(purchase) if purchase is not None else None,
         "consent": consent_changes or None,
     }
 
 
 def check_channel_event(record: Mapping[str, Any]) -> None:
-    """What the schema cannot say: a known channel, at least one non-empty identifier, and
-    integers that fit Avro's long."""
+    """What the schema cannot say: a known channel, at least one non-empty identifier, integers
+    that fit Avro's long, finite doubles, and an order amount within the money bounds."""
     channel = record.get("channel")
     if channel not in Channel.__members__.values():
         known = ", ".join(c.value for c in Channel)
@@ -111,6 +116,14 @@ def check_channel_event(record: Mapping[str, Any]) -> None:
     for name, value in longs:
         if isinstance(value, int) and not -(2**63) <= value < 2**63:
             raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} does not fit a 64-bit long")
+        # NaN and infinities are valid Avro doubles, but not JSON, and NaN never compares equal.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidEvent(
+                RejectionReason.INVALID_FIELD, f"{name} must be a finite number, got {value}"
+            )
+    purchase = record.get("purchase")
+    if isinstance(purchase, Mapping):
+        check_purchase_amount(purchase)
     identifiers = record.get("identifiers") or []
     if not any(isinstance(i, Mapping) and i.get("value") for i in identifiers):
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, "the event carries no identifier")

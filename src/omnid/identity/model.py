@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, NewType
 
 from omnid.errors import InvalidEvent, RejectionReason
@@ -124,9 +126,17 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
     if raw_purchase is not None:
         if not isinstance(raw_purchase, Mapping):
             raise InvalidEvent(RejectionReason.SCHEMA_INVALID, "purchase must be a record")
-        amount = raw_purchase.get("amount")
-        if isinstance(amount, bool) or not isinstance(amount, int | float):
-            raise InvalidEvent(RejectionReason.INVALID_FIELD, "purchase.amount must be a number")
+        # amount_decimal is exact (writers since 0.2.0); amount is what 0.1.0 writers sent.
+        exact = raw_purchase.get("amount_decimal")
+        amount = raw_purchase.get("amount") if exact is None else exact
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int | float | Decimal)
+            or not math.isfinite(amount)
+        ):
+            raise InvalidEvent(
+                RejectionReason.INVALID_FIELD, "purchase.amount must be a finite number"
+            )
         purchase = Purchase(
             _text(raw_purchase, "order_id"), float(amount), _text(raw_purchase, "currency")
         )

@@ -7,6 +7,7 @@ does not depend on the order in which events and merges arrive.
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 from omnid.identity.model import Event, EventDigest, Identifier
@@ -124,11 +125,15 @@ def _trim(applied: dict[EventDigest, str] | dict[EventDigest, None], window: int
 
 
 def revenue(profile: ProfileState) -> dict[str, float]:
-    """Revenue per currency, summed in order-id order so float rounding is order-independent."""
+    """Revenue per currency, summed in order-id order so float rounding is order-independent.
+
+    Orders stored before amounts had to be finite (a NaN or an infinity) are left out: one such
+    order would otherwise make the total NaN for good."""
     totals: dict[str, float] = {}
     for order_id in sorted(profile.orders):
         line = profile.orders[order_id]
-        totals[line.currency] = totals.get(line.currency, 0.0) + line.amount
+        if math.isfinite(line.amount):
+            totals[line.currency] = totals.get(line.currency, 0.0) + line.amount
     return totals
 
 

@@ -27,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.contracts.channel_event import Channel
-from omnid.errors import RejectionReason
+from omnid.errors import RejectionReason, RequestProblem
 
 OTHER = "other"
 
@@ -88,8 +88,7 @@ SUPPRESSED = "suppressed"
 IDENTIFIER_REJECTIONS = frozenset(
     {"unknown_type", "blocked", "unparseable", "too_long", "empty", SUPPRESSED}
 )
-# The collector's request-level refusals (omnid.adapters.collector.RequestProblem).
-REQUEST_PROBLEMS = frozenset({"malformed_json", "unauthorized"})
+REQUEST_PROBLEMS = _values(RequestProblem)
 # Merges are refused because a limit of one identifier type would break: reason `limit:<type>`.
 # The default types; a worker adds its rules' own types with allow_identifier_types().
 IDENTIFIER_TYPES = frozenset(

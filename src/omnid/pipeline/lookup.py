@@ -4,6 +4,8 @@ so a request for another worker's key is forwarded there (one hop, never a loop)
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +60,31 @@ class NotHere(Exception):
         self.owner_url = owner_url
 
 
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def strict_json(value: Any) -> str:
+    """Standard JSON only: a NaN or an infinity stored before amounts and traits had to be
+    finite is answered as null, never as the bare NaN strict parsers reject."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=strict_json)
+
+
 def _error(status: int, error: str, **fields: Any) -> web.Response:
-    return web.json_response({"error": error, **fields}, status=status)
+    return _json({"error": error, **fields}, status=status)
 
 
 class LookupApi:
@@ -118,7 +143,7 @@ class LookupApi:
     @public  # partitions and counts only, no personal data; probes and `make run` poll it
     async def worker_status(self, _request: web.Request) -> web.Response:
         status = self.worker.status
-        return web.json_response(
+        return _json(
             {
                 "name": status.name,
                 "assigned": sorted(f"{t}:{p}" for t, p in status.assigned),
@@ -147,7 +172,7 @@ class LookupApi:
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
-                return web.json_response(body, status=status)
+                return _json(body, status=status)
             if raw is None:
                 return _error(404, "unknown_profile", profile_id=current)
             state: ProfileState = records.decode(raw)
@@ -163,7 +188,7 @@ class LookupApi:
             return _error(404, "erased_profile", profile_id=state.profile_id)
         body = profile_update_record(state)
         body["requested_profile_id"] = requested
-        return web.json_response(body)
+        return _json(body)
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -200,7 +225,7 @@ class LookupApi:
         if elsewhere.owner_url is None:
             return _error(503, "rebalancing")
         body, status = await self._get(f"{elsewhere.owner_url}{request.rel_url}", request)
-        return web.json_response(body, status=status)
+        return _json(body, status=status)
 
     async def _get(self, url: str, request: web.Request) -> tuple[dict[str, Any], int]:
         """GET from the peer that owns the key, with the caller's own credentials: every worker
