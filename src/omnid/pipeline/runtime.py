@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 # commit, was worse at both loads).
 BATCH_LINGER_S = 0.01
 
+# Key -> partition of the command topics: ~150 bytes an entry, so at most ~15 MiB.
 PARTITION_CACHE_ENTRIES = 100_000
+CONSUMER_QUEUE_KBYTES = 16 * 1024
 
 _LEADER_ERRORS = (
     KafkaError.NOT_LEADER_FOR_PARTITION,
@@ -141,6 +143,9 @@ class Worker:
                 # A read_committed fetch parked on not-yet-committed records is not woken by
                 # the commit marker: cap the wait, or each stage can add up to 500 ms.
                 "fetch.wait.max.ms": 50,
+                # librdkafka prefetches up to 64 MiB per consumer by default; a batch is
+                # at most a few MiB, so 16 MiB keeps the fetcher busy with a bounded memory.
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
         producer_config: dict[str, Any] = {
@@ -162,6 +167,7 @@ class Worker:
                 "group.id": f"{self.group}.restore.{options.name}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
             }
         )
         # Uncommitted writes of the current batch, read before the stores.
