@@ -16,7 +16,11 @@ from omnid.errors import RequestProblem
 # Strings full of the characters the depth scan must see through.
 TRICKY_TEXT = st.text(alphabet=st.sampled_from('[]{}"\\ab\n\u00e9\u200b'), max_size=12)
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TRICKY_TEXT,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TRICKY_TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TRICKY_TEXT, inner, max_size=4),
     max_leaves=30,
 )
