@@ -23,6 +23,7 @@ from omnid.identity.normalisers import (
     Normaliser,
     RejectedIdentifier,
     apply_normaliser,
+    clean_text,
 )
 
 __all__ = ["IdentityRules", "RejectedIdentifier", "Strength", "default_rules_path", "normalise"]
@@ -295,7 +296,7 @@ def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifi
         raise RejectedIdentifier(IdentifierRejection.UNKNOWN_TYPE, "identifier type not in rules")
     if len(raw) > rule.max_length:
         raise RejectedIdentifier(IdentifierRejection.TOO_LONG, f"longer than {rule.max_length}")
-    stripped = raw.strip()
+    stripped = clean_text(raw, rule.normaliser)
     if not stripped:
         raise RejectedIdentifier(IdentifierRejection.EMPTY, "empty value")
     compiled = _lookups(rules)
@@ -310,6 +311,8 @@ def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifi
     value = apply_normaliser(rule.normaliser, unquoted, rules.default_region, compiled.folding)
     if value != unquoted and matcher.blocks(value):
         raise RejectedIdentifier(IdentifierRejection.BLOCKED, "placeholder or junk value")
+    if len(value) > rule.max_length:  # NFKC can lengthen a value ("ﷺ" is 18 characters)
+        raise RejectedIdentifier(IdentifierRejection.TOO_LONG, f"longer than {rule.max_length}")
     if rule.hashed:
         secret = (rules.hash_secret or "").encode()
         value = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()

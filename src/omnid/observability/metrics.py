@@ -87,6 +87,7 @@ REJECTION_REASONS = _values(RejectionReason)
 SUPPRESSED = "suppressed"
 IDENTIFIER_REJECTIONS = frozenset(
     {"unknown_type", "blocked", "unparseable", "too_long", "empty", SUPPRESSED}
+    | {"control_character", "invisible_character", "confusable"}
 )
 REQUEST_PROBLEMS = _values(RequestProblem)
 # Merges are refused because a limit of one identifier type would break: reason `limit:<type>`.
