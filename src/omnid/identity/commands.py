@@ -7,18 +7,18 @@ keyed by identifier key, Stage.PROFILE commands to omnid.profile-commands keyed 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
+from omnid.identity.requests import (
+    PrivacyIdentityCommand,
+    PrivacyProfileCommand,
+    PrivacyReceiptEmission,
+    SuppressedDrop,
+)
+from omnid.identity.stages import Stage
 from omnid.identity.state import ProfileState
 from omnid.identity.survivorship import profile_update_record
-
-
-class Stage(StrEnum):
-    IDENTITY = "identity"
-    PROFILE = "profile"
-
 
 # --- identity-stage commands (keyed by identifier key) ---------------------------------------
 
@@ -204,10 +204,11 @@ class Absorb:
         return self.winner
 
 
-IdentityCommand = Resolve | Claim | Relabel | Release
-ProfileCommand = (
+IdentityCommand = Resolve | Claim | Relabel | Release | PrivacyIdentityCommand
+GraphProfileCommand = (
     Apply | Attach | MergeRequest | MergeOffer | MergeDeclined | OfferRedirected | Absorb
 )
+ProfileCommand = GraphProfileCommand | PrivacyProfileCommand
 Command = IdentityCommand | ProfileCommand
 
 
@@ -281,5 +282,11 @@ class IdentityChangeEmission:
         return str(self.record["kind"])
 
 
-Emission = ProfileSnapshot | ProfileTombstone | IdentityChangeEmission
+Emission = (
+    ProfileSnapshot
+    | ProfileTombstone
+    | IdentityChangeEmission
+    | PrivacyReceiptEmission
+    | SuppressedDrop
+)
 Output = Command | Emission

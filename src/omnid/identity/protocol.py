@@ -12,11 +12,13 @@ import base64
 import hashlib
 from collections.abc import Iterable
 
+from omnid.identity import privacy
 from omnid.identity.commands import (
     Absorb,
     Apply,
     Attach,
     Claim,
+    GraphProfileCommand,
     IdentityChangeEmission,
     IdentityCommand,
     MergeDeclined,
@@ -32,6 +34,7 @@ from omnid.identity.commands import (
     Resolve,
 )
 from omnid.identity.model import Identifier
+from omnid.identity.requests import ERASED
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     IdentifierState,
@@ -82,12 +85,16 @@ def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
 def handle_identifier(
     rules: IdentityRules, state: IdentifierState | None, command: IdentityCommand
 ) -> tuple[IdentifierState | None, list[Output]]:
+    handled = privacy.on_identifier(rules, state, command)
+    if handled is not None:
+        return handled
     if isinstance(command, Resolve):
         return _on_resolve(rules, state, command)
     if isinstance(command, Claim):
         return _on_claim(state, command)
     if isinstance(command, Relabel):
         return _on_relabel(state, command)
+    assert isinstance(command, Release)
     return _on_release(state, command)
 
 
@@ -205,6 +212,10 @@ def _on_release(
 def handle_profile(
     rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
 ) -> tuple[ProfileState | None, list[Output]]:
+    handled = privacy.on_profile(rules, state, command)
+    if handled is not None:
+        return handled
+    assert not isinstance(command, privacy.PROFILE_COMMANDS)
     if state is None:
         state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
     outputs: list[Output] = []
@@ -222,7 +233,7 @@ def handle_profile(
     return state, outputs
 
 
-def _time_of(command: ProfileCommand) -> int:
+def _time_of(command: GraphProfileCommand) -> int:
     if isinstance(command, Apply):
         return command.event.event_time
     return command.at
@@ -246,7 +257,7 @@ def _dispatch(
         _on_merge_declined(state, command)
     elif isinstance(command, OfferRedirected):
         _on_offer_redirected(rules, state, command, outputs)
-    else:
+    elif isinstance(command, Absorb):
         _on_absorb(rules, state, command, outputs)
     return state
 
@@ -472,7 +483,7 @@ def _change(
     profile_id: str,
     other: str | None,
     identifiers: list[Identifier],
-    cause: ProfileCommand,
+    cause: GraphProfileCommand,
     reason: str | None,
 ) -> IdentityChangeEmission:
     event_id = cause.event.event_id if isinstance(cause, Apply) else cause.event_id
@@ -577,6 +588,12 @@ def _on_merge_offer(
 
 
 def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
+    if command.reason == ERASED:
+        # The other profile was erased: its link identifier is suppressed, not refused here.
+        state.claimed.pop(command.via.key, None)
+        if state.awaiting == command.loser:
+            state.awaiting = None
+        return
     recorded = state.declined.get(command.loser)
     if recorded is None or recorded.startswith(WEAK_LINK):
         state.declined[command.loser] = command.reason

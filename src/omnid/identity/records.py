@@ -30,6 +30,7 @@ import msgspec
 from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity import commands as _commands
 from omnid.identity import model as _model
+from omnid.identity import requests as _requests
 from omnid.identity import state as _state
 
 VERSION = 1
@@ -58,6 +59,13 @@ _KIND_CODES: dict[int, type[Any]] = {
     19: _model.Event,
     20: _model.Purchase,
     21: _model.ConsentChange,
+    22: _requests.PrivacyRequest,
+    23: _requests.SubjectRequest,
+    24: _requests.ProfileRequest,
+    25: _requests.Suppress,
+    26: _requests.Unsuppress,
+    27: _requests.EraseMerged,
+    28: _requests.Forget,
 }
 _CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
 _BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}
@@ -109,7 +117,13 @@ def _plan(cls: type[Any]) -> _Plan:
     if plan is None:
         plan = _PLANS[cls] = _Plan(cls)  # registered first: a class may contain itself
         module = sys.modules[cls.__module__]
-        namespace = {**vars(_commands), **vars(_state), **vars(_model), **vars(module)}
+        namespace = {
+            **vars(_commands),
+            **vars(_state),
+            **vars(_model),
+            **vars(_requests),
+            **vars(module),
+        }
         hints = typing.get_type_hints(cls, globalns=namespace)
         for item in dataclasses.fields(cls):
             if item.default is not dataclasses.MISSING:

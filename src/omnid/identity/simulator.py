@@ -23,16 +23,24 @@ from omnid.identity.commands import (
     ProfileCommand,
     ProfileSnapshot,
     ProfileTombstone,
-    Stage,
 )
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event
+from omnid.identity.privacy import commands_for_request
 from omnid.identity.protocol import handle_identifier, handle_profile
+from omnid.identity.requests import PrivacyReceiptEmission, PrivacyRequest, SuppressedDrop
 from omnid.identity.rules import IdentityRules
+from omnid.identity.stages import Stage
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 
 _INGEST, _IDENTITY, _PROFILE = 0, 1, 2
-_EMISSIONS = (ProfileSnapshot, ProfileTombstone, IdentityChangeEmission)
+_EMISSIONS = (
+    ProfileSnapshot,
+    ProfileTombstone,
+    IdentityChangeEmission,
+    PrivacyReceiptEmission,
+    SuppressedDrop,
+)
 
 # Called after every delivered command with the stage, the key and the key's new state.
 Observer = Callable[[Stage, str, IdentifierState | ProfileState | None], None]
@@ -49,6 +57,10 @@ class SimulationResult:
     valid_event_ids: set[str]
     steps: int = 0
     change_counts: dict[str, int] = field(default_factory=dict)
+    # privacy: receipts by key (request id and status), suppressed identifiers and events
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suppressed_identifiers: int = 0
+    suppressed_events: int = 0
 
     def active_profiles(self) -> dict[str, ProfileState]:
         return {pid: p for pid, p in self.profiles.items() if p.status is ProfileStatus.ACTIVE}
@@ -98,21 +110,30 @@ class Simulator:
         self.keep_outputs = keep_outputs
         self.observer = observer
 
-    def run(self, events: Iterable[Event]) -> SimulationResult:
+    def run(
+        self,
+        events: Iterable[Event | PrivacyRequest],
+        after: SimulationResult | None = None,
+    ) -> SimulationResult:
+        """Delivers events and privacy requests (and all they cause) until nothing is left;
+        `after` continues from the tables and outputs of an earlier run."""
         n = self.partitions
         queues: list[deque[Any]] = [deque() for _ in range(3 * n)]
         ready: list[int] = []
-        for event in events:
-            key = event.identifiers[0].key if event.identifiers else event.event_id
+        for item in events:
+            if isinstance(item, PrivacyRequest):
+                key = item.key
+            else:
+                key = item.identifiers[0].key if item.identifiers else item.event_id
             index = _INGEST * n + partition_of(key, n)
             if not queues[index]:
                 ready.append(index)
-            queues[index].append(event)
-        result = SimulationResult({}, {}, {}, set(), [], {}, set())
+            queues[index].append(item)
+        result = after or SimulationResult({}, {}, {}, set(), [], {}, set())
         identifiers, profiles = result.identifiers, result.profiles
         rules, rng, observer = self.rules, self.random, self.observer
         uniform = rng.random  # int(random() * n) is several times cheaper than randrange(n)
-        steps = 0
+        steps = result.steps
 
         emit, serialise, duplicate_rate = self._emit, self.serialise, self.duplicate_rate
         partition_of_key: dict[str, int] = {}  # crc32 once per key, not once per command
@@ -147,7 +168,9 @@ class Simulator:
                 ready[slot] = ready[-1]
                 ready.pop()
             steps += 1
-            if index < n:
+            if index < n and isinstance(item, PrivacyRequest):
+                send(commands_for_request(item))
+            elif index < n:
                 try:
                     intake = commands_for_event(rules, item)
                 except InvalidEvent as error:
@@ -181,9 +204,18 @@ class Simulator:
     def _emit(
         self,
         result: SimulationResult,
-        emission: ProfileSnapshot | ProfileTombstone | IdentityChangeEmission,
+        emission: ProfileSnapshot
+        | ProfileTombstone
+        | IdentityChangeEmission
+        | PrivacyReceiptEmission
+        | SuppressedDrop,
     ) -> None:
-        if isinstance(emission, ProfileSnapshot):
+        if isinstance(emission, PrivacyReceiptEmission):
+            result.receipts[emission.key] = emission.record
+        elif isinstance(emission, SuppressedDrop):
+            result.suppressed_identifiers += 1
+            result.suppressed_events += emission.event_dropped
+        elif isinstance(emission, ProfileSnapshot):
             if self.keep_outputs:
                 result.updates[emission.profile_id] = emission.record
         elif isinstance(emission, ProfileTombstone):

@@ -48,6 +48,9 @@ class IdentifierState:
     # Profiles whose claim found another owner (oldest first, bounded): when the identifier is
     # released to a profile of its own, each is asked again, so no link is lost to the timing.
     turned_away: dict[str, None] = field(default_factory=dict)
+    # The privacy request that suppressed (or erased) it. An erased identifier is stored only as
+    # a suppression marker: this id under an HMAC of its key (identity/privacy.py).
+    suppressed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,11 @@ class ProfileState:
     cause_kind: str = "created"
     cause_event_id: str | None = None
     updated_at: int = 0
+    # privacy: the request that erased the profile (an erased profile keeps nothing else but
+    # what it erased, as counts, for the receipt) or suppressed its identifiers
+    erased_by: str | None = None
+    erased_counts: dict[str, int] = field(default_factory=dict)
+    suppressed_by: str | None = None
 
     def count_of(self, identifier_type: str) -> int:
         return sum(1 for held in self.identifiers.values() if held.type == identifier_type)

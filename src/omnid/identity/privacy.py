@@ -1,0 +1,360 @@
+"""Erase, suppress, unsuppress and export as handlers of the graph protocol (pure, no I/O).
+
+Erasure follows the graph: the subject resolves to its surviving profile, which erases itself,
+every profile id merged into it, and every identifier it holds or has claimed. What remains is
+an erased stub under each profile id (status and counts only, so late commands are recognised)
+and, per identifier, a suppression marker: the request id stored under an HMAC of the
+identifier's key, never the key itself (`marker_key`). A suppressed identifier is dropped from
+every later event that carries it, so a replay of the inputs does not bring the person back.
+
+Races: a merge whose Absorb reaches an erased profile erases the absorbed profile too; an offer
+to an erased profile is declined with reason `erased`; an event that resolved to the person
+just before the erasure is resolved again without the identifier that found the person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from omnid.identity.commands import (
+    Absorb,
+    Apply,
+    Attach,
+    Claim,
+    IdentityChangeEmission,
+    IdentityCommand,
+    MergeDeclined,
+    MergeOffer,
+    MergeRequest,
+    Output,
+    ProfileCommand,
+    ProfileTombstone,
+    Resolve,
+)
+from omnid.identity.model import Event, Identifier
+from omnid.identity.requests import (
+    ERASED,
+    Count,
+    EraseMerged,
+    Forget,
+    PrivacyKind,
+    PrivacyRequest,
+    ProfileRequest,
+    ReceiptStatus,
+    SubjectRequest,
+    Suppress,
+    SuppressedDrop,
+    Unsuppress,
+    receipt,
+)
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import (
+    IdentifierState,
+    IdentifierStatus,
+    ProfileState,
+    ProfileStatus,
+)
+from omnid.identity.survivorship import identity_change_record
+
+MARKER_PREFIX = "suppressed:"
+# Profile-stage commands this module always handles (the graph's own never reach it active).
+PROFILE_COMMANDS = (ProfileRequest, EraseMerged, Forget)
+# 128 bits of HMAC-SHA-256: collisions are out of reach for any number of erasures.
+_MARKER_BYTES = 16
+
+
+def marker_key(secret: bytes, identifier_key: str) -> str:
+    """The key a suppression marker is stored under: an HMAC of the normalised identifier key
+    (the secret keeps a dictionary of emails from being hashed and compared against it)."""
+    digest = hmac.new(secret, identifier_key.encode(), hashlib.sha256).digest()
+    return MARKER_PREFIX + digest[:_MARKER_BYTES].hex()
+
+
+def is_marker(state: IdentifierState) -> bool:
+    """Suppressed and owned by nobody: stored as a marker only, the clear key deleted."""
+    return state.status is IdentifierStatus.SUPPRESSED and state.owner is None
+
+
+def marker_state(identifier: Identifier, request_id: str | None) -> IdentifierState:
+    """The state a marker stands for (its identifier is the key it was looked up by)."""
+    return IdentifierState(identifier, status=IdentifierStatus.SUPPRESSED, suppressed_by=request_id)
+
+
+def commands_for_request(request: PrivacyRequest) -> list[Output]:
+    """How a request enters the graph: its `accepted` receipt and the first command."""
+    accepted = receipt(request, ReceiptStatus.ACCEPTED)
+    if request.subject is not None:
+        return [accepted, SubjectRequest(request)]
+    return [accepted, ProfileRequest(request, request.profile_id or "")]
+
+
+# --- identity stage ----------------------------------------------------------------------------
+
+
+def on_identifier(
+    rules: IdentityRules, state: IdentifierState | None, command: IdentityCommand
+) -> tuple[IdentifierState | None, list[Output]] | None:
+    """Handles privacy commands and anything reaching a suppressed identifier; None otherwise."""
+    if isinstance(command, SubjectRequest):
+        return _on_subject_request(state, command.request)
+    if isinstance(command, Suppress):
+        return _on_suppress(state, command)
+    if isinstance(command, Unsuppress):
+        return _on_unsuppress(state, command)
+    if state is None or state.status is not IdentifierStatus.SUPPRESSED:
+        return None
+    if isinstance(command, Resolve):
+        return state, resolve_without(rules, command.event, command.probe, command.create)
+    if isinstance(command, Claim):
+        dropped = SuppressedDrop(command.identifier.type, event_dropped=False)
+        return state, [dropped, Forget(command.profile_id, command.identifier)]
+    return state, []  # Relabel, Release: ownership of a suppressed identifier does not move
+
+
+def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool) -> list[Output]:
+    """The event goes on without its suppressed identifier `probe`. It is dropped when nothing
+    is left but weak identifiers: a device the person shared must not pass their traits on."""
+    dropped = event.identifiers[probe]
+    remaining = event.identifiers[:probe] + event.identifiers[probe + 1 :]
+    weak = rules.weak_types
+    left_nothing = all(identifier.type in weak for identifier in remaining)
+    outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
+    if left_nothing:
+        return outputs
+    smaller = Event(
+        event.event_id,
+        event.channel,
+        event.source,
+        event.event_type,
+        event.occurred_at,
+        event.received_at,
+        remaining,
+        event.traits,
+        event.properties,
+        event.purchase,
+        event.consent,
+    )
+    if create:
+        outputs.append(Resolve(smaller, 0, create=True))
+        return outputs
+    # The identifiers before `probe` had no owner: probing resumes at the next one, or, when
+    # the dropped one was the last, the last of them (probed already) founds the profile.
+    resume = min(probe, len(remaining) - 1)
+    outputs.append(Resolve(smaller, resume, create=resume < probe))
+    return outputs
+
+
+def _on_subject_request(
+    state: IdentifierState | None, request: PrivacyRequest
+) -> tuple[IdentifierState | None, list[Output]]:
+    subject = request.subject
+    assert subject is not None
+    if state is not None and state.owner is not None:
+        return state, [ProfileRequest(request, state.owner)]
+    if state is not None and state.status is IdentifierStatus.SUPPRESSED:
+        if state.suppressed_by == request.request_id:
+            return state, []  # a second delivery: the receipt was sent the first time
+        if request.kind is PrivacyKind.UNSUPPRESS:
+            counts = {Count.IDENTIFIERS_UNSUPPRESSED.value: 1}
+            done = receipt(request, ReceiptStatus.COMPLETED, counts=counts)
+            return IdentifierState(subject), [done]
+        if request.kind is PrivacyKind.EXPORT:
+            return state, [receipt(request, ReceiptStatus.FAILED, reason=ERASED)]
+        return state, [receipt(request, ReceiptStatus.COMPLETED, reason="already_suppressed")]
+    # Nobody holds it (yet): an erasure or suppression still leaves a marker, so events about
+    # the person that are in flight or replayed later do not create them.
+    if request.kind in (PrivacyKind.ERASE, PrivacyKind.SUPPRESS):
+        counts = {Count.IDENTIFIERS_SUPPRESSED.value: 1}
+        if request.kind is PrivacyKind.ERASE:
+            counts[Count.RECORDS_REMOVED.value] = 0 if state is None else 1
+        done = receipt(request, ReceiptStatus.COMPLETED, counts=counts)
+        return marker_state(subject, request.request_id), [done]
+    if request.kind is PrivacyKind.UNSUPPRESS:
+        counts = {Count.IDENTIFIERS_UNSUPPRESSED.value: 0}
+        return state, [receipt(request, ReceiptStatus.COMPLETED, counts=counts)]
+    return state, [receipt(request, ReceiptStatus.FAILED, reason="unknown_subject")]
+
+
+def _on_suppress(
+    state: IdentifierState | None, command: Suppress
+) -> tuple[IdentifierState | None, list[Output]]:
+    owner = state.owner if state is not None else None
+    if owner is not None and owner not in command.profiles:
+        return state, []  # another person's since: a claim of it was never theirs to erase
+    if not command.erase:
+        if state is None or owner is None:
+            return state, []
+        state.status = IdentifierStatus.SUPPRESSED
+        state.suppressed_by = command.request_id
+        return state, []
+    outputs: list[Output] = []
+    if state is not None:
+        # Profiles that were turned away by it or refused it remember its key: they forget it.
+        others = (set(state.refused_by) | set(state.turned_away)) - set(command.profiles)
+        outputs.extend(Forget(other, command.identifier) for other in sorted(others))
+    return marker_state(command.identifier, command.request_id), outputs
+
+
+def _on_unsuppress(
+    state: IdentifierState | None, command: Unsuppress
+) -> tuple[IdentifierState | None, list[Output]]:
+    if (
+        state is not None
+        and state.status is IdentifierStatus.SUPPRESSED
+        and state.owner == command.profile_id
+    ):
+        state.status = IdentifierStatus.ACTIVE
+        state.suppressed_by = None
+    return state, []
+
+
+# --- profile stage -----------------------------------------------------------------------------
+
+
+def on_profile(
+    rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
+) -> tuple[ProfileState | None, list[Output]] | None:
+    """Handles privacy commands and anything reaching an erased profile; None otherwise."""
+    if isinstance(command, ProfileRequest):
+        return _on_profile_request(rules, state, command)
+    if isinstance(command, EraseMerged):
+        return _on_erase_merged(state, command), []
+    if isinstance(command, Forget):
+        if state is None:
+            return None, []
+        if state.status is ProfileStatus.MERGED and state.merged_into is not None:
+            return state, [Forget(state.merged_into, command.identifier)]
+        state.claimed.pop(command.identifier.key, None)
+        state.refused.pop(command.identifier.key, None)
+        return state, []
+    if state is None or state.status is not ProfileStatus.ERASED:
+        return None
+    return state, _at_erased(rules, state, command)
+
+
+def _on_profile_request(
+    rules: IdentityRules, state: ProfileState | None, command: ProfileRequest
+) -> tuple[ProfileState | None, list[Output]]:
+    request = command.request
+    if state is None:
+        return None, [receipt(request, ReceiptStatus.FAILED, reason="unknown_subject")]
+    if state.status is ProfileStatus.MERGED and state.merged_into is not None:
+        return state, [ProfileRequest(request, state.merged_into)]
+    profile_id = state.profile_id
+    if state.status is ProfileStatus.ERASED:
+        if request.kind is not PrivacyKind.ERASE:
+            return state, [receipt(request, ReceiptStatus.FAILED, profile_id, reason=ERASED)]
+        if state.erased_by == request.request_id:  # a second delivery: the same receipt
+            counts = dict(state.erased_counts)
+            return state, [receipt(request, ReceiptStatus.COMPLETED, profile_id, counts)]
+        return state, [
+            receipt(request, ReceiptStatus.COMPLETED, profile_id, reason="already_erased")
+        ]
+    at = request.requested_at
+    if request.kind is PrivacyKind.ERASE:
+        stub = _stub(state.profile_id, state.created_at, state.version, request.request_id, at)
+        outputs = _erase_contents(rules, stub, state, request.request_id, at)
+        outputs.append(_erased_change(stub, None, at))
+        outputs.append(receipt(request, ReceiptStatus.COMPLETED, profile_id, stub.erased_counts))
+        return stub, outputs
+    held = [Identifier(h.type, h.value) for _, h in sorted(state.identifiers.items())]
+    if request.kind is PrivacyKind.SUPPRESS:
+        state.suppressed_by = request.request_id
+        outputs = [Suppress(i, request.request_id, (profile_id,), False, at) for i in held]
+        counts = {Count.IDENTIFIERS_SUPPRESSED.value: len(held)}
+    elif request.kind is PrivacyKind.UNSUPPRESS:
+        state.suppressed_by = None
+        outputs = [Unsuppress(i, request.request_id, profile_id, at) for i in held]
+        counts = {Count.IDENTIFIERS_UNSUPPRESSED.value: len(held)}
+    else:
+        outputs = []
+        counts = {Count.IDENTIFIERS.value: len(held), Count.TRAITS.value: len(state.traits)}
+    outputs.append(receipt(request, ReceiptStatus.COMPLETED, profile_id, counts))
+    return state, outputs
+
+
+def _erase_contents(
+    rules: IdentityRules, stub: ProfileState, erased: ProfileState, request_id: str, at: int
+) -> list[Output]:
+    """Everything `erased` holds goes: its identifiers (held or claimed) become markers, the
+    profiles merged into it become stubs, each of its ids gets a tombstone. Counted in `stub`."""
+    profiles = sorted({erased.profile_id, *erased.absorbed, *erased.merged_from})
+    owners = tuple(sorted({stub.profile_id, *profiles}))
+    outputs: list[Output] = []
+    linked = erased.linked()
+    for key, identifier_type in sorted(linked.items()):
+        identifier = Identifier(identifier_type, key[len(identifier_type) + 1 :])
+        outputs.append(Suppress(identifier, request_id, owners, True, at))
+    for profile_id in profiles:
+        if profile_id != stub.profile_id:
+            outputs.append(EraseMerged(profile_id, request_id, at))
+        outputs.append(ProfileTombstone(profile_id))
+    stub.absorbed.update(profiles)
+    for waiting in erased.deferred:
+        outputs.extend(_at_erased(rules, stub, waiting))
+    counts = stub.erased_counts
+    for name, added in (
+        (Count.PROFILES_ERASED, len(profiles)),
+        (Count.IDENTIFIERS_SUPPRESSED, len(linked)),
+        (Count.RECORDS_REMOVED, len(profiles) + len(linked)),
+    ):
+        counts[name.value] = counts.get(name.value, 0) + added
+    return outputs
+
+
+def _erased_change(stub: ProfileState, other: str | None, at: int) -> IdentityChangeEmission:
+    """The `erased` IdentityChange: ids and counts, no identifier values."""
+    record = identity_change_record("erased", stub.profile_id, other, [], None, None, at)
+    record["counts"] = dict(sorted(stub.erased_counts.items()))
+    return IdentityChangeEmission(record)
+
+
+def _at_erased(rules: IdentityRules, stub: ProfileState, command: ProfileCommand) -> list[Output]:
+    """A command that reaches an erased profile (late, or deferred when it was erased)."""
+    request_id = stub.erased_by or ""
+    if isinstance(command, Apply):
+        # The event found the person through identifiers[probe], which is being suppressed.
+        return resolve_without(rules, command.event, command.probe, create=False)
+    if isinstance(command, Attach):
+        return [Suppress(command.identifier, request_id, (stub.profile_id,), True, command.at)]
+    if isinstance(command, MergeOffer):
+        return [
+            MergeDeclined(
+                command.winner, command.loser, ERASED, command.via, command.event_id, command.at
+            )
+        ]
+    if isinstance(command, MergeRequest):
+        other = command.loser if command.winner == stub.profile_id else command.winner
+        return [Forget(other, command.via)]
+    if isinstance(command, Absorb):
+        # A merge accepted just before the erasure: the absorbed profile is the person too. It
+        # is counted in the `erased` change; the receipt already sent keeps its counts.
+        loser = command.loser
+        if loser.profile_id in stub.absorbed:
+            return []
+        stub.absorbed.add(loser.profile_id)
+        outputs = _erase_contents(rules, stub, loser, request_id, command.at)
+        outputs.append(_erased_change(stub, loser.profile_id, command.at))
+        return outputs
+    return []  # MergeDeclined, OfferRedirected: answers to offers an erased profile dropped
+
+
+def _on_erase_merged(state: ProfileState | None, command: EraseMerged) -> ProfileState:
+    if state is not None and state.status is ProfileStatus.ERASED:
+        return state
+    created_at = state.created_at if state is not None else command.at
+    version = state.version if state is not None else 0
+    return _stub(command.profile_id, created_at, version, command.request_id, command.at)
+
+
+def _stub(profile_id: str, created_at: int, version: int, request_id: str, at: int) -> ProfileState:
+    return ProfileState(
+        profile_id,
+        created_at=created_at,
+        status=ProfileStatus.ERASED,
+        version=version + 1,
+        erased_by=request_id,
+        cause_kind="erased",
+        updated_at=at,
+    )

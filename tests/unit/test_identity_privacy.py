@@ -1,0 +1,163 @@
+"""Erase, suppress, unsuppress and export through the graph protocol, in the simulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from omnid.identity.model import Event, Identifier
+from omnid.identity.privacy import marker_key
+from omnid.identity.records import to_record
+from omnid.identity.requests import PrivacyKind, PrivacyRequest
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import SimulationResult, Simulator
+from omnid.identity.state import IdentifierStatus, ProfileStatus
+
+RULES = IdentityRules.load()
+DELIVERIES = [(1, 0), (4, 1), (8, 2)]
+
+
+def event(event_id: str, at: int, *identifiers: tuple[str, str], **traits: str) -> Event:
+    return Event(
+        event_id=event_id,
+        channel="web",
+        source="test",
+        event_type="identify",
+        occurred_at=at,
+        received_at=at + 10,
+        identifiers=tuple(Identifier(t, v) for t, v in identifiers),
+        traits=traits,
+    )
+
+
+def request(
+    request_id: str, kind: PrivacyKind, subject: tuple[str, str] | None = None, **fields: str
+) -> PrivacyRequest:
+    return PrivacyRequest(
+        request_id=request_id,
+        kind=kind,
+        subject=Identifier(*subject) if subject else None,
+        profile_id=fields.get("profile_id"),
+        requested_by="test",
+        reason=None,
+        requested_at=1_000,
+    )
+
+
+ANN = [
+    event("e1", 1, ("email", "ann@shop.io"), ("user_id", "u1"), name="Ann"),
+    event("e2", 2, ("phone", "+447911123456"), ("crm_id", "c2"), tier="gold"),
+    event("e3", 3, ("email", "ann@shop.io"), ("phone", "+447911123456")),
+]
+BOB = [event("b1", 1, ("email", "bob@shop.io"), name="Bob")]
+ANN_VALUES = ["ann@shop.io", "u1", "c2", "+447911123456", "Ann", "gold"]
+
+
+def settled(events: list[Event | PrivacyRequest], partitions: int, seed: int) -> SimulationResult:
+    return Simulator(RULES, partitions, seed, duplicate_rate=0.1).run(events)
+
+
+def stored_text(result: SimulationResult) -> str:
+    """Every state as the tables would store it (markers only under their HMAC key)."""
+    parts = []
+    for key, state in result.identifiers.items():
+        if state.status is IdentifierStatus.SUPPRESSED and state.owner is None:
+            parts.append(marker_key(b"test", key) + json.dumps(state.suppressed_by))
+        else:
+            parts.append(key + json.dumps(to_record(state)))
+    parts.extend(key + json.dumps(to_record(state)) for key, state in result.profiles.items())
+    parts.extend(json.dumps(update) for update in result.updates.values())
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(("partitions", "seed"), DELIVERIES)
+def test_erase_by_one_identifier_removes_the_whole_merged_person_and_replay_recreates_nothing(
+    partitions: int, seed: int
+) -> None:
+    before = settled([*ANN, *BOB], partitions, seed)
+    ann = before.profile_of("email:ann@shop.io")
+    assert ann is not None and ann.merged_from, "the three events make one merged profile"
+    ids = {ann.profile_id, *ann.merged_from}
+    simulator = Simulator(RULES, partitions, seed + 1, duplicate_rate=0.1)
+    after = simulator.run([request("r1", PrivacyKind.ERASE, ("crm_id", "c2"))], after=before)
+
+    completed = after.receipts["r1:completed"]
+    assert completed["counts"] == {
+        "identifiers_suppressed": 4,
+        "profiles_erased": len(ids),
+        "records_removed": 4 + len(ids),
+    }
+    assert after.receipts["r1:accepted"]["status"] == "accepted"
+    assert "ann" not in json.dumps(after.receipts)
+    for profile_id in ids:
+        assert after.profiles[profile_id].status is ProfileStatus.ERASED
+        assert profile_id in after.tombstoned and profile_id not in after.updates
+    erased = [c for c in after.changes if c["kind"] == "erased"]
+    assert erased and all(c["identifiers"] == [] for c in erased)
+    text = stored_text(after)
+    assert not [value for value in ANN_VALUES if value in text]
+    assert after.profile_of("email:bob@shop.io") is not None
+
+    replayed = simulator.run([*ANN, *BOB], after=after)
+    assert not [value for value in ANN_VALUES if value in stored_text(replayed)]
+    assert replayed.suppressed_events >= 3
+    assert {p.profile_id for p in replayed.active_profiles().values()} == {
+        p.profile_id for p in after.active_profiles().values()
+    }
+
+
+@pytest.mark.parametrize(("partitions", "seed"), DELIVERIES)
+def test_a_later_event_keeps_its_other_identifiers_but_drops_the_suppressed_one(
+    partitions: int, seed: int
+) -> None:
+    events: list[Event | PrivacyRequest] = [
+        request("r1", PrivacyKind.ERASE, ("email", "ann@shop.io")),
+    ]
+    erased = settled(events, partitions, seed)
+    assert erased.receipts["r1:completed"]["counts"]["identifiers_suppressed"] == 1
+    late = event("e9", 9, ("email", "ann@shop.io"), ("crm_id", "c7"), tier="silver")
+    result = Simulator(RULES, partitions, seed).run([late], after=erased)
+    profile = result.profile_of("crm_id:c7")
+    assert profile is not None and set(profile.identifiers) == {"crm_id:c7"}
+    assert profile.traits["tier"].value == "silver" and not profile.claimed
+    assert result.suppressed_identifiers >= 1 and result.suppressed_events == 0
+
+
+def test_suppress_keeps_the_data_stops_processing_and_unsuppress_lifts_it() -> None:
+    base = settled(list(ANN), 4, 5)
+    ann = base.profile_of("email:ann@shop.io")
+    assert ann is not None
+    simulator = Simulator(RULES, 4, 6)
+    suppressed = simulator.run([request("s1", PrivacyKind.SUPPRESS, ("user_id", "u1"))], base)
+    assert suppressed.receipts["s1:completed"]["counts"] == {"identifiers_suppressed": 4}
+    after_event = simulator.run([event("e4", 4, ("user_id", "u1"), name="Annie")], suppressed)
+    kept = after_event.profiles[ann.profile_id]
+    assert kept.status is ProfileStatus.ACTIVE and kept.traits["name"].value == "Ann"
+    assert after_event.suppressed_events == 1
+    lifted = simulator.run(
+        [request("s2", PrivacyKind.UNSUPPRESS, ("email", "ann@shop.io"))], after_event
+    )
+    again = simulator.run([event("e5", 5, ("user_id", "u1"), name="Annie")], lifted)
+    assert again.profiles[ann.profile_id].traits["name"].value == "Annie"
+
+
+def test_requests_about_unknown_subjects_and_duplicates_answer_once() -> None:
+    result = settled(
+        [
+            request("x1", PrivacyKind.EXPORT, ("email", "nobody@shop.io")),
+            request("x2", PrivacyKind.ERASE, profile_id="01NOSUCHPROFILE0000000000"),
+            *BOB,
+        ],
+        2,
+        0,
+    )
+    assert result.receipts["x1:failed"]["reason"] == "unknown_subject"
+    assert result.receipts["x2:failed"]["reason"] == "unknown_subject"
+    bob = result.profile_of("email:bob@shop.io")
+    assert bob is not None
+    simulator = Simulator(RULES, 2, 1, duplicate_rate=0.5)
+    erase = request("r7", PrivacyKind.ERASE, profile_id=bob.profile_id)
+    twice = simulator.run([erase, erase], after=result)
+    assert twice.receipts["r7:completed"]["counts"]["profiles_erased"] == 1
+    assert twice.receipts["r7:completed"]["reason"] is None
