@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, Identifier
-from omnid.identity.records import to_record
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
@@ -109,10 +108,9 @@ def without(events: list[Event], suppressed: set[str]) -> list[Event]:
 
 
 def signature(profile: ProfileState) -> tuple[frozenset[str], Any]:
-    record = to_record(profile)
     return frozenset(profile.identifiers), (
         profile.event_count,
-        sorted((k, v["value"]) for k, v in record["traits"].items()),
+        sorted(((k, v.value) for k, v in profile.traits.items()), key=lambda kv: kv[0]),
         sorted(profile.orders),
         sorted((k, v.granted) for k, v in profile.consent.items()),
         dict(sorted(profile.channel_counts.items())),

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from omnid.identity import records
 from omnid.identity.model import Event, Identifier
 from omnid.identity.privacy import marker_key
-from omnid.identity.records import to_record
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
@@ -65,8 +65,9 @@ def stored_text(result: SimulationResult) -> str:
         if state.status is IdentifierStatus.SUPPRESSED and state.owner is None:
             parts.append(marker_key(b"test", key) + json.dumps(state.suppressed_by))
         else:
-            parts.append(key + json.dumps(to_record(state)))
-    parts.extend(key + json.dumps(to_record(state)) for key, state in result.profiles.items())
+            parts.append(key + records.encode(state).decode(errors="replace"))
+    for key, profile in result.profiles.items():
+        parts.append(key + records.encode(profile).decode(errors="replace"))
     parts.extend(json.dumps(update) for update in result.updates.values())
     return "\n".join(parts)
 
