@@ -50,8 +50,8 @@ def test_sample_pos_export_imports_cleanly(
     assert first["identifiers"] == [
         {"type": "pos_customer_id", "value": "C-501"},
         {"type": "loyalty_id", "value": "LC-9001"},
-        {"type": "email", "value": "ann@example.com"},
-        {"type": "phone", "value": "07700 900123"},
+        {"type": "email", "value": "ann.smith@inbox.example"},
+        {"type": "phone", "value": "020 7946 0123"},
     ]
     assert first["purchase"] == {
         "order_id": "R-1001",
