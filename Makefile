@@ -1,12 +1,14 @@
 # Thin wrappers: every target calls a script or the omnid CLI, no logic lives only here.
-PYTHON ?= python3
+# Python targets run in the active virtualenv, else in the project's .venv (scripts/venv.sh
+# creates it and installs omnid on first use).
+IN_VENV = bash scripts/venv.sh
 # OMNID_KAFKA_BOOTSTRAP is left unset unless you set it: unset means "use the local broker",
 # which `make run` and the test fixtures start when it is not running.
 
-.PHONY: install run test lint bench kafka-up kafka-down
+.PHONY: install run stop test lint bench kafka-up kafka-down
 
 install:
-	$(PYTHON) -m pip install -q -e '.[dev,bench]'
+	$(IN_VENV) true
 
 kafka-up:
 	bash deploy/kafka/kafka-local.sh up
@@ -17,13 +19,16 @@ kafka-down:
 run:
 	bash scripts/run.sh
 
+stop:
+	bash scripts/stop.sh
+
 lint:
-	ruff check src tests bench
-	ruff format --check src tests bench
-	mypy
+	$(IN_VENV) ruff check src tests bench scripts samples
+	$(IN_VENV) ruff format --check src tests bench scripts samples
+	$(IN_VENV) mypy
 
 test:
 	bash scripts/test.sh
 
 bench:
-	bash bench/run.sh
+	$(IN_VENV) bash bench/run.sh

@@ -4,6 +4,7 @@
 #   kafka-local.sh up       fetch the broker from Maven Central (once), format storage, start, wait
 #   kafka-local.sh down     stop the broker this script started (pid file), SIGTERM then SIGKILL
 #   kafka-local.sh status   say whether it runs and where
+#   kafka-local.sh pid      print the pid of the broker this script started; exit 3 if none
 #
 # Everything lives in KAFKA_LOCAL_HOME (default: <project>/.kafka, git-ignored):
 #   m2/ (the Maven repository used for the download), classpath-<pom hash>.txt, data/,
@@ -260,12 +261,20 @@ cmd_status() {
   fi
 }
 
+cmd_pid() {
+  local pid
+  pid="$(running_pid)"
+  [[ -n "$pid" ]] || return 3
+  echo "$pid"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  pid) cmd_pid ;;
   *)
-    echo "usage: $(basename "$0") up|down|status" >&2
+    echo "usage: $(basename "$0") up|down|status|pid" >&2
     exit 2
     ;;
 esac

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     collector_read_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body still arriving after this long is refused (408)."
     )
+    lookup_api: str = Field(
+        "http://127.0.0.1:8081",
+        description="Base URL of the worker lookup API that `omnid lookup` asks (any worker).",
+    )
     write_keys_file: Path = Field(
         PROJECT_ROOT / "streams" / "write-keys.yaml",
         description="Collector write keys: each key's channel and source.",

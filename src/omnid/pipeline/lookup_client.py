@@ -12,15 +12,17 @@ import urllib.request
 from omnid.api_auth import bearer_header
 from omnid.config import Settings
 
-DEFAULT_API = "http://127.0.0.1:8081"
-
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("lookup", help="the live profile of an identifier or profile id")
     parser.add_argument("type", nargs="?", help="identifier type, e.g. email")
     parser.add_argument("value", nargs="?", help="identifier value (normalised by the worker)")
     parser.add_argument("--profile", help="look up a profile id instead")
-    parser.add_argument("--api", default=DEFAULT_API, help="any worker's lookup API base URL")
+    parser.add_argument(
+        "--api",
+        default=None,
+        help="any worker's lookup API base URL (default OMNID_LOOKUP_API, http://127.0.0.1:8081)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,7 +36,8 @@ def lookup_path(identifier_type: str | None, value: str | None, profile: str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.api.rstrip("/") + lookup_path(args.type, args.value, args.profile)
+    api = args.api or Settings().lookup_api
+    url = api.rstrip("/") + lookup_path(args.type, args.value, args.profile)
     request = urllib.request.Request(url, headers=bearer_header(Settings().api_token))
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
@@ -47,5 +50,5 @@ def run(args: argparse.Namespace) -> int:
             print("omnid lookup: set OMNID_API_TOKEN to a token with scope profiles:read")
         return 1 if error.code == 404 else 2
     except urllib.error.URLError as error:
-        print(f"omnid lookup: no worker answered at {args.api}: {error.reason}")
+        print(f"omnid lookup: no worker answered at {api}: {error.reason}")
         return 2
