@@ -195,6 +195,16 @@ def test_a_merged_away_profile_id_shows_the_profile_it_was_merged_into(console: 
     console.shot("02-merged-away-id")
 
 
+def test_any_type_finds_a_value_whatever_identifier_type_it_is(console: Console) -> None:
+    console.browser.sign_in(console.url, console.pipeline.api_token)
+    console.browser.find("any", " l-100 ")  # a loyalty number, in the wrong case
+    assert console.browser.element("#profile-id").text == console.ann_profile_id
+    console.browser.find("any", console.bob_profile_id)
+    assert console.browser.element("#profile-id").text == console.ann_profile_id
+    console.browser.find("any", "no-such-value-anywhere")
+    assert "any identifier type" in console.browser.element("#not-found").text
+
+
 def test_customer_data_is_shown_as_text_and_never_runs_as_html(console: Console) -> None:
     console.browser.sign_in(console.url, console.pipeline.api_token)
     console.browser.find("phone", "07700 000123")

@@ -98,7 +98,7 @@ class ConsoleBrowser:
         box.clear()
         box.send_keys(value)
         self.element("#find-button").click()
-        self.wait_for(lambda d: self.visible("#profile-id, #not-found"))
+        self.wait_for(lambda d: self.visible("#profile-id, #not-found, #candidates"))
 
     def requests_so_far(self) -> list[str]:
         """URLs of every request the page made since the browser started."""

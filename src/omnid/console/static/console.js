@@ -113,6 +113,10 @@ async function route() {
   }
   showScreen("find");
   if (parts[0] === "profile" && parts[1]) return showProfile(`/v1/profiles/${enc(parts[1])}`);
+  if (parts[0] === "any" && parts[1]) {
+    document.getElementById("find-value").value = parts.slice(1).join("/");
+    return findAnyType(parts.slice(1).join("/"));
+  }
   if (parts[0] === "identifier" && parts[1] && parts.length >= 3) {
     const value = parts.slice(2).join("/");
     document.getElementById("find-type").value = parts[1];
@@ -131,7 +135,8 @@ function onFind(event) {
   const type = document.getElementById("find-type").value;
   const value = document.getElementById("find-value").value.trim();
   if (!value) return;
-  const target = type === "profile_id" ? `#/profile/${enc(value)}` : `#/identifier/${enc(type)}/${enc(value)}`;
+  const targets = { profile_id: `#/profile/${enc(value)}`, any: `#/any/${enc(value)}` };
+  const target = targets[type] || `#/identifier/${enc(type)}/${enc(value)}`;
   if (location.hash === target) route();
   else location.hash = target;
 }
@@ -227,6 +232,34 @@ async function showProfile(path) {
   renderProfile(result.body);
 }
 
+// "any type": the value is looked up as every identifier type (and as a profile id) at once; one
+// profile found shows it, several are listed to choose from.
+async function findAnyType(value) {
+  const screen = document.getElementById("profile-screen");
+  screen.hidden = false;
+  fill(screen, el("p", { className: "hint" }, "Looking up..."));
+  const paths = state.config.identifier_types.map((type) => [type, `/v1/identifiers/${enc(type)}/${enc(value)}`]);
+  paths.push(["profile id", `/v1/profiles/${enc(value)}`]);
+  const results = await Promise.all(paths.map(async ([type, path]) => [type, await api(path)]));
+  const refused = results.find(([, result]) => [401, 403].includes(result.status));
+  if (refused) return fill(screen, el("p", { id: "not-found", className: "error" }, describeError(refused[1])));
+  const found = new Map();
+  for (const [type, result] of results) {
+    if (result.status !== 200) continue;
+    const entry = found.get(result.body.profile_id) || { profile: result.body, types: [] };
+    entry.types.push(type);
+    found.set(result.body.profile_id, entry);
+  }
+  if (found.size === 1) return renderProfile([...found.values()][0].profile);
+  if (!found.size) {
+    return fill(screen, el("p", { id: "not-found", className: "error" }, "No profile holds this value as any identifier type."));
+  }
+  fill(screen, el("section", { className: "card", id: "candidates" }, el("h3", {}, "Several profiles hold this value"),
+    el("ul", {}, [...found.values()].map(({ profile, types }) => el("li", {},
+      el("a", { href: `#/profile/${enc(profile.profile_id)}` }, el("code", {}, profile.profile_id)),
+      ` as ${types.join(", ")}`)))));
+}
+
 function renderProfile(profile) {
   const screen = document.getElementById("profile-screen");
   const merged = profile.requested_profile_id && profile.requested_profile_id !== profile.profile_id;
@@ -295,7 +328,7 @@ async function start() {
   state.config = result.body;
   const select = document.getElementById("find-type");
   for (const type of state.config.identifier_types) {
-    select.append(el("option", { value: type, selected: type === "email" }, type));
+    select.append(el("option", { value: type }, type));
   }
   document.getElementById("find-form").addEventListener("submit", onFind);
   document.getElementById("signin-form").addEventListener("submit", onSignIn);
