@@ -90,7 +90,7 @@ def test_identity_changes_count_merges_and_refusals_only(worker: WorkerMetrics) 
 
 
 def test_profile_update_observes_size_and_latency_since_receipt(worker: WorkerMetrics) -> None:
-    metrics.record_profile_update(3, received_at_ms=1_000_000, now_s=1_000.25, metrics=worker)
+    metrics.record_profile_update(3, received_at_ms=[1_000_000], now_s=1_000.25, metrics=worker)
     assert sample(worker, "omnid_profile_updates_total") == 1
     assert sample(worker, "omnid_profile_identifiers_sum") == 3
     assert sample(worker, "omnid_end_to_end_latency_seconds_sum") == pytest.approx(0.25)
@@ -101,22 +101,40 @@ def test_profile_update_observes_size_and_latency_since_receipt(worker: WorkerMe
 def test_tombstone_counts_as_update_without_an_identifier_observation(
     worker: WorkerMetrics,
 ) -> None:
-    metrics.record_profile_update(None, received_at_ms=None, metrics=worker)
+    metrics.record_profile_update(None, metrics=worker)
     assert sample(worker, "omnid_profile_updates_total") == 1
     assert sample(worker, "omnid_profile_identifiers_count") == 0
     assert sample(worker, "omnid_end_to_end_latency_seconds_count") == 0
 
 
 def test_clock_skew_never_yields_negative_latency(worker: WorkerMetrics) -> None:
-    metrics.record_profile_update(1, received_at_ms=2_000_000, now_s=1_999.0, metrics=worker)
+    metrics.record_profile_update(1, received_at_ms=[2_000_000], now_s=1_999.0, metrics=worker)
     assert sample(worker, "omnid_end_to_end_latency_seconds_sum") == 0
 
 
-def test_stage_is_timed_even_when_the_handler_raises(worker: WorkerMetrics) -> None:
-    with pytest.raises(RuntimeError), metrics.timed_stage(Stage.IDENTITY, worker):
-        raise RuntimeError("handler failed")
+def test_a_batch_tally_publishes_its_counts_once_and_starts_again(worker: WorkerMetrics) -> None:
+    tally = metrics.BatchTally()
+    for _ in range(3):
+        tally.count(tally.ingested, "pos")
+        tally.stage(Stage.IDENTITY, 0.002)
+    tally.count(tally.identity_changes, ("merged", None))
+    tally.count(tally.identity_changes, ("merge_refused", "limit:email"))
+    tally.updates.append((2, [1_000_000, 1_000_100]))
+    tally.tombstones += 1
+    tally.publish(worker, now_s=1_000.5)
+    assert sample(worker, "omnid_events_ingested_total", channel="pos") == 3
+    assert sample(worker, "omnid_merges_total") == 1
+    assert sample(worker, "omnid_merges_refused_total", reason="limit:email") == 1
+    assert sample(worker, "omnid_profile_updates_total") == 2
+    # one latency per event the update shows; the stage's mean once per batch
+    assert sample(worker, "omnid_end_to_end_latency_seconds_count") == 2
     assert sample(worker, "omnid_stage_processing_seconds_count", stage="identity") == 1
+    assert sample(worker, "omnid_stage_processing_seconds_sum", stage="identity") == (
+        pytest.approx(0.002)
+    )
     assert sample(worker, "omnid_stage_processing_seconds_count", stage="profile") == 0
+    tally.publish(worker)
+    assert sample(worker, "omnid_events_ingested_total", channel="pos") == 3
 
 
 def test_revoked_partition_stops_reporting_lag(worker: WorkerMetrics) -> None:

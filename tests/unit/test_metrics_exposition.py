@@ -103,7 +103,7 @@ def test_scrape_of_every_metric_passes_promtool_check_metrics(
     request = urllib.request.Request(server.base_url + "/v1/track", data=b"{}", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
     metrics.record_event_ingested("pos")
-    metrics.record_profile_update(2, received_at_ms=0)
+    metrics.record_profile_update(2, received_at_ms=[0])
     metrics.set_consumer_lag("omnid.events.pos", 0, 3)
 
     status, content_type, body = server.get("/metrics")

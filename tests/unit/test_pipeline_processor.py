@@ -13,6 +13,7 @@ from omnid.identity.rules import IdentityRules
 from omnid.observability.metrics import Table
 from omnid.pipeline.partitioning import murmur2, partition_for
 from omnid.pipeline.processor import (
+    EVENTS_HEADER,
     Incoming,
     LocalCommand,
     Outgoing,
@@ -66,6 +67,7 @@ def run_to_quiet(
         )
         for write in processor.take_state_writes():
             tables[(write.table, write.key)] = write.value
+        published.extend(processor.take_profile_updates())
         queue.extend(outputs)
     return tables, published
 
@@ -152,9 +154,12 @@ def _ids(*pairs: tuple[str, str]) -> list[dict[str, str]]:
 
 
 def _profile_updates(codec: AvroCodec, published: list[Outgoing]) -> dict[bytes, dict]:
+    """What the compacted topic keeps: each profile's latest update, none after a tombstone."""
     latest: dict[bytes, dict] = {}
     for out in published:
-        if out.topic == TOPICS.profile_updates and out.value and out.key:
+        if out.topic == TOPICS.profile_updates and out.key and not out.value:
+            latest.pop(out.key, None)
+        elif out.topic == TOPICS.profile_updates and out.value and out.key:
             record = codec.decode(out.value).record
             if record["version"] > latest.get(out.key, {"version": -1})["version"]:
                 latest[out.key] = record
@@ -194,6 +199,9 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
                 local_published.append(out)
     writes = local.take_state_writes()
     assert len({(w.table, w.key) for w in writes}) == len(writes)  # one write per changed key
+    updates = local.take_profile_updates()
+    assert len({o.key for o in updates}) == len(updates)  # one update per changed profile
+    local_published.extend(updates)
     local_tables = {(w.table, w.key): w.value for w in writes}
 
     assert local_tables.keys() == tables.keys()
@@ -203,6 +211,28 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
     assert _profile_updates(codec, local_published) == _profile_updates(codec, published)
     merged_away = [o for o in local_published if o.topic == TOPICS.profile_updates and not o.value]
     assert len(merged_away) == 1
+
+
+def test_a_batch_publishes_one_update_per_profile_naming_every_event_it_shows() -> None:
+    processor = StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+    processor.local_router = lambda _stage, key: partition_for(key, 6)
+    codec = processor.codec
+    queue: list[Outgoing | LocalCommand] = []
+    for event_id in ("e1", "e2", "e3"):
+        queue.extend(
+            processor.process(
+                _incoming(codec.encode(CHANNEL_EVENT, _event(event_id=event_id))), lambda *_: None
+            )
+        )
+    while queue:
+        out = queue.pop(0)
+        if isinstance(out, LocalCommand):
+            queue.extend(processor.handle(out.table, out.partition, out.command, lambda *_: None))
+    processor.take_state_writes()
+    [update] = processor.take_profile_updates()
+    assert codec.decode(update.value).record["computed"]["event_count"] == 3
+    assert dict(update.headers or [])[EVENTS_HEADER] == b"e1,e2,e3"
+    assert processor.take_profile_updates() == []
 
 
 def test_murmur2_matches_kafkas_java_partitioner() -> None:

@@ -1,7 +1,7 @@
 """The omnid pipeline on the real broker: offered-load phases, then a saturating burst.
 
-Latency of an event = first ProfileUpdate whose cause.event_id is that event, as seen by a
-consumer in this process, minus the moment this process produced the event (one wall clock).
+Latency of an event = first ProfileUpdate that shows it (its `events` header, or its cause), as
+seen by a consumer in this process, minus the moment this process produced it (one wall clock).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from omnid.bench.feed import EncodedEvent
 from omnid.bench.kafka_baselines import end_offsets, read_records
@@ -25,6 +25,7 @@ from omnid.contracts import AvroCodec, produce_waiting
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.observability.metrics import Table
 from omnid.pipeline.harness import latest_profiles, running_pipeline
+from omnid.pipeline.processor import EVENTS_HEADER
 from omnid.pipeline.topology import PipelineTopics
 
 
@@ -86,23 +87,30 @@ class UpdateWatcher(threading.Thread):
             while not self.stopping.is_set():
                 for message in self.consumer.consume(500, timeout=0.05):
                     if message.error() is None:
-                        self._record(message.value(), time.time())
+                        self._record(message, time.time())
                 if time.monotonic() >= next_sample:
                     self._sample_memory()
                     next_sample = time.monotonic() + 0.5
         finally:
             self.consumer.close()
 
-    def _record(self, value: bytes | None, arrived: float) -> None:
+    def _record(self, message: Message, arrived: float) -> None:
+        value = message.value()
         if value is None:
             with self.lock:
                 self.seen.tombstones += 1
             return
-        event_id = self.codec.decode(value).record["cause"]["event_id"]
+        # A worker publishes one update per profile per batch, naming the events it shows.
+        shown = dict(message.headers() or []).get(EVENTS_HEADER)
+        if shown is not None:
+            event_ids = shown.decode().split(",")
+        else:
+            event_ids = [self.codec.decode(value).record["cause"]["event_id"]]
         with self.lock:
             self.seen.updates += 1
-            if event_id is not None:
-                self.seen.first_update_at.setdefault(event_id, arrived)
+            for event_id in event_ids:
+                if event_id is not None:
+                    self.seen.first_update_at.setdefault(event_id, arrived)
 
     def _sample_memory(self) -> None:
         total = 0

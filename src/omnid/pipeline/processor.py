@@ -8,6 +8,7 @@ state changes) are testable without a broker.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from omnid.pipeline.topology import PipelineTopics
 log = logging.getLogger(__name__)
 
 PROFILE_UPDATE = "omnid.ProfileUpdate"
+# Header of a ProfileUpdate: the ids of the events (comma-separated) whose changes it shows.
+EVENTS_HEADER = "events"
 IDENTITY_CHANGE = "omnid.IdentityChange"
 
 Headers = list[tuple[str, bytes]]
@@ -123,6 +126,12 @@ class StageProcessor:
         self._states: dict[tuple[Table, str], tuple[bytes, Any]] = {}
         # States changed by the current batch: (table, key) -> (partition, bytes read, state).
         self._changed: dict[tuple[Table, str], tuple[int, bytes | None, Any]] = {}
+        # The batch's last snapshot (or tombstone) of each profile, and the events it shows
+        # (event id, received_at): one ProfileUpdate per profile per batch, the last state.
+        self._updates: dict[str, tuple[ProfileSnapshot | ProfileTombstone, list[tuple[str, int]]]]
+        self._updates = {}
+        # Metrics of the current batch, published by the runtime when the batch is committed.
+        self.tally = metrics.BatchTally()
 
     def process(self, record: Incoming, read: StateReader) -> list[Outgoing | LocalCommand]:
         """Outputs of one consumed record; its state changes wait for `take_state_writes`."""
@@ -135,7 +144,7 @@ class StageProcessor:
             command = records.decode(record.value)
         except InvalidEvent as error:
             # Only a foreign producer can put such a record on an internal topic.
-            metrics.record_dead_letter(error.reason.value)
+            self.tally.count(self.tally.dead_letters, error.reason.value)
             return [dead_letter(self.topics.dead_letter, record, error)]
         return self.handle(table, record.partition, command, read)
 
@@ -146,24 +155,49 @@ class StageProcessor:
         key = command.key
         slot = (table, key)
         changed = self._changed.get(slot)
-        with metrics.timed_stage(
-            metrics.Stage.IDENTITY if table is Table.IDENTIFIERS else metrics.Stage.PROFILE
-        ):
-            if changed is not None:
-                previous, state = changed[1], changed[2]
-            else:
-                previous = read(table, partition, key)
-                state = self._state_of(table, key, previous)
-            if table is Table.IDENTIFIERS:
-                new_state, outputs = handle_identifier(self.rules, state, command)
-            else:
-                new_state, outputs = handle_profile(self.rules, state, command)
+        started = time.perf_counter()
+        if changed is not None:
+            previous, state = changed[1], changed[2]
+        else:
+            previous = read(table, partition, key)
+            state = self._state_of(table, key, previous)
+        if table is Table.IDENTIFIERS:
+            new_state, outputs = handle_identifier(self.rules, state, command)
+            stage = metrics.Stage.IDENTITY
+        else:
+            new_state, outputs = handle_profile(self.rules, state, command)
+            stage = metrics.Stage.PROFILE
+        self.tally.stage(stage, time.perf_counter() - started)
         if new_state is not None:
             self._changed[slot] = (partition, previous, new_state)
-        # An event-carrying command (Apply) dates its profile update: end-to-end latency.
+        # An event-carrying command (Apply) is shown by its profile's update: the update
+        # names it, and the end-to-end latency is measured from its receipt.
         event = getattr(command, "event", None)
-        received_at = event.received_at if event is not None else None
-        return [self._output(output, received_at) for output in outputs]
+        routed = []
+        for output in outputs:
+            if isinstance(output, ProfileSnapshot | ProfileTombstone):
+                self._hold_update(output, event)
+            else:
+                routed.append(self._output(output))
+        return routed
+
+    def take_profile_updates(self) -> list[Outgoing]:
+        """The batch's ProfileUpdates: one per changed profile, its last state (as Kafka
+        Streams' record caches do), with the ids of the events it shows in an `events` header."""
+        outgoing = []
+        for profile_id, (update, shown) in self._updates.items():
+            key = profile_id.encode()
+            if isinstance(update, ProfileTombstone):
+                self.tally.tombstones += 1
+                outgoing.append(Outgoing(self.topics.profile_updates, key, None))
+                continue
+            record = update.record
+            self.tally.updates.append((len(record["identifiers"]), [at for _, at in shown]))
+            headers = [(EVENTS_HEADER, ",".join(e for e, _ in shown).encode())] if shown else None
+            value = self.codec.encode(PROFILE_UPDATE, record)
+            outgoing.append(Outgoing(self.topics.profile_updates, key, value, headers))
+        self._updates.clear()
+        return outgoing
 
     def take_state_writes(self) -> list[StateWrite]:
         """The states changed since the last call, each encoded once however many commands
@@ -178,28 +212,32 @@ class StageProcessor:
         return writes
 
     def discard_state_changes(self) -> None:
-        """An aborted batch: its changed state objects must not be read again."""
+        """An aborted batch: its changed state objects must not be read again, its updates
+        are not published and its metrics are counted when it is replayed."""
         self._changed.clear()
+        self._updates.clear()
+        self.tally.reset()
 
     def _ingest(self, record: Incoming) -> list[Outgoing | LocalCommand]:
-        with metrics.timed_stage(metrics.Stage.INGEST):
-            try:
-                if record.value is None:
-                    raise InvalidEvent(RejectionReason.UNDECODABLE, "event record has no value")
-                decoded = decode_channel_event(self.codec, record.value, self.max_event_bytes)
-                intake = commands_for_event(self.rules, event_from_record(decoded))
-            except InvalidEvent as error:
-                metrics.record_dead_letter(error.reason.value)
-                return [dead_letter(self.topics.dead_letter, record, error)]
-            except Exception as error:  # bad bytes must never stop a worker
-                wrapped = InvalidEvent(
+        tally = self.tally
+        started = time.perf_counter()
+        try:
+            if record.value is None:
+                raise InvalidEvent(RejectionReason.UNDECODABLE, "event record has no value")
+            decoded = decode_channel_event(self.codec, record.value, self.max_event_bytes)
+            intake = commands_for_event(self.rules, event_from_record(decoded))
+        except Exception as error:  # bad bytes must never stop a worker
+            if not isinstance(error, InvalidEvent):
+                error = InvalidEvent(
                     RejectionReason.UNDECODABLE, f"decoder failed: {type(error).__name__}"
                 )
-                metrics.record_dead_letter(wrapped.reason.value)
-                return [dead_letter(self.topics.dead_letter, record, wrapped)]
-        metrics.record_event_ingested(intake.event.channel)
+            tally.count(tally.dead_letters, error.reason.value)
+            return [dead_letter(self.topics.dead_letter, record, error)]
+        finally:
+            tally.stage(metrics.Stage.INGEST, time.perf_counter() - started)
+        tally.count(tally.ingested, intake.event.channel)
         for rejection in intake.rejected:
-            metrics.record_identifier_rejected(rejection.reason.value)
+            tally.count(tally.identifiers_rejected, rejection.reason.value)
         return [self._command(command) for command in intake.commands]
 
     def _state_of(self, table: Table, key: str, payload: bytes | None) -> Any:
@@ -231,19 +269,22 @@ class StageProcessor:
             self._command_topics[command.stage], command.key.encode(), records.encode(command)
         )
 
-    def _output(self, output: Output, received_at: int | None = None) -> Outgoing | LocalCommand:
-        if isinstance(output, ProfileSnapshot):
-            record = output.record
-            metrics.record_profile_update(len(record.get("identifiers", ())), received_at)
-            if output.version == 1:
-                metrics.record_profile_created()
-            value = self.codec.encode(PROFILE_UPDATE, record)
-            return Outgoing(self.topics.profile_updates, output.key.encode(), value)
-        if isinstance(output, ProfileTombstone):
-            metrics.record_profile_update(None, None)
-            return Outgoing(self.topics.profile_updates, output.key.encode(), None)
+    def _hold_update(self, update: ProfileSnapshot | ProfileTombstone, event: Any) -> None:
+        held = self._updates.get(update.profile_id)
+        shown = held[1] if held is not None else []
+        if isinstance(update, ProfileSnapshot):
+            if update.version == 1:
+                self.tally.profiles_created += 1
+            if event is not None:
+                shown.append((event.event_id, event.received_at))
+        self._updates[update.profile_id] = (update, shown)
+
+    def _output(self, output: Output) -> Outgoing | LocalCommand:
         if isinstance(output, IdentityChangeEmission):
-            metrics.record_identity_change(output.kind, output.record.get("reason"))
+            self.tally.count(
+                self.tally.identity_changes, (output.kind, output.record.get("reason"))
+            )
             value = self.codec.encode(IDENTITY_CHANGE, output.record)
             return Outgoing(self.topics.identity_changelog, output.key.encode(), value)
+        assert not isinstance(output, ProfileSnapshot | ProfileTombstone)
         return self._command(output)

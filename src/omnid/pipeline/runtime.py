@@ -295,6 +295,7 @@ class Worker:
         except KafkaException as error:
             self._recover(batch, error)
             return
+        self.processor.tally.publish()
         self.status.processed += len(batch)
         self.status.batches += 1
 
@@ -337,6 +338,8 @@ class Worker:
                 self._send(output)
 
     def _take_state_writes(self) -> None:
+        for update in self.processor.take_profile_updates():
+            self._send(update)
         for write in self.processor.take_state_writes():
             self._pending[write.table][write.key] = write
             if self.exactly_once:
