@@ -164,7 +164,8 @@ ToolFinder = Callable[[str, str], str]
 @pytest.fixture(scope="session")
 def require_tool() -> ToolFinder:
     """`require_tool("kubectl", install_hint)` -> the tool's path. Missing, it skips the test on a
-    developer machine and fails it in CI (`CI` set), where .ci/run installs every tool."""
+    developer machine and fails it in CI (`CI` set). `make test` and .ci/run install every tool
+    the machine can have first (scripts/ensure-test-tools.sh), so a skip means it cannot."""
 
     def find(name: str, install_hint: str) -> str:
         path = shutil.which(name)
@@ -180,7 +181,7 @@ def require_tool() -> ToolFinder:
 @pytest.fixture(scope="session")
 def promtool(require_tool: ToolFinder) -> str:
     """Prometheus's checker for expositions, rules and configs."""
-    return require_tool("promtool", "Debian package `prometheus`, which .ci/run installs")
+    return require_tool("promtool", "Debian package `prometheus`: scripts/ensure-test-tools.sh")
 
 
 @pytest.fixture
