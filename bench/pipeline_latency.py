@@ -25,7 +25,13 @@ from confluent_kafka import Consumer, Producer
 
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import PROJECT_ROOT, Settings
-from omnid.contracts import CHANNEL_EVENT, AvroCodec, events_topic, first_identifier_key
+from omnid.contracts import (
+    CHANNEL_EVENT,
+    AvroCodec,
+    OutputSender,
+    events_topic,
+    first_identifier_key,
+)
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.pipeline.harness import running_pipeline
 
@@ -73,6 +79,7 @@ def publish(
     """Publishes at `rate` events/s (None: as fast as possible); event id -> broker ack time."""
     acked: dict[str, float] = {}
     producer = Producer({**config, "enable.idempotence": True, "linger.ms": 1})
+    sender = OutputSender(producer)
     started = time.monotonic()
     for index, record in enumerate(records):
         if rate:
@@ -86,10 +93,10 @@ def publish(
             if error is None:
                 acked.setdefault(event_id, time.monotonic())
 
-        producer.produce(
+        sender.send(
             events_topic(record["channel"], prefix),
-            key=key.encode() if key else None,
-            value=codec.encode(CHANNEL_EVENT, record),
+            key.encode() if key else None,
+            codec.encode(CHANNEL_EVENT, record),
             on_delivery=delivered,
         )
         producer.poll(0)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from omnid.contracts.producer import OutputSender
 from omnid.errors import OmnidError
 
 
@@ -26,6 +26,7 @@ class EventSink:
 
     def __init__(self, producer: Producer) -> None:
         self._producer = producer
+        self._sender = OutputSender(producer)
         self._closed = threading.Event()
         self._poller = threading.Thread(
             target=self._serve_callbacks, name="omnid-sink", daemon=True
@@ -74,17 +75,13 @@ class EventSink:
         on_delivery: Callable[[KafkaError | None, Message], None],
         delivered: Future[None],
     ) -> bool:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-                return True
-            except BufferError:
-                # librdkafka's local queue is full: wait for deliveries to drain it (backpressure).
-                time.sleep(0.01)
-            except KafkaException as error:
-                if not delivered.done():
-                    delivered.set_exception(DeliveryFailed(f"{topic}: {error}"))
-                return False
+        try:
+            self._sender.send(topic, key, value, on_delivery=on_delivery)
+            return True
+        except KafkaException as error:
+            if not delivered.done():
+                delivered.set_exception(DeliveryFailed(f"{topic}: {error}"))
+            return False
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still in flight."""

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.bench.feed import EncodedEvent
 from omnid.bench.measures import rate
-from omnid.contracts import produce_waiting
+from omnid.contracts import OutputSender
 from omnid.kafka.topics import delete_topics
 
 
@@ -43,9 +43,10 @@ def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: i
 def preload(config: Mapping[str, str], topic: str, events: Sequence[EncodedEvent]) -> float:
     """Writes every event to `topic`; returns the producer's rate in events/s."""
     producer = Producer({**config, "linger.ms": 20, "enable.idempotence": True})
+    sender = OutputSender(producer)
     started = time.perf_counter()
     for event in events:
-        produce_waiting(producer, topic, event.key, event.value)
+        sender.send(topic, event.key, event.value)
     producer.flush(120)
     return len(events) / (time.perf_counter() - started)
 
@@ -126,6 +127,7 @@ def passthrough_baseline(
             }
         )
         producer = Producer({**config, "linger.ms": 5})
+        sender = OutputSender(producer)
         consumer.subscribe([source])
         forwarded = 0
         first_at: float | None = None
@@ -137,7 +139,7 @@ def passthrough_baseline(
                     if message.error() is not None:
                         continue
                     first_at = first_at or time.perf_counter()
-                    produce_waiting(producer, sink, message.key(), message.value())
+                    sender.send(sink, message.key(), message.value())
                     forwarded += 1
                 producer.poll(0)
                 if batch:

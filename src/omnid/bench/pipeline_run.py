@@ -21,7 +21,7 @@ from omnid.bench.feed import EncodedEvent
 from omnid.bench.kafka_baselines import end_offsets, read_records
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
-from omnid.contracts import AvroCodec, produce_waiting
+from omnid.contracts import AvroCodec, OutputSender
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.observability.metrics import Table
 from omnid.pipeline.harness import latest_profiles, running_pipeline
@@ -145,6 +145,7 @@ def _send(
     from an earlier phase is sent but not timed, since its profile update came long ago.
     """
     produced_at: dict[str, float] = {}
+    sender = OutputSender(producer)
     started = time.perf_counter()
     for index, event in enumerate(events):
         if per_second is not None:
@@ -153,7 +154,7 @@ def _send(
                 time.sleep(delay)
         if event.event_id not in already_sent:
             produced_at.setdefault(event.event_id, time.time())
-        produce_waiting(producer, event.topic(prefix), event.key, event.value)
+        sender.send(event.topic(prefix), event.key, event.value)
         producer.poll(0)
     producer.flush(120)
     return produced_at

@@ -13,7 +13,7 @@ from omnid.contracts.channel_event import (
 )
 from omnid.contracts.codec import AvroCodec, Decoded
 from omnid.contracts.framing import Framing
-from omnid.contracts.producer import make_producer, produce_waiting, producer_config
+from omnid.contracts.producer import OutputSender, make_producer, producer_config
 
 __all__ = [
     "CHANNEL_EVENT",
@@ -21,6 +21,7 @@ __all__ = [
     "Channel",
     "Decoded",
     "Framing",
+    "OutputSender",
     "SchemaCatalog",
     "SchemaVersion",
     "check_channel_event",
@@ -31,6 +32,5 @@ __all__ = [
     "first_identifier_key",
     "make_producer",
     "new_channel_event",
-    "produce_waiting",
     "producer_config",
 ]

@@ -1,10 +1,12 @@
-"""The one way omnid builds a Kafka producer: idempotent, acks=all, from Settings."""
+"""The one way omnid builds a Kafka producer (idempotent, acks=all, from Settings) and the one
+way it sends through one (`OutputSender`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from omnid.config import Settings
 
@@ -29,11 +31,44 @@ def make_producer(settings: Settings | None = None, **overrides: Any) -> Produce
     return Producer(producer_config(settings, **overrides))
 
 
-def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
-    """Produce, waiting for queue space instead of failing when the client buffer is full."""
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.05)
+# A delivery report: (error or None, the message as the broker acknowledged it).
+DeliveryReport = Callable[[KafkaError | None, Message], None]
+Headers = list[tuple[str, bytes]]
+
+
+class OutputSender:
+    """The one way omnid hands a record to a producer: every producer of the project (worker,
+    adapters, harness, benchmarks) sends through one, so a full client queue is met the same
+    way everywhere — serve delivery reports until there is room (backpressure) — and delivery
+    reports reach one callback, `on_delivery`, unless a send names its own."""
+
+    __slots__ = ("on_delivery", "producer")
+
+    def __init__(self, producer: Producer, on_delivery: DeliveryReport | None = None) -> None:
+        self.producer = producer
+        self.on_delivery = on_delivery
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int = -1,  # -1: the producer's partitioner decides
+        on_delivery: DeliveryReport | None = None,
+    ) -> None:
+        """Queues the record; KafkaException for one the client refuses (say, too large)."""
+        callback = on_delivery or self.on_delivery
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    partition=partition,
+                    on_delivery=callback,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)

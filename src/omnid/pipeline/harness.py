@@ -33,9 +33,9 @@ from omnid.config import Settings
 from omnid.contracts import (
     CHANNEL_EVENT,
     AvroCodec,
+    OutputSender,
     events_topic,
     first_identifier_key,
-    produce_waiting,
 )
 from omnid.identity.model import event_from_record
 from omnid.identity.rules import IdentityRules
@@ -151,12 +151,12 @@ def publish_events(
     """Publishes ChannelEvent dicts to their channel's topic, keyed by the first identifier."""
     codec = codec or AvroCodec.from_settings()
     producer = Producer({**config, "enable.idempotence": True, "linger.ms": 5})
+    sender = OutputSender(producer)
     sent = 0
     for record in records:
         key = first_identifier_key(record)
         # Encoded without the adapters' checks: workers must cope with what any producer sends.
-        produce_waiting(
-            producer,
+        sender.send(
             events_topic(record["channel"], topics.prefix),
             key.encode() if key else None,
             codec.encode(CHANNEL_EVENT, record),

@@ -30,6 +30,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from omnid.config import Settings
+from omnid.contracts import OutputSender
 from omnid.identity.commands import Stage
 from omnid.observability.metrics import Table
 from omnid.pipeline.health import WorkerOperations
@@ -161,6 +162,8 @@ class Worker:
             producer_config["transactional.id"] = f"{self.group}.{options.name}"
             producer_config["transaction.timeout.ms"] = options.transaction_timeout_ms
         self._producer = Producer(producer_config)
+        self._sender = OutputSender(self._producer, self._delivered)
+        self._changelog_tables = {topics.state_changelog(table): table for table in Table}
         self._restorer = Consumer(
             {
                 **client,
@@ -377,58 +380,29 @@ class Worker:
         pending = self._pending[table].get(key)
         return pending.value if pending is not None else self.stores[table].get(key)
 
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            self._delivery_failures.append(error)
-
-    def _delivered_command(self, error: KafkaError | None, message: Message) -> None:
-        """A partition still catching up goes local only after this worker's own record."""
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        """The one delivery path of this worker's producer: a failure fails the batch; an
+        acknowledged changelog record moves its partition's checkpoint, and a partition still
+        catching up goes local only after this worker's own record in it."""
         if error is not None:
             self._delivery_failures.append(error)
             return
-        source = (message.topic(), message.partition())
-        if source in self._catching_up:
+        topic, partition = message.topic(), message.partition()
+        table = self._changelog_tables.get(topic)
+        if table is not None:
+            seen = self._changelog_next[table]
+            seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
+        elif (topic, partition) in self._catching_up:
+            source = (topic, partition)
             self._catching_up[source] = max(self._catching_up[source], message.offset() + 1)
 
     def _send(self, output: Outgoing) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    output.topic,
-                    value=output.value,
-                    key=output.key,
-                    headers=output.headers,
-                    on_delivery=self._delivered_command
-                    if output.topic in self._partition_counts
-                    else self._delivered,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.1)
+        self._sender.send(output.topic, output.key, output.value, output.headers)
 
     def _send_changelog(self, write: StateWrite) -> None:
-        table, partition = write.table, write.partition
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                self._delivery_failures.append(error)
-                return
-            seen = self._changelog_next[table]
-            seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
-
-        while True:
-            try:
-                # Same partition number as the source record: the table is co-partitioned.
-                self._producer.produce(
-                    self.topics.state_changelog(table),
-                    key=write.key.encode(),
-                    value=write.value,
-                    partition=partition,
-                    on_delivery=delivered,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.1)
+        # Same partition number as the source record: the table is co-partitioned.
+        topic = self.topics.state_changelog(write.table)
+        self._sender.send(topic, write.key.encode(), write.value, partition=write.partition)
 
     @staticmethod
     def _next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
