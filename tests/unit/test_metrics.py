@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason
+from omnid.kafka.stages import Table
 from omnid.observability import metrics
-from omnid.observability.metrics import Stage, Table, WorkerMetrics
+from omnid.observability.metrics import Stage, WorkerMetrics
 
 
 @pytest.fixture

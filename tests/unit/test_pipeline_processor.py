@@ -10,7 +10,7 @@ import pytest
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.identity import records
 from omnid.identity.rules import IdentityRules
-from omnid.observability.metrics import Table
+from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import murmur2, partition_for
 from omnid.pipeline.processor import (
     EVENTS_HEADER,

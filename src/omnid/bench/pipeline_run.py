@@ -22,8 +22,8 @@ from omnid.bench.kafka_baselines import end_offsets, read_records
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, OutputSender
+from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.observability.metrics import Table
 from omnid.pipeline.harness import latest_profiles, running_pipeline
 from omnid.pipeline.processor import EVENTS_HEADER
 from omnid.pipeline.topology import PipelineTopics

@@ -29,6 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason, RequestProblem
+from omnid.kafka.stages import Table
 
 OTHER = "other"
 
@@ -42,13 +43,6 @@ class Stage(StrEnum):
     INGEST = "ingest"
     IDENTITY = "identity"
     PROFILE = "profile"
-
-
-class Table(StrEnum):
-    """The RocksDB-backed tables a worker keeps."""
-
-    IDENTIFIERS = "identifiers"
-    PROFILES = "profiles"
 
 
 class Endpoint(StrEnum):

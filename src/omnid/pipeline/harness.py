@@ -40,7 +40,7 @@ from omnid.contracts import (
 from omnid.identity.model import event_from_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
-from omnid.observability.metrics import Table
+from omnid.kafka.stages import Table
 from omnid.pipeline.topology import PipelineTopics
 
 

@@ -20,9 +20,9 @@ from typing import Any
 from omnid.errors import InvalidEvent
 from omnid.identity import records
 from omnid.identity.state import ProfileStatus
+from omnid.kafka.stages import Table
 from omnid.observability import metrics
 from omnid.observability.health import Readiness
-from omnid.observability.metrics import Table
 from omnid.pipeline.partitioning import partition_for
 
 TABLES_RECOVERED = "tables_recovered"

@@ -20,7 +20,7 @@ from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 from omnid.identity.survivorship import profile_update_record
-from omnid.observability.metrics import Table
+from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.runtime import Worker
 

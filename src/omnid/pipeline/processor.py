@@ -30,8 +30,8 @@ from omnid.identity.intake import commands_for_event
 from omnid.identity.model import event_from_record
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.rules import IdentityRules
+from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.observability import metrics
-from omnid.observability.metrics import Table
 from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,7 @@ class StageProcessor:
         self.codec = codec
         self.topics = topics
         self.max_event_bytes = max_event_bytes
-        self._command_topics = {
-            Stage.IDENTITY: topics.identity_commands,
-            Stage.PROFILE: topics.profile_commands,
-        }
-        self._stage_tables = {Stage.IDENTITY: Table.IDENTIFIERS, Stage.PROFILE: Table.PROFILES}
+        self._command_topics = {s.stage: topics.command_topic(s.stage) for s in STATEFUL_STAGES}
         # Set by the runtime (exactly-once only): commands it can handle in the same batch.
         self.local_router: LocalRouter | None = None
         self._states: dict[tuple[Table, str], tuple[bytes, Any]] = {}
@@ -264,7 +260,7 @@ class StageProcessor:
                 if isinstance(command, Absorb):
                     # Carries the loser's live state object: hand over a copy, as the topic would.
                     command = records.decode(records.encode(command))
-                return LocalCommand(self._stage_tables[command.stage], partition, command)
+                return LocalCommand(BY_STAGE[command.stage].table, partition, command)
         return Outgoing(
             self._command_topics[command.stage], command.key.encode(), records.encode(command)
         )

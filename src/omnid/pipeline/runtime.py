@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from omnid.config import Settings
 from omnid.contracts import OutputSender
 from omnid.identity.commands import Stage
-from omnid.observability.metrics import Table
+from omnid.kafka.stages import STATEFUL_STAGES, Table
 from omnid.pipeline.health import WorkerOperations
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.processor import (
@@ -185,10 +185,7 @@ class Worker:
         # order, so a partition goes local only once this worker has processed everything
         # already in it (`_catching_up`: partition -> offset to reach); records from other
         # workers may interleave with local ones in any order, as they would in the topic.
-        self._command_stages = {
-            Stage.IDENTITY: topics.identity_commands,
-            Stage.PROFILE: topics.profile_commands,
-        }
+        self._command_stages = {s.stage: topics.command_topic(s.stage) for s in STATEFUL_STAGES}
         self._partition_counts: dict[str, int] = {}
         self._partition_of: dict[tuple[str, str], int] = {}
         self._local: set[tuple[str, int]] = set()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from omnid.contracts import Channel, events_topic
+from omnid.identity.commands import Stage
+from omnid.kafka.stages import BY_STAGE, BY_TABLE, STATEFUL_STAGES, Table
 from omnid.kafka.topology import prefixed_name
-from omnid.observability.metrics import Table
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,8 @@ class PipelineTopics:
         return cls(
             prefix=prefix,
             events=tuple(name(events_topic(channel)) for channel in Channel),
-            identity_commands=name("omnid.identity-commands"),
-            profile_commands=name("omnid.profile-commands"),
+            identity_commands=name(BY_STAGE[Stage.IDENTITY].command_topic),
+            profile_commands=name(BY_STAGE[Stage.PROFILE].command_topic),
             profile_updates=name("omnid.profile-updates"),
             identity_changelog=name("omnid.identity-changelog"),
             dead_letter=name("omnid.dead-letter"),
@@ -42,18 +44,22 @@ class PipelineTopics:
 
     def state_changelog(self, table: Table) -> str:
         """Compacted topic holding every write to `table`, partitioned like its source topic."""
-        return prefixed_name(self.prefix, f"omnid.state.{table.value}-changelog")
+        return prefixed_name(self.prefix, BY_TABLE[table].changelog_topic)
 
     def table_of(self, topic: str) -> Table | None:
         """The table that the stage consuming `topic` keeps, if any (ingest keeps none)."""
-        if topic == self.identity_commands:
-            return Table.IDENTIFIERS
-        if topic == self.profile_commands:
-            return Table.PROFILES
-        return None
+        return self._tables_by_topic.get(topic)
+
+    @cached_property
+    def _tables_by_topic(self) -> dict[str, Table]:  # asked once per consumed record
+        return {prefixed_name(self.prefix, s.command_topic): s.table for s in STATEFUL_STAGES}
 
     def source_of(self, table: Table) -> str:
-        return self.identity_commands if table is Table.IDENTIFIERS else self.profile_commands
+        """The command topic of the stage that keeps `table`."""
+        return prefixed_name(self.prefix, BY_TABLE[table].command_topic)
+
+    def command_topic(self, stage: Stage) -> str:
+        return prefixed_name(self.prefix, BY_STAGE[stage].command_topic)
 
     def default_group(self) -> str:
         return prefixed_name(self.prefix, "omnid-worker")
