@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "tail": "omnid.pipeline.tail",
     "lookup": "omnid.pipeline.lookup_client",
     "tokens": "omnid.api_auth",
+    "privacy": "omnid.pipeline.privacy_client",
     "bench": "omnid.bench.cli",
 }
 

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "streams" / "write-keys.yaml",
         description="Collector write keys: each key's channel and source.",
     )
+    suppression_secret: str = Field(
+        "omnid-development-suppression-secret",
+        description="HMAC key of suppression markers (erased identifiers); set your own, the "
+        "same on every worker, and never change it.",
+    )
     api_tokens_file: Path = Field(
         PROJECT_ROOT / "streams" / "api-tokens.yaml",
         description="Hashed bearer tokens and their scopes, accepted by the worker HTTP APIs.",

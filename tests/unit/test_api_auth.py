@@ -26,6 +26,7 @@ from omnid.api_auth import (
     write_token,
 )
 from omnid.config import Settings
+from omnid.contracts import AvroCodec
 from omnid.errors import ConfigError
 from omnid.identity.rules import IdentityRules
 from omnid.observability.health import Readiness
@@ -54,6 +55,8 @@ def stub_worker() -> Any:
         topics=PipelineTopics.under("auth-test"),
         operations=SimpleNamespace(readiness=Readiness()),
         admin=None,
+        settings=Settings(kafka_bootstrap="127.0.0.1:9"),  # nothing listens: no broker needed
+        processor=SimpleNamespace(codec=AvroCodec.from_settings()),
     )
 
 

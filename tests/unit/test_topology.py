@@ -55,6 +55,7 @@ def test_project_topics_file_lists_every_topic_of_the_design() -> None:
         "omnid.identity-changelog",
         "omnid.dead-letter",
         "omnid.privacy-requests",
+        "omnid.privacy-receipts",
         "omnid.state.identifiers-changelog",
         "omnid.state.profiles-changelog",
     }

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
+from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -32,7 +35,8 @@ from omnid.identity.commands import (
     ProfileTombstone,
     Resolve,
 )
-from omnid.identity.model import Event, Identifier
+from omnid.identity.model import Event, Identifier, epoch_millis
+from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.requests import (
     ERASED,
     Count,
@@ -48,14 +52,14 @@ from omnid.identity.requests import (
     Unsuppress,
     receipt,
 )
-from omnid.identity.rules import IdentityRules
+from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import (
     IdentifierState,
     IdentifierStatus,
     ProfileState,
     ProfileStatus,
 )
-from omnid.identity.survivorship import identity_change_record
+from omnid.identity.survivorship import identity_change_record, profile_update_record
 
 MARKER_PREFIX = "suppressed:"
 # Profile-stage commands this module always handles (the graph's own never reach it active).
@@ -79,6 +83,63 @@ def is_marker(state: IdentifierState) -> bool:
 def marker_state(identifier: Identifier, request_id: str | None) -> IdentifierState:
     """The state a marker stands for (its identifier is the key it was looked up by)."""
     return IdentifierState(identifier, status=IdentifierStatus.SUPPRESSED, suppressed_by=request_id)
+
+
+def request_from_record(rules: IdentityRules, record: Mapping[str, Any]) -> PrivacyRequest:
+    """A PrivacyRequest from its Avro record, the subject normalised by the identity rules;
+    InvalidEvent when it cannot be carried out (the detail never holds the subject's value)."""
+    try:
+        kind = PrivacyKind(str(record.get("kind")))
+    except ValueError:
+        raise InvalidEvent(RejectionReason.INVALID_FIELD, "kind is not a privacy kind") from None
+    raw_subject = record.get("subject")
+    profile_id = record.get("profile_id") or None
+    if (raw_subject is None) == (profile_id is None):
+        raise InvalidEvent(RejectionReason.INVALID_FIELD, "give exactly one of subject, profile_id")
+    subject = None
+    if raw_subject is not None:
+        try:
+            subject = normalise(rules, str(raw_subject["type"]), str(raw_subject["value"]))
+        except RejectedIdentifier as error:
+            raise InvalidEvent(
+                RejectionReason.INVALID_FIELD, f"subject: {error.reason.value}"
+            ) from None
+    request_id = record.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidEvent(RejectionReason.INVALID_FIELD, "request_id is empty")
+    return PrivacyRequest(
+        request_id=request_id,
+        kind=kind,
+        subject=subject,
+        profile_id=profile_id,
+        requested_by=str(record.get("requested_by") or ""),
+        reason=record.get("reason"),
+        requested_at=epoch_millis(record.get("requested_at"), "requested_at"),
+    )
+
+
+def export_document(profile: ProfileState) -> dict[str, Any]:
+    """Everything omnid holds about the person whose surviving profile this is (access and
+    portability): the profile with identifier provenance and trait sources, consent, merges,
+    refused links and declined merges."""
+    document = profile_update_record(profile)
+    document["refused_identifiers"] = [
+        {"identifier": key, "reason": reason} for key, reason in sorted(profile.refused.items())
+    ]
+    document["declined_merges"] = [
+        {"profile_id": other, "reason": reason}
+        for other, reason in sorted(profile.declined.items())
+    ]
+    document["orders"] = [
+        {
+            "order_id": order_id,
+            "amount": line.amount,
+            "currency": line.currency,
+            "at": line.stamp[0],
+        }
+        for order_id, line in sorted(profile.orders.items())
+    ]
+    return document
 
 
 def commands_for_request(request: PrivacyRequest) -> list[Output]:

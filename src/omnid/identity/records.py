@@ -66,6 +66,7 @@ _KIND_CODES: dict[int, type[Any]] = {
     26: _requests.Unsuppress,
     27: _requests.EraseMerged,
     28: _requests.Forget,
+    29: _requests.SuppressionMarker,
 }
 _CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
 _BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}

@@ -149,6 +149,14 @@ class Forget:
         return self.profile_id
 
 
+@dataclass(frozen=True, slots=True)
+class SuppressionMarker:
+    """What an erased identifier leaves in the identifiers table, under an HMAC of its key:
+    the request that suppressed it, nothing of the identifier itself."""
+
+    suppressed_by: str
+
+
 PrivacyIdentityCommand = SubjectRequest | Suppress | Unsuppress
 PrivacyProfileCommand = ProfileRequest | EraseMerged | Forget
 

@@ -207,4 +207,5 @@ def identity_change_record(
         "event_id": event_id,
         "reason": reason,
         "at": at,
+        "counts": {},
     }

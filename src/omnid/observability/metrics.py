@@ -125,6 +125,7 @@ TOPICS = frozenset(
         "omnid.identity-changelog",
         "omnid.dead-letter",
         "omnid.privacy-requests",
+        "omnid.privacy-receipts",
     }
 )
 
@@ -150,6 +151,19 @@ class WorkerMetrics:
             "omnid_identifiers_rejected_total",
             "Identifiers dropped from otherwise valid events, by reason.",
             ["reason"],
+            registry=registry,
+        )
+        self.events_suppressed = Counter(
+            "omnid_events_suppressed_total",
+            "Events dropped because every usable identifier they carried is suppressed (erased "
+            "customers); their content goes nowhere, not even to the dead-letter topic.",
+            registry=registry,
+        )
+        self.privacy_receipts = Counter(
+            "omnid_privacy_receipts_total",
+            "Privacy request receipts sent, by kind (erase, suppress, unsuppress, export) and "
+            "status (accepted, completed, failed).",
+            ["kind", "status"],
             registry=registry,
         )
         self.profiles_created = Counter(
@@ -351,6 +365,18 @@ def record_identifier_rejected(
     (metrics or worker_metrics()).identifiers_rejected.labels(reason=label).inc(count)
 
 
+_PRIVACY_KINDS = frozenset({"erase", "suppress", "unsuppress", "export"})
+_RECEIPT_STATUSES = frozenset({"accepted", "completed", "failed"})
+
+
+def record_privacy_receipt(
+    kind: str, status: str, metrics: WorkerMetrics | None = None, count: int = 1
+) -> None:
+    (metrics or worker_metrics()).privacy_receipts.labels(
+        kind=_bounded(kind, _PRIVACY_KINDS), status=_bounded(status, _RECEIPT_STATUSES)
+    ).inc(count)
+
+
 def record_identity_change(
     kind: str, reason: str | None, metrics: WorkerMetrics | None = None, count: int = 1
 ) -> None:
@@ -404,10 +430,12 @@ class BatchTally:
 
     __slots__ = (
         "dead_letters",
+        "events_suppressed",
         "identifiers_rejected",
         "identity_changes",
         "ingested",
         "profiles_created",
+        "receipts",
         "stage_records",
         "stage_seconds",
         "tombstones",
@@ -423,6 +451,9 @@ class BatchTally:
         self.identifiers_rejected: dict[str, int] = {}
         self.identity_changes: dict[tuple[str, str | None], int] = {}
         self.profiles_created = 0
+        # privacy: events left with nothing but suppressed identifiers; receipts (kind, status)
+        self.events_suppressed = 0
+        self.receipts: dict[tuple[str, str], int] = {}
         self.stage_seconds = dict.fromkeys(Stage, 0.0)
         self.stage_records = dict.fromkeys(Stage, 0)
         # (identifiers held, received_at of each event the update shows), one per update
@@ -449,6 +480,10 @@ class BatchTally:
             record_identity_change(kind, reason, worker, n)
         if self.profiles_created:
             worker.profiles_created.inc(self.profiles_created)
+        if self.events_suppressed:
+            worker.events_suppressed.inc(self.events_suppressed)
+        for (kind, status), n in self.receipts.items():
+            record_privacy_receipt(kind, status, worker, n)
         now = time.time() if now_s is None else now_s
         for identifier_count, received in self.updates:
             record_profile_update(identifier_count, received, now, worker)

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from omnid.api_auth import Scope, public, requires
 from omnid.identity import records
 from omnid.identity.normalisers import RejectedIdentifier
+from omnid.identity.privacy import export_document, marker_key
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 from omnid.identity.survivorship import profile_update_record
@@ -101,6 +102,8 @@ class LookupApi:
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/identifiers/{type}/{value}", self.identifier)
         app.router.add_get("/v1/profiles/{profile_id}", self.profile)
+        app.router.add_get("/v1/identifiers/{type}/{value}/export", self.identifier_export)
+        app.router.add_get("/v1/profiles/{profile_id}/export", self.profile_export)
         app.router.add_get("/v1/worker", self.worker_status)
         app.on_cleanup.append(self._close)
 
@@ -112,6 +115,22 @@ class LookupApi:
 
     @requires(Scope.PROFILES_READ)
     async def identifier(self, request: web.Request) -> web.Response:
+        return await self._identifier(request, export=False)
+
+    @requires(Scope.PROFILES_READ)
+    async def profile(self, request: web.Request) -> web.Response:
+        return await self._profile(request, export=False)
+
+    # Access requests (GDPR art. 15/20): everything held about the person, for privacy staff.
+    @requires(Scope.PRIVACY_WRITE)
+    async def identifier_export(self, request: web.Request) -> web.Response:
+        return await self._identifier(request, export=True)
+
+    @requires(Scope.PRIVACY_WRITE)
+    async def profile_export(self, request: web.Request) -> web.Response:
+        return await self._profile(request, export=True)
+
+    async def _identifier(self, request: web.Request, export: bool) -> web.Response:
         identifier_type = request.match_info["type"]
         try:
             identifier = normalise(self.rules, identifier_type, request.match_info["value"])
@@ -122,12 +141,18 @@ class LookupApi:
         except NotHere as elsewhere:
             return await self._forward(elsewhere, request)
         state: IdentifierState | None = records.decode(raw) if raw is not None else None
+        if state is None and self._is_erased(identifier.key):
+            return _error(404, "erased_identifier", type=identifier_type)
         if state is None or state.owner is None:
             return _error(404, "unknown_identifier", type=identifier_type)
-        return await self._profile_response(state.owner, state.owner, request)
+        return await self._profile_response(state.owner, state.owner, request, export)
 
-    @requires(Scope.PROFILES_READ)
-    async def profile(self, request: web.Request) -> web.Response:
+    def _is_erased(self, identifier_key: str) -> bool:
+        """A suppression marker stands where the identifier was (read on its owning worker)."""
+        marker = marker_key(self.worker.processor.suppression_secret, identifier_key)
+        return self.worker.stores[Table.IDENTIFIERS].get(marker) is not None
+
+    async def _profile(self, request: web.Request, export: bool) -> web.Response:
         profile_id = request.match_info["profile_id"]
         try:
             raw = await self._local(Table.PROFILES, profile_id, request)
@@ -137,8 +162,8 @@ class LookupApi:
             return _error(404, "unknown_profile", profile_id=profile_id)
         state: ProfileState = records.decode(raw)
         if state.status is ProfileStatus.MERGED and state.merged_into:
-            return await self._profile_response(state.merged_into, profile_id, request)
-        return self._render(state, requested=profile_id)
+            return await self._profile_response(state.merged_into, profile_id, request, export)
+        return self._render(state, profile_id, export)
 
     @public  # partitions and counts only, no personal data; probes and `make run` poll it
     async def worker_status(self, _request: web.Request) -> web.Response:
@@ -157,7 +182,7 @@ class LookupApi:
     # -- following a profile across workers --------------------------------------------------
 
     async def _profile_response(
-        self, profile_id: str, requested: str, request: web.Request
+        self, profile_id: str, requested: str, request: web.Request, export: bool
     ) -> web.Response:
         """The surviving profile of `profile_id`, following merged_into wherever it lives."""
         current = profile_id
@@ -167,8 +192,9 @@ class LookupApi:
             except NotHere as elsewhere:
                 if elsewhere.owner_url is None:
                     return _error(503, "rebalancing")
+                suffix = "/export" if export else ""
                 body, status = await self._get(
-                    f"{elsewhere.owner_url}/v1/profiles/{current}", request
+                    f"{elsewhere.owner_url}/v1/profiles/{current}{suffix}", request
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
@@ -179,14 +205,14 @@ class LookupApi:
             if state.status is ProfileStatus.MERGED and state.merged_into:
                 current = state.merged_into
                 continue
-            return self._render(state, requested)
+            return self._render(state, requested, export)
         return _error(500, "merge_chain_too_long", profile_id=requested)
 
     @staticmethod
-    def _render(state: ProfileState, requested: str) -> web.Response:
+    def _render(state: ProfileState, requested: str, export: bool) -> web.Response:
         if state.status is ProfileStatus.ERASED:
             return _error(404, "erased_profile", profile_id=state.profile_id)
-        body = profile_update_record(state)
+        body = export_document(state) if export else profile_update_record(state)
         body["requested_profile_id"] = requested
         return _json(body)
 

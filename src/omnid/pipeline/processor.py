@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from omnid.config import Settings
 from omnid.contracts import AvroCodec, decode_channel_event
 from omnid.contracts.channel_event import DEFAULT_MAX_EVENT_BYTES
 from omnid.errors import InvalidEvent, RejectionReason
@@ -27,8 +28,16 @@ from omnid.identity.commands import (
     Stage,
 )
 from omnid.identity.intake import commands_for_event
-from omnid.identity.model import event_from_record
+from omnid.identity.model import Identifier, event_from_record
+from omnid.identity.privacy import (
+    commands_for_request,
+    is_marker,
+    marker_key,
+    marker_state,
+    request_from_record,
+)
 from omnid.identity.protocol import handle_identifier, handle_profile
+from omnid.identity.requests import PrivacyReceiptEmission, SuppressedDrop, SuppressionMarker
 from omnid.identity.rules import IdentityRules
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.observability import metrics
@@ -40,6 +49,9 @@ PROFILE_UPDATE = "omnid.ProfileUpdate"
 # Header of a ProfileUpdate: the ids of the events (comma-separated) whose changes it shows.
 EVENTS_HEADER = "events"
 IDENTITY_CHANGE = "omnid.IdentityChange"
+PRIVACY_REQUEST = "omnid.PrivacyRequest"
+PRIVACY_RECEIPT = "omnid.PrivacyReceipt"
+DEVELOPMENT_SUPPRESSION_SECRET: str = Settings.model_fields["suppression_secret"].default
 
 Headers = list[tuple[str, bytes]]
 
@@ -63,10 +75,12 @@ class Outgoing:
 
 @dataclass(frozen=True, slots=True)
 class StateWrite:
+    """A table write; value None deletes the key (and is a tombstone on the changelog)."""
+
     table: Table
     partition: int
     key: str
-    value: bytes
+    value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +125,10 @@ class StageProcessor:
         codec: AvroCodec,
         topics: PipelineTopics,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        suppression_secret: str = DEVELOPMENT_SUPPRESSION_SECRET,
     ) -> None:
         self.rules = rules
+        self.suppression_secret = suppression_secret.encode()
         self.codec = codec
         self.topics = topics
         self.max_event_bytes = max_event_bytes
@@ -128,10 +144,14 @@ class StageProcessor:
         self._updates = {}
         # Metrics of the current batch, published by the runtime when the batch is committed.
         self.tally = metrics.BatchTally()
+        # Suppression markers read by the current batch: identifier key -> marker bytes.
+        self._markers_read: dict[str, bytes] = {}
 
     def process(self, record: Incoming, read: StateReader) -> list[Outgoing | LocalCommand]:
         """Outputs of one consumed record; its state changes wait for `take_state_writes`."""
         table = self.topics.table_of(record.topic)
+        if record.topic == self.topics.privacy_requests:
+            return self._privacy_request(record)
         if table is None:
             return self._ingest(record)
         try:
@@ -157,6 +177,8 @@ class StageProcessor:
         else:
             previous = read(table, partition, key)
             state = self._state_of(table, key, previous)
+            if state is None and table is Table.IDENTIFIERS:
+                state = self._marker_of(partition, key, read)
         if table is Table.IDENTIFIERS:
             new_state, outputs = handle_identifier(self.rules, state, command)
             stage = metrics.Stage.IDENTITY
@@ -173,6 +195,9 @@ class StageProcessor:
         for output in outputs:
             if isinstance(output, ProfileSnapshot | ProfileTombstone):
                 self._hold_update(output, event)
+            elif isinstance(output, SuppressedDrop):
+                self.tally.count(self.tally.identifiers_rejected, metrics.SUPPRESSED)
+                self.tally.events_suppressed += output.event_dropped
             else:
                 routed.append(self._output(output))
         return routed
@@ -200,19 +225,64 @@ class StageProcessor:
         touched it; a state that encodes to the bytes it was read from costs no write."""
         writes = []
         for (table, key), (partition, previous, state) in self._changed.items():
+            if table is Table.IDENTIFIERS and (key in self._markers_read or is_marker(state)):
+                writes.extend(self._marker_writes(partition, key, previous, state))
+                if is_marker(state):
+                    continue
             encoded = records.encode(state)
             self._remember(table, key, encoded, state)
             if encoded != previous:
                 writes.append(StateWrite(table, partition, key, encoded))
         self._changed.clear()
+        self._markers_read.clear()
         return writes
 
     def discard_state_changes(self) -> None:
         """An aborted batch: its changed state objects must not be read again, its updates
         are not published and its metrics are counted when it is replayed."""
         self._changed.clear()
+        self._markers_read.clear()
         self._updates.clear()
         self.tally.reset()
+
+    # -- suppression markers: an erased identifier's only trace, under an HMAC of its key ------
+
+    def _marker_of(self, partition: int, key: str, read: StateReader) -> Any:
+        stored = read(Table.IDENTIFIERS, partition, marker_key(self.suppression_secret, key))
+        if stored is None:
+            return None
+        self._markers_read[key] = stored
+        marker: SuppressionMarker = records.decode(stored)
+        identifier_type, _, value = key.partition(":")
+        return marker_state(Identifier(identifier_type, value), marker.suppressed_by)
+
+    def _marker_writes(
+        self, partition: int, key: str, previous: bytes | None, state: Any
+    ) -> list[StateWrite]:
+        """A marker replaces the identifier's state (whose key is deleted: compaction then
+        removes the clear key from the changelog); lifting one deletes the marker."""
+        stored_under = marker_key(self.suppression_secret, key)
+        was = self._markers_read.pop(key, None)
+        if not is_marker(state):
+            return [StateWrite(Table.IDENTIFIERS, partition, stored_under, None)]
+        writes = []
+        if previous is not None:
+            writes.append(StateWrite(Table.IDENTIFIERS, partition, key, None))
+        marker = records.encode(SuppressionMarker(state.suppressed_by or ""))
+        if marker != was:
+            writes.append(StateWrite(Table.IDENTIFIERS, partition, stored_under, marker))
+        return writes
+
+    def _privacy_request(self, record: Incoming) -> list[Outgoing | LocalCommand]:
+        try:
+            if record.value is None:
+                raise InvalidEvent(RejectionReason.UNDECODABLE, "privacy request has no value")
+            decoded = self.codec.decode(record.value, PRIVACY_REQUEST).record
+            request = request_from_record(self.rules, decoded)
+        except InvalidEvent as error:
+            self.tally.count(self.tally.dead_letters, error.reason.value)
+            return [dead_letter(self.topics.dead_letter, record, error)]
+        return [self._output(output) for output in commands_for_request(request)]
 
     def _ingest(self, record: Incoming) -> list[Outgoing | LocalCommand]:
         tally = self.tally
@@ -282,5 +352,9 @@ class StageProcessor:
             )
             value = self.codec.encode(IDENTITY_CHANGE, output.record)
             return Outgoing(self.topics.identity_changelog, output.key.encode(), value)
-        assert not isinstance(output, ProfileSnapshot | ProfileTombstone)
+        if isinstance(output, PrivacyReceiptEmission):
+            self.tally.count(self.tally.receipts, (output.record["kind"], output.record["status"]))
+            value = self.codec.encode(PRIVACY_RECEIPT, output.record)
+            return Outgoing(self.topics.privacy_receipts, output.key.encode(), value)
+        assert not isinstance(output, ProfileSnapshot | ProfileTombstone | SuppressedDrop)
         return self._command(output)

@@ -21,6 +21,7 @@ from omnid.identity.rules import IdentityRules
 from omnid.observability import metrics
 from omnid.observability.http import add_operations_routes
 from omnid.pipeline.lookup import LookupApi
+from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.runtime import ProcessingGuarantee, Worker, WorkerOptions
 from omnid.pipeline.topology import PipelineTopics
@@ -78,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     rules = IdentityRules.load(settings.rules_file)
     metrics.allow_identifier_types(rules.identifier_types)
     processor = StageProcessor(
-        rules, AvroCodec.from_settings(settings), topics, settings.max_event_bytes
+        rules,
+        AvroCodec.from_settings(settings),
+        topics,
+        settings.max_event_bytes,
+        suppression_secret=settings.suppression_secret,
     )
     tokens = ApiTokens.load(settings.api_tokens_file)
     worker = Worker(settings, options, processor, topics)
@@ -91,6 +96,7 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     app = web.Application(middlewares=[auth_middleware(tokens)])
     add_operations_routes(app, worker.operations.readiness)
     LookupApi(worker, rules, worker.admin).routes(app)
+    PrivacyApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
     OperationsApi(worker, worker.admin).routes(app)
     add_console_routes(app, rules, tokens)
     return app

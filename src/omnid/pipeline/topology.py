@@ -22,6 +22,8 @@ class PipelineTopics:
     profile_updates: str
     identity_changelog: str
     dead_letter: str
+    privacy_requests: str
+    privacy_receipts: str
 
     @classmethod
     def under(cls, prefix: str = "") -> PipelineTopics:
@@ -36,11 +38,18 @@ class PipelineTopics:
             profile_updates=name("omnid.profile-updates"),
             identity_changelog=name("omnid.identity-changelog"),
             dead_letter=name("omnid.dead-letter"),
+            privacy_requests=name("omnid.privacy-requests"),
+            privacy_receipts=name("omnid.privacy-receipts"),
         )
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return (*self.events, self.identity_commands, self.profile_commands)
+        return (
+            *self.events,
+            self.privacy_requests,
+            self.identity_commands,
+            self.profile_commands,
+        )
 
     def state_changelog(self, table: Table) -> str:
         """Compacted topic holding every write to `table`, partitioned like its source topic."""

@@ -1,0 +1,231 @@
+"""The privacy HTTP API on every worker: requests go onto omnid.privacy-requests (the workers
+carry them out through the graph protocol), their receipts are read back from
+omnid.privacy-receipts. Access exports are served by the lookup API (`.../export`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from omnid.api_auth import Scope, authenticated_token, requires
+from omnid.config import Settings
+from omnid.contracts import AvroCodec, make_producer
+from omnid.contracts.producer import OutputSender
+from omnid.identity.model import epoch_millis
+from omnid.identity.normalisers import RejectedIdentifier
+from omnid.identity.requests import PrivacyKind, ReceiptStatus
+from omnid.identity.rules import IdentityRules, normalise
+from omnid.pipeline.processor import PRIVACY_REQUEST
+from omnid.pipeline.topology import PipelineTopics
+
+log = logging.getLogger("omnid.privacy")
+
+MAX_REASON_CHARS = 200
+_FINAL = (ReceiptStatus.COMPLETED.value, ReceiptStatus.FAILED.value)
+
+
+def _error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+class ReceiptBook:
+    """Every receipt on omnid.privacy-receipts, kept current by a background consumer (the
+    topic is compacted and holds no personal data, so a copy per worker is small and safe)."""
+
+    def __init__(self, settings: Settings, topics: PipelineTopics, codec: AvroCodec) -> None:
+        self._topic = topics.privacy_receipts
+        self._codec = codec
+        self._config = {
+            **settings.kafka_client_config(),
+            "group.id": f"omnid-receipts-{uuid.uuid4().hex}",  # assigned, never committed
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+        self._receipts: dict[str, dict[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._follow, name="omnid-receipts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def of(self, request_id: str) -> dict[str, dict[str, Any]]:
+        """The request's receipts by status (empty if none has arrived yet)."""
+        with self._lock:
+            return dict(self._receipts.get(request_id, {}))
+
+    def _follow(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            partitions: list[int] = []
+            while not partitions and not self._stop.is_set():
+                try:
+                    listed = consumer.list_topics(self._topic, timeout=2).topics
+                except KafkaException:
+                    listed = {}
+                metadata = listed.get(self._topic)
+                if metadata is not None and not metadata.error and metadata.partitions:
+                    partitions = list(metadata.partitions)
+                else:
+                    self._stop.wait(1.0)
+            consumer.assign([TopicPartition(self._topic, p, 0) for p in partitions])
+            while not self._stop.is_set():
+                for message in consumer.consume(500, timeout=0.5):
+                    self._take(message)
+        finally:
+            consumer.close()
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("receipts topic: %s", error.str())
+            return
+        value = message.value()
+        if value is None:
+            return
+        try:
+            record = self._codec.decode(value).record
+        except Exception:  # a foreign record on the topic must not stop the book
+            log.warning("receipts topic: undecodable record at offset %d", message.offset())
+            return
+        record["requested_at"] = epoch_millis(record["requested_at"], "requested_at")
+        with self._lock:
+            self._receipts.setdefault(record["request_id"], {})[record["status"]] = record
+
+
+class PrivacyApi:
+    """POST /v1/privacy/requests and GET /v1/privacy/requests/{id} (scope privacy:write)."""
+
+    def __init__(
+        self, settings: Settings, topics: PipelineTopics, rules: IdentityRules, codec: AvroCodec
+    ) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.rules = rules
+        self.codec = codec
+        self.book = ReceiptBook(settings, topics, codec)
+        self._sender: OutputSender | None = None  # made on the first request
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/privacy/requests", self.submit)
+        app.router.add_get("/v1/privacy/requests/{request_id}", self.status)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+
+    async def _start(self, _app: web.Application) -> None:
+        self.book.start()
+
+    async def _stop(self, _app: web.Application) -> None:
+        await asyncio.to_thread(self.book.stop)
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.producer.flush, 10)
+
+    @requires(Scope.PRIVACY_WRITE)
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "invalid_request", "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "invalid_request", "the body must be a JSON object")
+        try:
+            kind = PrivacyKind(body.get("kind"))
+        except ValueError:
+            kinds = ", ".join(k.value for k in PrivacyKind)
+            return _error(400, "invalid_request", f"kind must be one of {kinds}")
+        subject, profile_id = body.get("subject"), body.get("profile_id")
+        if (subject is None) == (profile_id is None):
+            return _error(400, "invalid_request", "give exactly one of subject, profile_id")
+        if profile_id is not None and (not isinstance(profile_id, str) or not profile_id):
+            return _error(400, "invalid_request", "profile_id must be a non-empty string")
+        normalised = None
+        if subject is not None:
+            if not isinstance(subject, dict) or not all(
+                isinstance(subject.get(f), str) for f in ("type", "value")
+            ):
+                return _error(400, "invalid_request", "subject must be {type, value} strings")
+            try:
+                normalised = normalise(self.rules, subject["type"], subject["value"])
+            except RejectedIdentifier as error:
+                return _error(400, "invalid_identifier", f"subject: {error.reason.value}")
+        reason = body.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
+            return _error(400, "invalid_request", f"reason: a string of <= {MAX_REASON_CHARS}")
+        request_id = uuid.uuid4().hex
+        record = {
+            "request_id": request_id,
+            "kind": kind.value,
+            "subject": {"type": normalised.type, "value": normalised.value} if normalised else None,
+            "profile_id": profile_id,
+            "requested_by": authenticated_token(request).name,
+            "reason": reason,
+            "requested_at": int(time.time() * 1000),
+        }
+        key = normalised.key if normalised is not None else str(profile_id)
+        try:
+            await asyncio.to_thread(self._send, key, self.codec.encode(PRIVACY_REQUEST, record))
+        except RuntimeError as error:
+            return _error(503, "kafka_unavailable", str(error))
+        log.info("privacy request %s (%s) from %s", request_id, kind.value, record["requested_by"])
+        return web.json_response(
+            {
+                "request_id": request_id,
+                "status": "submitted",
+                "status_url": f"/v1/privacy/requests/{request_id}",
+            },
+            status=202,
+        )
+
+    def _send(self, key: str, value: bytes) -> None:
+        if self._sender is None:
+            self._sender = OutputSender(make_producer(self.settings))
+        outcome: list[KafkaError | None] = []
+        self._sender.send(
+            self.topics.privacy_requests,
+            key.encode(),
+            value,
+            on_delivery=lambda error, _message: outcome.append(error),
+        )
+        self._sender.producer.flush(30)
+        if not outcome or outcome[0] is not None:
+            raise RuntimeError("the request was not acknowledged by Kafka; nothing was sent")
+
+    @requires(Scope.PRIVACY_WRITE)
+    async def status(self, request: web.Request) -> web.Response:
+        request_id = request.match_info["request_id"]
+        receipts = self.book.of(request_id)
+        if not receipts:
+            return _error(404, "unknown_request", "no receipt yet; retry in a moment")
+        final = next((receipts[s] for s in _FINAL if s in receipts), None)
+        latest = final or receipts[ReceiptStatus.ACCEPTED.value]
+        return web.json_response(
+            {
+                "request_id": request_id,
+                "status": latest["status"],
+                "kind": latest["kind"],
+                "profile_id": latest["profile_id"],
+                "counts": latest["counts"],
+                "reason": latest["reason"],
+                "receipts": [receipts[s] for s in ("accepted", *_FINAL) if s in receipts],
+            }
+        )
