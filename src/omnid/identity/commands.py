@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
+from omnid.identity.rendering import profile_update_record
 from omnid.identity.requests import (
     PrivacyIdentityCommand,
     PrivacyProfileCommand,
@@ -18,7 +19,6 @@ from omnid.identity.requests import (
 )
 from omnid.identity.stages import Stage
 from omnid.identity.state import ProfileState
-from omnid.identity.survivorship import profile_update_record
 
 # --- identity-stage commands (keyed by identifier key) ---------------------------------------
 

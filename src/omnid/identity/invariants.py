@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping
 from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, EventDigest, event_digest
+from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult
 from omnid.identity.state import ProfileState, ProfileStatus
-from omnid.identity.survivorship import apply_event, profile_update_record, revenue
+from omnid.identity.survivorship import apply_event, revenue
 
 
 def check_limits(rules: IdentityRules, profile: ProfileState) -> None:

@@ -37,6 +37,7 @@ from omnid.identity.commands import (
 )
 from omnid.identity.model import Event, Identifier, epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
+from omnid.identity.rendering import identity_change_record, profile_update_record
 from omnid.identity.requests import (
     ERASED,
     Count,
@@ -59,7 +60,6 @@ from omnid.identity.state import (
     ProfileState,
     ProfileStatus,
 )
-from omnid.identity.survivorship import identity_change_record, profile_update_record
 
 MARKER_PREFIX = "suppressed:"
 # Profile-stage commands this module always handles (the graph's own never reach it active).

@@ -34,6 +34,7 @@ from omnid.identity.commands import (
     Resolve,
 )
 from omnid.identity.model import Identifier
+from omnid.identity.rendering import identity_change_record
 from omnid.identity.requests import ERASED
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
@@ -42,11 +43,7 @@ from omnid.identity.state import (
     ProfileState,
     ProfileStatus,
 )
-from omnid.identity.survivorship import (
-    absorb,
-    apply_event,
-    identity_change_record,
-)
+from omnid.identity.survivorship import absorb, apply_event
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)

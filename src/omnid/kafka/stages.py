@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from omnid.identity.commands import Stage
+from omnid.identity.stages import Stage
 
 
 class Table(StrEnum):

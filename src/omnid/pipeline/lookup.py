@@ -18,9 +18,9 @@ from omnid.api_auth import Scope, public, requires
 from omnid.identity import records
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.privacy import export_document, marker_key
+from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
-from omnid.identity.survivorship import profile_update_record
 from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.runtime import Worker
