@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -248,3 +249,44 @@ def topology(kafka_config: dict[str, str]) -> Iterator[AppliedTopology]:
     names = spec.names(prefix)
     yield AppliedTopology(prefix=prefix, names=names, report=report)
     delete_topics(kafka_config, names.values())
+
+
+StackEnv = Callable[..., dict[str, str]]
+MakeTarget = Callable[[str, dict[str, str]], subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> StackEnv:
+    """`stack_env(run_home, RUN_WORKER_PORTS="...")` -> the environment of a developer's shell
+    for `make run`: none of this shell's OMNID_*, RUN_* and KAFKA_LOCAL_* settings but the given
+    ones and RUN_HOME; this test's Python (its virtualenv, if any) first on the PATH, so that
+    make uses it rather than creating .venv."""
+
+    def environment(run_home: Path, **settings: str) -> dict[str, str]:
+        prefixes = ("OMNID_", "RUN_", "KAFKA_LOCAL_")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        if sys.prefix != sys.base_prefix:
+            env["VIRTUAL_ENV"] = sys.prefix
+        env.update(RUN_HOME=str(run_home), **settings)
+        return env
+
+    return environment
+
+
+@pytest.fixture(scope="session")
+def make_target() -> MakeTarget:
+    """`make_target("run", env)`: `make run` in the project with exactly `env`, output captured."""
+
+    def run(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "--no-print-directory", target],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    return run

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.kafka.topics import delete_topics, load_topology
+from omnid.pipeline.harness import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -69,28 +69,23 @@ def without_comment(command: str) -> str:
     return re.sub(r"\s+#.*$", "", command)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Stack:
     env: dict[str, str]
     run_home: Path
     substitutions: dict[str, str]
     make_run_output: str
+    make_target: Any
 
     def as_here(self, text: str) -> str:
         for readme_text, here in self.substitutions.items():
             text = text.replace(readme_text, here)
         return text
 
-    def bash(self, command: str, prelude: list[str]) -> subprocess.CompletedProcess[str]:
-        script = "\n".join([*prelude, self.as_here(command)])
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """A command in the project folder, with the environment of the shell `make run` ran in."""
         return subprocess.run(
-            ["bash", "-c", script],
+            argv,
             cwd=PROJECT_ROOT,
             env=self.env,
             capture_output=True,
@@ -99,17 +94,8 @@ class Stack:
             check=False,
         )
 
-
-def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", target],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    def bash(self, command: str, prelude: list[str]) -> subprocess.CompletedProcess[str]:
+        return self.run("bash", "-c", "\n".join([*prelude, self.as_here(command)]))
 
 
 def stack_pids(run_home: Path) -> list[int]:
@@ -125,24 +111,22 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    stack_env: Any,
+    make_target: Any,
+) -> Iterator[Stack]:
     """`make run` on the test broker; `make stop` afterwards, checked to leave nothing running."""
     home = tmp_path_factory.mktemp("make-run")
     workers, collector = (free_port(), free_port()), free_port()
     prefix = f"test-readme-{uuid.uuid4().hex[:8]}"
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OMNID_", "RUN_", "KAFKA_LOCAL_"))
-    }
-    bin_dir = str(Path(sys.executable).parent)
-    env.update(
-        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+    env = stack_env(
+        home / "run",
         OMNID_KAFKA_BOOTSTRAP=kafka_bootstrap,
         OMNID_TOPIC_PREFIX=prefix,
         OMNID_COLLECTOR_PORT=str(collector),
         RUN_WORKER_PORTS=f"{workers[0]} {workers[1]}",
-        RUN_HOME=str(home / "run"),
         RUN_STATE_DIR=str(home / "state"),
     )
     substitutions = {
@@ -151,16 +135,15 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ":8088": f":{collector}",
         ".run/": f"{home / 'run'}/",
     }
-    if sys.prefix != sys.base_prefix:  # a virtualenv: make run uses it instead of .venv
-        env["VIRTUAL_ENV"] = sys.prefix
-        substitutions[".venv/"] = f"{sys.prefix}/"
-    started = make("run", env)
+    if "VIRTUAL_ENV" in env:  # make run uses this test's virtualenv instead of .venv
+        substitutions[".venv/"] = f"{env['VIRTUAL_ENV']}/"
+    started = make_target("run", env)
     assert started.returncode == 0, started.stdout + started.stderr
     try:
-        yield Stack(env, home / "run", substitutions, started.stdout)
+        yield Stack(env, home / "run", substitutions, started.stdout, make_target)
     finally:
         pids = stack_pids(home / "run")
-        stopped = make("stop", env)
+        stopped = make_target("stop", env)
         spec = load_topology(Settings().topics_file)
         delete_topics(Settings(kafka_bootstrap=kafka_bootstrap).kafka_client_config(),
                       spec.names(prefix).values())  # fmt: skip
@@ -227,7 +210,7 @@ def eventually(stack: Stack, command: str, prelude: list[str]) -> dict[str, Any]
 
 def test_make_run_returns_ready_and_a_second_run_reuses_the_stack(stack: Stack) -> None:
     assert "Started now:" in stack.make_run_output
-    again = make("run", stack.env)
+    again = stack.make_target("run", stack.env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Started now:" not in again.stdout
     assert again.stdout.count("reused as is") == 1
@@ -241,16 +224,7 @@ def test_every_readme_snippet_works_as_written(stack: Stack) -> None:
     ran: list[str] = []
     for snippet in snippets:
         if snippet.language == "python":
-            code = stack.as_here(snippet.text)
-            result = subprocess.run(
-                [sys.executable, "-c", code],
-                cwd=PROJECT_ROOT,
-                env=stack.env,
-                capture_output=True,
-                text=True,
-                timeout=COMMAND_TIMEOUT_S,
-                check=False,
-            )
+            result = stack.run(sys.executable, "-c", stack.as_here(snippet.text))
             assert result.returncode == 0, f"{snippet.text}\n{result.stdout}{result.stderr}"
             ran.append(snippet.text)
         elif snippet.language == "console":
