@@ -5,13 +5,17 @@
 #   kafka-local.sh down     stop the broker this script started (pid file), SIGTERM then SIGKILL
 #   kafka-local.sh status   say whether it runs and where
 #   kafka-local.sh pid      print the pid of the broker this script started; exit 3 if none
+#   kafka-local.sh env      print the OMNID_KAFKA_* settings that reach this broker
 #
 # Everything lives in KAFKA_LOCAL_HOME (default: <project>/.kafka, git-ignored):
 #   m2/ (the Maven repository used for the download), classpath-<pom hash>.txt, data/,
 #   server.properties, broker.log, broker.pid.
 # Settings: KAFKA_LOCAL_PORT (9092; the controller uses port+1), KAFKA_LOCAL_HEAP (1g),
 #   KAFKA_LOCAL_START_TIMEOUT (seconds to wait for a metadata answer, 90),
-#   KAFKA_LOCAL_STOP_TIMEOUT (seconds between SIGTERM and SIGKILL, 30).
+#   KAFKA_LOCAL_STOP_TIMEOUT (seconds between SIGTERM and SIGKILL, 30),
+#   KAFKA_LOCAL_SECURITY (plaintext, or sasl_ssl: clients must use TLS and SCRAM-SHA-512; the
+#   CA, the broker's certificate and the user's password are generated once under tls/),
+#   KAFKA_LOCAL_SASL_USERNAME (omnid).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,6 +33,11 @@ LOG_FILE="$KAFKA_HOME_DIR/broker.log"
 DATA_DIR="$KAFKA_HOME_DIR/data"
 CONFIG_FILE="$KAFKA_HOME_DIR/server.properties"
 BOOTSTRAP="localhost:$PORT"
+SECURITY="${KAFKA_LOCAL_SECURITY:-plaintext}"
+SASL_USERNAME="${KAFKA_LOCAL_SASL_USERNAME:-omnid}"
+TLS_DIR="$KAFKA_HOME_DIR/tls"
+[[ "$SECURITY" == plaintext || "$SECURITY" == sasl_ssl ]] ||
+  { echo "kafka-local: KAFKA_LOCAL_SECURITY must be plaintext or sasl_ssl" >&2; exit 2; }
 
 say() { echo "kafka-local: $*"; }
 fail() {
@@ -93,16 +102,68 @@ all_jars_present() {
   done < <(tr ':' '\n' <"$1")
 }
 
+# A CA, the broker's key and certificate (for localhost) signed by it, and the SCRAM user's
+# password: generated once, kept with the broker's data (the password file is mode 600).
+make_tls_once() {
+  [[ -f "$TLS_DIR/broker-keystore.pem" && -f "$TLS_DIR/sasl-password" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || fail "openssl is required for KAFKA_LOCAL_SECURITY=sasl_ssl"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=omnid local Kafka CA" \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$TLS_DIR/broker.key" -out "$TLS_DIR/broker.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TLS_DIR/san.ext"
+  openssl x509 -req -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$TLS_DIR/san.ext" -out "$TLS_DIR/broker.pem" >/dev/null 2>&1
+  # Kafka's PEM key store: the PKCS#8 key followed by the certificate chain, in one file.
+  { openssl pkcs8 -topk8 -nocrypt -in "$TLS_DIR/broker.key"; cat "$TLS_DIR/broker.pem" "$TLS_DIR/ca.pem"; } \
+    >"$TLS_DIR/broker-keystore.pem"
+  (umask 077 && openssl rand -hex 24 >"$TLS_DIR/sasl-password")
+}
+
+sasl_password() {
+  cat "$TLS_DIR/sasl-password"
+}
+
 write_config() {
   {
     cat "$HERE/server.properties"
     echo
     echo "# Added by kafka-local.sh"
     echo "log.dirs=$DATA_DIR"
-    echo "listeners=PLAINTEXT://localhost:$PORT,CONTROLLER://localhost:$CONTROLLER_PORT"
-    echo "advertised.listeners=PLAINTEXT://localhost:$PORT"
     echo "controller.quorum.voters=1@localhost:$CONTROLLER_PORT"
+    if [[ "$SECURITY" == sasl_ssl ]]; then
+      # One client listener, TLS + SCRAM-SHA-512; the broker talks to itself through it too.
+      echo "listeners=SASL_SSL://localhost:$PORT,CONTROLLER://localhost:$CONTROLLER_PORT"
+      echo "advertised.listeners=SASL_SSL://localhost:$PORT"
+      echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+      echo "inter.broker.listener.name=SASL_SSL"
+      echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+      echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+      echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SASL_USERNAME\" password=\"$(sasl_password)\";"
+      echo "ssl.keystore.type=PEM"
+      echo "ssl.keystore.location=$TLS_DIR/broker-keystore.pem"
+      echo "ssl.truststore.type=PEM"
+      echo "ssl.truststore.location=$TLS_DIR/ca.pem"
+    else
+      echo "listeners=PLAINTEXT://localhost:$PORT,CONTROLLER://localhost:$CONTROLLER_PORT"
+      echo "advertised.listeners=PLAINTEXT://localhost:$PORT"
+    fi
   } >"$CONFIG_FILE"
+  chmod 600 "$CONFIG_FILE"
+}
+
+# The settings an omnid process (or this script's own readiness check) needs for this broker.
+cmd_env() {
+  echo "OMNID_KAFKA_BOOTSTRAP=$BOOTSTRAP"
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    echo "OMNID_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+    echo "OMNID_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "OMNID_KAFKA_SASL_USERNAME=$SASL_USERNAME"
+    echo "OMNID_KAFKA_SASL_PASSWORD=$(sasl_password)"
+    echo "OMNID_KAFKA_SSL_CA_LOCATION=$TLS_DIR/ca.pem"
+  fi
 }
 
 JVM_OPTIONS=(
@@ -120,8 +181,13 @@ format_storage_once() {
   local classpath="$1" cluster_id
   [[ -f "$DATA_DIR/meta.properties" ]] && return 0
   cluster_id="$(java_command "$classpath" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+  local scram=()
+  if [[ "$SECURITY" == sasl_ssl ]]; then
+    # KRaft keeps SCRAM credentials in the metadata log: the user exists from the first start.
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SASL_USERNAME,password=$(sasl_password)]")
+  fi
   java_command "$classpath" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
-    --config "$CONFIG_FILE" --ignore-formatted >>"$LOG_FILE" 2>&1 ||
+    --config "$CONFIG_FILE" --ignore-formatted "${scram[@]}" >>"$LOG_FILE" 2>&1 ||
     fail "formatting KRaft storage in $DATA_DIR failed; see $LOG_FILE"
 }
 
@@ -135,15 +201,26 @@ await_metadata() {
   local seconds="$1" pid="${2:-}"
   if python3 -c 'import confluent_kafka' 2>/dev/null; then
     # One Python process polls (starting one per poll costs more than the broker's start-up).
-    python3 - "$BOOTSTRAP" "$seconds" "$pid" <<'PY' 2>/dev/null
+    KAFKA_LOCAL_CLIENT_ENV="$(cmd_env)" python3 - "$seconds" "$pid" <<'PY' 2>/dev/null
 import os
 import sys
 import time
 
 from confluent_kafka.admin import AdminClient
 
-bootstrap, seconds, pid = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+seconds, pid = float(sys.argv[1]), sys.argv[2]
+lines = os.environ["KAFKA_LOCAL_CLIENT_ENV"].splitlines()
+settings = dict(line.split("=", 1) for line in lines if "=" in line)
+names = {
+    "OMNID_KAFKA_BOOTSTRAP": "bootstrap.servers",
+    "OMNID_KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "OMNID_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "OMNID_KAFKA_SASL_USERNAME": "sasl.username",
+    "OMNID_KAFKA_SASL_PASSWORD": "sasl.password",
+    "OMNID_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+}
+config = {names[k]: v for k, v in settings.items() if k in names}
+admin = AdminClient({**config, "log_level": 0})
 deadline = time.monotonic() + seconds
 while True:
     try:
@@ -205,6 +282,7 @@ cmd_up() {
   mkdir -p "$KAFKA_HOME_DIR" "$DATA_DIR"
   local classpath
   classpath="$(broker_classpath)"
+  [[ "$SECURITY" == sasl_ssl ]] && make_tls_once
   write_config
   [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.1"
   format_storage_once "$classpath"
@@ -220,6 +298,8 @@ cmd_up() {
   say "Kafka $(kafka_version "$classpath") is up on $BOOTSTRAP (pid $pid, ready in $((SECONDS - started))s)"
   say "data: $DATA_DIR   log: $LOG_FILE"
   say "stop it with: make kafka-down   (or: bash deploy/kafka/kafka-local.sh down)"
+  [[ "$SECURITY" == sasl_ssl ]] && say "clients need (kafka-local.sh env prints them): $(cmd_env | grep -v PASSWORD | tr '\n' ' ')"
+  return 0
 }
 
 kafka_version() {
@@ -273,8 +353,9 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   pid) cmd_pid ;;
+  env) cmd_env ;;
   *)
-    echo "usage: $(basename "$0") up|down|status|pid" >&2
+    echo "usage: $(basename "$0") up|down|status|pid|env" >&2
     exit 2
     ;;
 esac

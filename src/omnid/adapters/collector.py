@@ -26,6 +26,7 @@ from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.adapters.segment import WriteKeyTarget, batch_messages, channel_event_from_segment
 from omnid.adapters.sink import DeliveryFailed, EventSink
 from omnid.adapters.write_keys import load_write_keys
+from omnid.api_docs import add_openapi_route
 from omnid.config import Settings
 from omnid.contracts.channel_event import (
     Channel,
@@ -102,6 +103,7 @@ class Collector:
             app.router.add_post(path, handler)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
+        add_openapi_route(app, "collector")
         return app
 
     # -- handlers ---------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class Endpoint(StrEnum):
     METRICS = "/metrics"
     HEALTHZ = "/healthz"
     READYZ = "/readyz"
+    OPENAPI = "/openapi.json"
 
 
 _MAX_PARTITION_LABEL = 1023

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from omnid.api_auth import ApiTokens, auth_middleware
+from omnid.api_docs import add_openapi_route
 from omnid.config import Settings
 from omnid.console.web import OperationsApi, add_console_routes
 from omnid.contracts import AvroCodec
@@ -99,6 +100,7 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     PrivacyApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
     OperationsApi(worker, worker.admin).routes(app)
     add_console_routes(app, rules, tokens)
+    add_openapi_route(app, "worker")
     return app
 
 
