@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.test_api_auth import stub_worker
 
 from omnid.adapters.collector import Collector
 from omnid.api_auth import ApiTokens, Scope, write_token
@@ -26,7 +27,6 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
 from omnid.pipeline.serve import worker_application
-from tests.unit.test_api_auth import stub_worker
 
 
 def collector_app() -> web.Application:
