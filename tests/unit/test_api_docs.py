@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from tests.unit.test_api_auth import stub_worker
@@ -68,6 +67,8 @@ def test_worker_operations_document_the_scope_their_handler_requires(tmp_path: P
 
 @pytest.mark.parametrize("name", ["collector", "worker"])
 def test_documents_are_openapi_3_1_that_schemathesis_can_load(name: str) -> None:
+    # A dev dependency: other checkouts' environments may not have it yet.
+    schemathesis = pytest.importorskip("schemathesis")
     document = openapi_document(name)
     assert document["openapi"] == "3.1.0"
     schema = schemathesis.openapi.from_dict(document)
