@@ -18,7 +18,7 @@ from omnid.identity.requests import (
     SuppressedDrop,
 )
 from omnid.identity.stages import Stage
-from omnid.identity.state import ProfileState
+from omnid.identity.state import Ban, ProfileState
 
 # --- identity-stage commands (keyed by identifier key) ---------------------------------------
 
@@ -148,6 +148,8 @@ class MergeOffer:
     via: Identifier
     event_id: str
     at: int
+    # the winner's re-link bans: the loser refuses if joining would put both sides together
+    winner_bans: tuple[Ban, ...] = ()
 
     @property
     def key(self) -> str:
@@ -204,9 +206,103 @@ class Absorb:
         return self.winner
 
 
-IdentityCommand = Resolve | Claim | Relabel | Release | PrivacyIdentityCommand
+# --- operator commands (identity operations: split, unban, merge by hand) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An operator's request: the named identifiers (keys), and the events that came only
+    through them, leave `profile_id` for a new profile, with a re-link ban between the two.
+    `request_id` makes it idempotent; `at` is when it was asked (epoch ms)."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    identifiers: tuple[str, ...]
+    operator: str
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class SplitOff:
+    """The new side of a split: its whole initial state, sent by the split profile."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile: ProfileState
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.profile.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class MoveOwner:
+    """A split moved `identifier` from its owner to the newer `profile_id`. Unlike a Relabel it
+    moves to a newer profile, so it starts a new ownership epoch: relabels and releases still
+    in flight from the old owner are then recognised as stale."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    profile_id: str
+    epoch: int
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class Unban:
+    """An operator lifts ban `ban_id` at `profile_id` (each side of the ban is told)."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    ban_id: str
+    operator: str
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class MergeByHand:
+    """An operator asks to merge `profile_id` with `other`: it runs as a MergeRequest through
+    the normal protocol (limits, weak-link rule and bans hold), linked by the operator."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    other: str
+    operator: str
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+IdentityCommand = Resolve | Claim | Relabel | Release | MoveOwner | PrivacyIdentityCommand
 GraphProfileCommand = (
-    Apply | Attach | MergeRequest | MergeOffer | MergeDeclined | OfferRedirected | Absorb
+    Apply
+    | Attach
+    | MergeRequest
+    | MergeOffer
+    | MergeDeclined
+    | OfferRedirected
+    | Absorb
+    | Split
+    | SplitOff
+    | Unban
+    | MergeByHand
 )
 ProfileCommand = GraphProfileCommand | PrivacyProfileCommand
 Command = IdentityCommand | ProfileCommand

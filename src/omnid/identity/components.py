@@ -62,9 +62,14 @@ def components(rules: IdentityRules, events: Iterable[Event]) -> list[frozenset[
     return sets.groups()
 
 
-def strong_components(rules: IdentityRules, events: Iterable[Event]) -> dict[str, str]:
+def strong_components(
+    rules: IdentityRules,
+    events: Iterable[Event],
+    joined: Iterable[tuple[str, str]] = (),
+) -> dict[str, str]:
     """`key -> component root` over strong identifiers, linking only the strong identifiers of
-    each event: what events prove about people without trusting any device or cookie."""
+    each event: what events prove about people without trusting any device or cookie. `joined`:
+    pairs of strong identifiers whose profiles an operator merged by hand."""
     sets = UnionFind()
     weak = rules.weak_types
     for event in events:
@@ -72,4 +77,6 @@ def strong_components(rules: IdentityRules, events: Iterable[Event]) -> dict[str
         strong = [i.key for i in identifiers if i.type not in weak]
         if strong:
             sets.add_group(strong)
+    for a, b in joined:
+        sets.union(a, b)
     return {key: sets.find(key) for key in list(sets.parent)}

@@ -14,7 +14,7 @@ from omnid.identity.model import Event, EventDigest, event_digest
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult
-from omnid.identity.state import ProfileState, ProfileStatus
+from omnid.identity.state import Ban, ProfileState, ProfileStatus
 from omnid.identity.survivorship import apply_event, revenue
 
 
@@ -48,21 +48,45 @@ def check_no_weak_merge(
     )
 
 
-def check_all(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+def check_bans(bans: Iterable[Ban], profile: ProfileState) -> None:
+    """Invariant 9 for one profile (call it after every step with the bans in force)."""
+    if profile.status is not ProfileStatus.ACTIVE:
+        return
+    held = set(profile.identifiers)
+    for ban in bans:
+        assert not (held & set(ban.left) and held & set(ban.right)), (
+            f"profile {profile.profile_id} holds {sorted(held & set(ban.left))} and "
+            f"{sorted(held & set(ban.right))}, on both sides of ban {ban.ban_id}"
+        )
+
+
+def check_all(
+    rules: IdentityRules,
+    events: list[Event],
+    result: SimulationResult,
+    *,
+    split: bool = False,
+    lifted: Iterable[Ban] = (),
+    joined: Iterable[tuple[str, str]] = (),
+) -> None:
+    """All checks on a finished run. `split`: operators split profiles, so components are no
+    longer the oracle (a split cuts them on purpose). `lifted`: bans an unban lifted (what they
+    kept apart may stay apart until a shared event arrives). `joined`: pairs of strong
+    identifiers whose profiles were merged by hand (linked, like a strong event)."""
     active = result.active_profiles()
     check_quiescent(active)
     check_ownership(rules, events, result)  # 2
-    strong_groups = strong_components(rules, events) if rules.weak_types else {}
+    strong_groups = strong_components(rules, events, joined) if rules.weak_types else {}
     for profile in active.values():
         check_limits(rules, profile)  # 3
         if rules.weak_types:
             check_no_weak_merge(rules, strong_groups, profile)
     check_event_counts(result)  # 4
     check_chains(result)  # 5
-    check_survivorship(rules, events, result)  # 6
+    check_survivorship(rules, events, result, components_apply=not split)  # 6, 11
     check_updates(result)
-    check_links(rules, events, result)
-    if not rules.limits and not rules.weak_types:
+    check_links(rules, events, result, lifted)
+    if not rules.limits and not rules.weak_types and not split:
         check_components(rules, events, result)  # 1
 
 
@@ -108,9 +132,16 @@ def check_ownership(rules: IdentityRules, events: list[Event], result: Simulatio
     assert not stray, f"profiles hold identifiers no event had: {sorted(stray)}"
 
 
-def check_links(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+def check_links(
+    rules: IdentityRules,
+    events: list[Event],
+    result: SimulationResult,
+    lifted: Iterable[Ban] = (),
+) -> None:
     """No merge is lost: an identifier of an event held outside the profile that counts the
-    event is there for a recorded reason (a declined merge or a refused identifier)."""
+    event is there for a recorded reason (a declined merge, a refused identifier, or a split
+    whose ban was lifted: the sides merge again only on a new shared event)."""
+    unbanned = {key for ban in lifted for key in (*ban.left, *ban.right)}
     counted_by = {e: p for p in result.active_profiles().values() for e in p.applied}
     for event in events:
         counter = counted_by.get(event.digest)
@@ -119,7 +150,7 @@ def check_links(rules: IdentityRules, events: list[Event], result: SimulationRes
         for identifier in usable_identifiers(rules, event.identifiers)[0]:
             holder = result.profile_of(identifier.key)
             assert holder is not None, f"{identifier.key} has no profile"
-            if holder is counter:
+            if holder is counter or identifier.key in unbanned:
                 continue
             # A declined pair stays declined when either side absorbs more profiles (the union
             # only grows), so compare whole lineages.
@@ -179,14 +210,20 @@ def serial_profile(rules: IdentityRules, profile_id: str, events: list[Event]) -
     return expected
 
 
-def check_survivorship(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
-    """Invariant 6: traits and counters equal a serial computation over the profile's events
-    (in reverse order, to show order does not matter). Without limits the profile's events
-    must also be exactly its component's events."""
+def check_survivorship(
+    rules: IdentityRules,
+    events: list[Event],
+    result: SimulationResult,
+    *,
+    components_apply: bool = True,
+) -> None:
+    """Invariant 6 (and 11 after splits): traits and counters equal a serial computation over
+    the profile's events (in reverse order, to show order does not matter). Without limits
+    (and splits) the profile's events must also be exactly its component's events."""
     by_digest = {e.digest: e for e in events}
     for profile_id, profile in result.active_profiles().items():
         mine = sorted((by_digest[d] for d in profile.applied), key=lambda e: e.event_id)[::-1]
-        if not rules.limits and not rules.weak_types:
+        if not rules.limits and not rules.weak_types and components_apply:
             linked = [
                 e.digest
                 for e in by_digest.values()

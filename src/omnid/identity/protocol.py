@@ -9,10 +9,12 @@ Handlers are deterministic and idempotent: delivering a command twice changes no
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 
-from omnid.identity import privacy
+# operations imports this module back; it uses profile_id_for and _touch only at call time.
+from omnid.identity import evidence, history, operations, privacy
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -21,9 +23,11 @@ from omnid.identity.commands import (
     GraphProfileCommand,
     IdentityChangeEmission,
     IdentityCommand,
+    MergeByHand,
     MergeDeclined,
     MergeOffer,
     MergeRequest,
+    MoveOwner,
     OfferRedirected,
     Output,
     ProfileCommand,
@@ -32,6 +36,9 @@ from omnid.identity.commands import (
     Relabel,
     Release,
     Resolve,
+    Split,
+    SplitOff,
+    Unban,
 )
 from omnid.identity.model import Identifier
 from omnid.identity.rendering import identity_change_record
@@ -39,7 +46,6 @@ from omnid.identity.requests import ERASED
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     IdentifierState,
-    ProfileIdentifier,
     ProfileState,
     ProfileStatus,
 )
@@ -91,6 +97,8 @@ def handle_identifier(
         return _on_claim(state, command)
     if isinstance(command, Relabel):
         return _on_relabel(state, command)
+    if isinstance(command, MoveOwner):
+        return operations.on_move_owner(state, command)
     assert isinstance(command, Release)
     return _on_release(state, command)
 
@@ -214,6 +222,13 @@ def handle_profile(
         return handled
     assert not isinstance(command, privacy.PROFILE_COMMANDS)
     if state is None:
+        # Operations name profiles: one nobody holds is answered, never created.
+        if isinstance(command, Split | Unban | MergeByHand):
+            return None, operations.unknown_profile(command)
+        if isinstance(command, MergeOffer) and operations.is_manual(command.via):
+            return None, operations.unknown_loser(command)
+        if isinstance(command, SplitOff):
+            return operations.on_split_off(None, command)
         state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
     outputs: list[Output] = []
     state = _dispatch(rules, state, command, outputs)
@@ -256,6 +271,13 @@ def _dispatch(
         _on_offer_redirected(rules, state, command, outputs)
     elif isinstance(command, Absorb):
         _on_absorb(rules, state, command, outputs)
+    elif isinstance(command, Split):
+        operations.on_split(rules, state, command, outputs)
+    elif isinstance(command, Unban):
+        operations.on_unban(state, command, outputs)
+    elif isinstance(command, MergeByHand):
+        operations.on_merge_by_hand(state, command, outputs)
+    # A SplitOff for a profile that exists is a redelivery: nothing to do.
     return state
 
 
@@ -295,6 +317,9 @@ def _forward(state: ProfileState, command: ProfileCommand, outputs: list[Output]
             )
     elif isinstance(command, Absorb):
         outputs.append(Absorb(successor, command.loser, command.via, command.event_id, command.at))
+    elif isinstance(command, Split | Unban | MergeByHand):
+        # The operator named a profile that has merged since: the survivor holds what it held.
+        outputs.append(dataclasses.replace(command, profile_id=successor))
     # MergeDeclined / OfferRedirected to a merged profile are late duplicates: the profile was
     # not waiting (a waiting profile defers offers, so it cannot have been merged).
 
@@ -386,6 +411,15 @@ def _on_apply(
     digest = event.digest
     if digest in state.applied:
         return
+    found_by = event.identifiers[command.probe].key
+    if found_by not in state.identifiers and state.refused.get(found_by, "").startswith(
+        operations.BAN_REASON
+    ):
+        # Found through an identifier a split just moved away (the event was in flight): it
+        # belongs to that identifier's new side, which its owner now points at.
+        state.passed_on[digest] = None
+        outputs.append(Resolve(event, command.probe, create=True))
+        return
     if command.probe > 0:
         if digest in state.passed_on:
             return
@@ -407,6 +441,8 @@ def _on_apply(
             outputs.append(Resolve(event, 0, create=True))
             return
     apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)
+    history.record_event(rules, state, event)
+    evidence.applied(state, event)
     outputs.append(_touch(state, "event", event.event_id, event.event_time))
     at = event.event_time
     for identifier in event.identifiers:
@@ -468,8 +504,8 @@ def _on_attach(
                 )
             )
         return
-    state.identifiers[key] = ProfileIdentifier(
-        identifier.type, identifier.value, command.at, command.event_id, command.rule, command.epoch
+    state.identifiers[key] = evidence.attached(
+        state, identifier, command.at, command.event_id, command.rule, command.epoch
     )
     outputs.append(_touch(state, "identifier_added", command.event_id, command.at))
     outputs.append(_change("identifier_added", state.profile_id, None, [identifier], command, None))
@@ -480,13 +516,25 @@ def _change(
     profile_id: str,
     other: str | None,
     identifiers: list[Identifier],
-    cause: GraphProfileCommand,
+    cause: Apply | Attach | MergeRequest | MergeOffer | Absorb,
     reason: str | None,
 ) -> IdentityChangeEmission:
     event_id = cause.event.event_id if isinstance(cause, Apply) else cause.event_id
     at = cause.event.event_time if isinstance(cause, Apply) else cause.at
+    # A merge by hand is linked by its operator, not by an identifier: name who asked.
+    manual = [i.value for i in identifiers if operations.is_manual(i)]
+    identifiers = [i for i in identifiers if not operations.is_manual(i)]
     return IdentityChangeEmission(
-        identity_change_record(kind, profile_id, other, identifiers, event_id, reason, at)
+        identity_change_record(
+            kind,
+            profile_id,
+            other,
+            identifiers,
+            event_id,
+            reason,
+            at,
+            operator=manual[0] if manual else None,
+        )
     )
 
 
@@ -498,6 +546,9 @@ def _on_merge_request(
     if declined is not None and command.via.key not in state.identifiers:
         state.refused.setdefault(command.via.key, declined)
         state.claimed.pop(command.via.key, None)
+    if operations.is_manual(command.via) and (loser in state.absorbed or declined is not None):
+        outputs.extend(operations.manual_answer(state, command, declined or "already_merged"))
+        return
     if loser == state.profile_id or loser in state.absorbed or declined is not None:
         return
     if state.awaiting is not None:
@@ -513,7 +564,15 @@ def _on_merge_request(
     state.awaiting = loser
     linked = tuple(sorted(state.linked().items()))
     outputs.append(
-        MergeOffer(state.profile_id, loser, linked, command.via, command.event_id, command.at)
+        MergeOffer(
+            state.profile_id,
+            loser,
+            linked,
+            command.via,
+            command.event_id,
+            command.at,
+            tuple(state.bans.values()),
+        )
     )
 
 
@@ -539,9 +598,18 @@ def _on_merge_offer(
         # Too many of a type at least as strong as the link (two user ids joined by a shared
         # tablet) means two people: decline. Too many of weaker types (an eleventh device
         # joined by a user id) means one person: merge and let the surplus go.
-        via_priority = rules.priority(command.via.type)
+        # A merge by hand releases nothing to fit: any type over its limit blocks it.
+        via_priority = (
+            min(rules.priority(t) for t in rules.identifier_types)
+            if operations.is_manual(command.via)
+            else rules.priority(command.via.type)
+        )
         blocking = [t for t in over if rules.priority(t) >= via_priority]
         reason = f"limit:{blocking[0]}" if blocking else None
+        if reason is None:  # a re-link ban of either side keeps the two apart
+            reason = operations.ban_between(
+                command.winner_bans, [k for k, _ in command.winner_linked], state
+            )
         if (
             reason is None
             and rules.is_weak(command.via.type)
@@ -627,7 +695,11 @@ def _on_absorb(
     loser = command.loser
     if loser.profile_id in state.absorbed:
         return
+    winner_keys = list(state.identifiers)
     absorb(state, loser, rules.applied_event_window)
+    history.join_history(rules, state, loser)
+    evidence.merged(state, loser, winner_keys, command.via, command.event_id, command.at)
+    operations.join_operations(state, loser)
     if state.awaiting == loser.profile_id:
         state.awaiting = None
     # Merge requests the loser was coordinating become the survivor's.

@@ -67,6 +67,14 @@ _KIND_CODES: dict[int, type[Any]] = {
     27: _requests.EraseMerged,
     28: _requests.Forget,
     29: _requests.SuppressionMarker,
+    30: _commands.Split,
+    31: _commands.SplitOff,
+    32: _commands.MoveOwner,
+    33: _commands.Unban,
+    34: _commands.MergeByHand,
+    35: _state.MergeEvidence,
+    36: _state.Ban,
+    37: _state.EventHistory,
 }
 _CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
 _BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}

@@ -67,11 +67,13 @@ def identity_change_record(
     event_id: str | None,
     reason: str | None,
     at: int,
+    *,
+    operator: str | None = None,
 ) -> dict[str, Any]:
     """An omnid.IdentityChange; change_id is a hash of its content, so a replay repeats it."""
     ordered = sorted(identifiers)
     fingerprint = "|".join(
-        [kind, profile_id, other_profile_id or "", event_id or "", reason or ""]
+        [kind, profile_id, other_profile_id or "", event_id or "", reason or "", operator or ""]
         + [i.key for i in ordered]
     )
     return {
@@ -84,4 +86,5 @@ def identity_change_record(
         "reason": reason,
         "at": at,
         "counts": {},
+        "operator": operator,
     }

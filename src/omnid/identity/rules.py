@@ -153,6 +153,11 @@ class IdentityRules(BaseModel):
     recent_event_window: int = Field(
         1_000, ge=1, description="Event ids an anchor identifier remembers (duplicate delivery)."
     )
+    history_window: int = Field(
+        1_000,
+        ge=1,
+        description="Events a profile keeps in its history (what a split can reassign).",
+    )
     max_identifiers_per_event: int = Field(32, ge=1)
     blocklist: Blocklist = Field(default_factory=Blocklist)
     identifier_types: dict[str, IdentifierTypeRule]

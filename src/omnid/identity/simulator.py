@@ -44,6 +44,9 @@ _EMISSIONS = (
 
 # Called after every delivered command with the stage, the key and the key's new state.
 Observer = Callable[[Stage, str, IdentifierState | ProfileState | None], None]
+# An operator's action at some point among the events (split, unban, merge by hand): given the
+# graph as it is when the action is delivered, the commands it sends.
+Operation = Callable[["SimulationResult"], list[Command]]
 
 
 @dataclass
@@ -112,20 +115,23 @@ class Simulator:
 
     def run(
         self,
-        events: Iterable[Event | PrivacyRequest],
+        events: Iterable[Event | PrivacyRequest | Operation],
         after: SimulationResult | None = None,
     ) -> SimulationResult:
-        """Delivers events and privacy requests (and all they cause) until nothing is left;
-        `after` continues from the tables and outputs of an earlier run."""
+        """Delivers events, privacy requests and operations (and all they cause) until nothing
+        is left; `after` continues from the tables and outputs of an earlier run. Operations
+        arrive like events, on ingest partition 0."""
         n = self.partitions
         queues: list[deque[Any]] = [deque() for _ in range(3 * n)]
         ready: list[int] = []
         for item in events:
             if isinstance(item, PrivacyRequest):
                 key = item.key
-            else:
+            elif isinstance(item, Event):
                 key = item.identifiers[0].key if item.identifiers else item.event_id
-            index = _INGEST * n + partition_of(key, n)
+            else:
+                key = ""
+            index = _INGEST * n + (partition_of(key, n) if key else 0)
             if not queues[index]:
                 ready.append(index)
             queues[index].append(item)
@@ -170,6 +176,8 @@ class Simulator:
             steps += 1
             if index < n and isinstance(item, PrivacyRequest):
                 send(commands_for_request(item))
+            elif index < n and not isinstance(item, Event):
+                send(item(result))
             elif index < n:
                 try:
                     intake = commands_for_event(rules, item)
@@ -231,6 +239,7 @@ class Simulator:
 __all__ = [
     "IdentityCommand",
     "Observer",
+    "Operation",
     "ProfileCommand",
     "SimulationResult",
     "Simulator",

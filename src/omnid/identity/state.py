@@ -7,11 +7,12 @@ and the shell never keeps the old object (it stores `records.encode(state)` in R
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from omnid.identity.model import EventDigest, Identifier, Scalar
+from omnid.identity.model import Event, EventDigest, Identifier, Scalar
 
 if TYPE_CHECKING:
     from omnid.identity.commands import ProfileCommand
@@ -55,7 +56,10 @@ class IdentifierState:
 
 @dataclass(frozen=True, slots=True)
 class ProfileIdentifier:
-    """An identifier a profile holds, with where it came from."""
+    """An identifier a profile holds, with where it came from: the event that linked it (id,
+    time, channel, source), the rule, and `linked_by`, the identifier of that event the profile
+    already held (None for the identifier a profile was founded on). This is its evidence, and
+    it travels with the identifier through merges and splits."""
 
     type: str
     value: str
@@ -63,6 +67,9 @@ class ProfileIdentifier:
     event_id: str
     rule: str
     epoch: int = 0
+    channel: str = ""
+    source: str = ""
+    linked_by: str | None = None
 
     @property
     def key(self) -> str:
@@ -93,6 +100,52 @@ class OrderLine:
 class ConsentState:
     granted: bool
     stamp: Stamp
+
+
+@dataclass(frozen=True, slots=True)
+class MergeEvidence:
+    """One merge a profile took part in as the survivor: the profile absorbed, the identifier
+    it came through (`via`), the identifier of the linking event on the other side
+    (`linked_by`, None when that event has left the history) and the event. A merge by hand
+    names its operator; `via`/`linked_by` are then one identifier of each side."""
+
+    other: str
+    via: str
+    linked_by: str | None
+    event_id: str
+    at: int
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    """A re-link ban from a split: no profile may hold identifiers of both `left` (what the
+    split profile kept) and `right` (what the operator named), until an unban lifts it."""
+
+    ban_id: str
+    left_profile: str
+    right_profile: str
+    left: tuple[str, ...]
+    right: tuple[str, ...]
+    at: int
+    operator: str
+
+    def separates(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """Whether joining identifier sets `a` and `b` would put both sides in one profile."""
+        left, right = set(self.left), set(self.right)
+        a_keys, b_keys = set(a), set(b)
+        return bool((a_keys & left and b_keys & right) or (a_keys & right and b_keys & left))
+
+
+@dataclass(slots=True)
+class EventHistory:
+    """The latest events of a profile, enough to recompute its traits and counters (a split
+    needs them). Beyond the bound the oldest event leaves `events` and is folded into
+    `residue`, an aggregate of the forgotten events, so the profile stays exact; a split keeps
+    the residue on the side that stays. Stored in its own table (`history`)."""
+
+    events: dict[str, Event] = field(default_factory=dict)
+    residue: ProfileState | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +193,11 @@ class ProfileState:
     erased_by: str | None = None
     erased_counts: dict[str, int] = field(default_factory=dict)
     suppressed_by: str | None = None
+    # evidence of merges (latest MERGE_EVIDENCE_WINDOW), re-link bans, operations already done
+    merges: list[MergeEvidence] = field(default_factory=list)
+    bans: dict[str, Ban] = field(default_factory=dict)
+    operations: dict[str, None] = field(default_factory=dict)
+    history: EventHistory = field(default_factory=EventHistory)
 
     def count_of(self, identifier_type: str) -> int:
         return sum(1 for held in self.identifiers.values() if held.type == identifier_type)

@@ -1,0 +1,347 @@
+"""Identity operations asked for by an operator: split with a re-link ban, unban, merge by hand.
+
+They are commands like any other (keyed by profile id, idempotent through `request_id`), so
+they run through the same partitions, batches and transactions as the events. The protocol
+(`protocol.py`) dispatches to the handlers here and enforces bans in its merge handshake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from omnid.identity import protocol
+from omnid.identity.commands import (
+    IdentityChangeEmission,
+    MergeByHand,
+    MergeDeclined,
+    MergeOffer,
+    MergeRequest,
+    MoveOwner,
+    Output,
+    Split,
+    SplitOff,
+    Unban,
+)
+from omnid.identity.evidence import MANUAL_LINK
+from omnid.identity.history import recompute
+from omnid.identity.model import Identifier
+from omnid.identity.rendering import identity_change_record
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import Ban, IdentifierState, ProfileState
+
+BAN_REASON = "ban:"
+# Operation request ids a profile remembers (a redelivered Split must not split again).
+OPERATIONS_WINDOW = 256
+
+
+def ban_reason(ban_id: str) -> str:
+    return f"{BAN_REASON}{ban_id}"
+
+
+def ban_id_for(left_profile: str, right_profile: str) -> str:
+    """Names both sides, so `omnid unban BAN` knows where to send the unban."""
+    return f"{left_profile}.{right_profile}"
+
+
+def ban_sides(ban_id: str) -> tuple[str, str]:
+    left, _, right = ban_id.partition(".")
+    if not left or not right:
+        raise ValueError(f"{ban_id!r} is not a ban id (PROFILE.PROFILE)")
+    return left, right
+
+
+def split_profile_id(command: Split, anchor: Identifier) -> str:
+    return protocol.profile_id_for(
+        command.at, anchor, f"split:{command.profile_id}:{command.request_id}"
+    )
+
+
+def _change(
+    kind: str,
+    profile_id: str,
+    other: str | None,
+    identifiers: list[Identifier],
+    request_id: str,
+    reason: str | None,
+    at: int,
+    operator: str,
+) -> IdentityChangeEmission:
+    return IdentityChangeEmission(
+        identity_change_record(
+            kind, profile_id, other, identifiers, request_id, reason, at, operator=operator
+        )
+    )
+
+
+def _remember(state: ProfileState, request_id: str) -> None:
+    state.operations[request_id] = None
+    while len(state.operations) > OPERATIONS_WINDOW:
+        del state.operations[next(iter(state.operations))]
+
+
+def _identifier(key: str) -> Identifier:
+    identifier_type, _, value = key.partition(":")
+    return Identifier(identifier_type, value)
+
+
+def unknown_profile(command: Split | Unban | MergeByHand) -> list[Output]:
+    """An operation addressed to a profile id nobody holds: answered, and no state is made."""
+    return [
+        _change(
+            _refusal_kind(command),
+            command.profile_id,
+            None,
+            [],
+            command.request_id,
+            "unknown_profile",
+            command.at,
+            command.operator,
+        )
+    ]
+
+
+def _refusal_kind(command: Split | Unban | MergeByHand) -> str:
+    if isinstance(command, Split):
+        return "split_refused"
+    if isinstance(command, Unban):
+        return "unban_refused"
+    return "merge_refused"
+
+
+# --- split -------------------------------------------------------------------------------------
+
+
+def on_split(
+    rules: IdentityRules, state: ProfileState, command: Split, outputs: list[Output]
+) -> None:
+    if command.request_id in state.operations:
+        return
+    if state.awaiting is not None:
+        # Mid-merge the profile's identifiers are about to change: split what it ends up with.
+        state.deferred.append(command)
+        return
+    named_set = set(command.identifiers)
+    missing = sorted(named_set - set(state.identifiers))
+    kept = sorted(k for k in state.identifiers if k not in named_set)
+    reason = None
+    if missing:
+        reason = "not_held"
+    elif not named_set:
+        reason = "names_no_identifier"
+    elif not kept:
+        reason = "names_every_identifier"
+    if reason is not None:
+        _remember(state, command.request_id)
+        outputs.append(
+            _change(
+                "split_refused",
+                state.profile_id,
+                None,
+                [_identifier(k) for k in missing],
+                command.request_id,
+                reason,
+                command.at,
+                command.operator,
+            )
+        )
+        return
+    named = sorted(named_set)
+    # The side that stays also has the identifiers it claimed and has not heard back about.
+    staying_keys = sorted(k for k in state.linked() if k not in named_set)
+    new_id = split_profile_id(command, _identifier(named[0]))
+    ban = Ban(
+        ban_id_for(state.profile_id, new_id),
+        state.profile_id,
+        new_id,
+        tuple(staying_keys),
+        tuple(named),
+        command.at,
+        command.operator,
+    )
+    reason = ban_reason(ban.ban_id)
+    # The events that came through the named identifiers go with them: those whose anchor
+    # here (their highest-priority identifier the profile holds; event identifiers are in
+    # priority order) is named. Weaker identifiers of such an event, a shared tablet say, came
+    # along and do not hold it back; an event anchored on a kept identifier stays.
+    moving = {}
+    staying = {}
+    for event_id, event in state.history.events.items():
+        anchor = next((i.key for i in event.identifiers if i.key in state.identifiers), None)
+        if anchor is not None and anchor in named_set:
+            moving[event_id] = event
+        else:
+            staying[event_id] = event
+    new = ProfileState(new_id, created_at=command.at)
+    for key in named:
+        held_identifier = state.identifiers.pop(key)
+        # The identifier enters a new ownership epoch at the new profile (see MoveOwner).
+        new.identifiers[key] = dataclasses.replace(held_identifier, epoch=held_identifier.epoch + 1)
+        outputs.append(
+            MoveOwner(
+                Identifier(held_identifier.type, held_identifier.value),
+                new_id,
+                held_identifier.epoch,
+            )
+        )
+    recompute(rules, new, moving.values())
+    recompute(rules, state, staying.values())
+    # Links the old profile declined or refused are not retried by the new one either; each
+    # side refuses the other side's identifiers while the ban holds.
+    new.declined = dict(state.declined)
+    new.refused = {k: r for k, r in state.refused.items() if k not in named_set}
+    for key in staying_keys:
+        new.refused[key] = reason
+    for key in named:
+        state.refused[key] = reason
+        state.claimed.pop(key, None)
+    new.bans = {**state.bans, ban.ban_id: ban}
+    state.bans[ban.ban_id] = ban
+    _remember(state, command.request_id)
+    _remember(new, command.request_id)
+    new.cause_kind = "split"
+    new.cause_event_id = command.request_id
+    outputs.append(SplitOff(new, command.request_id, command.at))
+    outputs.append(protocol._touch(state, "split", command.request_id, command.at))
+    outputs.append(
+        _change(
+            "split",
+            state.profile_id,
+            new_id,
+            [_identifier(k) for k in named],
+            command.request_id,
+            reason,
+            command.at,
+            command.operator,
+        )
+    )
+
+
+def on_split_off(
+    state: ProfileState | None, command: SplitOff
+) -> tuple[ProfileState | None, list[Output]]:
+    """The new side starts with the state its split profile computed (once)."""
+    if state is not None:
+        return state, []
+    new = command.profile
+    return new, [protocol._touch(new, "split", command.request_id, command.at)]
+
+
+def on_move_owner(
+    state: IdentifierState | None, command: MoveOwner
+) -> tuple[IdentifierState | None, list[Output]]:
+    if state is None or state.epoch != command.epoch or state.owner is None:
+        return state, []
+    state.owner = command.profile_id
+    state.epoch += 1
+    return state, []
+
+
+# --- unban -------------------------------------------------------------------------------------
+
+
+def on_unban(state: ProfileState, command: Unban, outputs: list[Output]) -> None:
+    ban = state.bans.pop(command.ban_id, None)
+    if ban is None:
+        return
+    reason = ban_reason(command.ban_id)
+    # What the ban refused may link again: the next shared event merges the two sides.
+    state.refused = {k: r for k, r in state.refused.items() if r != reason}
+    state.declined = {p: r for p, r in state.declined.items() if r != reason}
+    other = ban.right_profile if ban.left_profile == state.profile_id else ban.left_profile
+    outputs.append(
+        _change(
+            "unbanned",
+            state.profile_id,
+            other,
+            [],
+            command.request_id,
+            reason,
+            command.at,
+            command.operator,
+        )
+    )
+
+
+# --- merge by hand -----------------------------------------------------------------------------
+
+
+def on_merge_by_hand(state: ProfileState, command: MergeByHand, outputs: list[Output]) -> None:
+    if command.other == state.profile_id:
+        outputs.append(
+            _change(
+                "merge_refused",
+                state.profile_id,
+                command.other,
+                [],
+                command.request_id,
+                "same_profile",
+                command.at,
+                command.operator,
+            )
+        )
+        return
+    winner, loser = sorted((state.profile_id, command.other))
+    via = Identifier(MANUAL_LINK, command.operator)
+    outputs.append(MergeRequest(winner, loser, via, command.request_id, command.at))
+
+
+def is_manual(via: Identifier) -> bool:
+    return via.type == MANUAL_LINK
+
+
+def manual_answer(state: ProfileState, command: MergeRequest, reason: str) -> list[Output]:
+    """A merge by hand that the protocol would silently skip still gets an answer."""
+    return [
+        _change(
+            "merge_refused",
+            state.profile_id,
+            command.loser,
+            [],
+            command.event_id,
+            reason,
+            command.at,
+            command.via.value,
+        )
+    ]
+
+
+def unknown_loser(command: MergeOffer) -> list[Output]:
+    """A merge by hand offered to a profile id nobody holds."""
+    reason = "unknown_profile"
+    return [
+        MergeDeclined(
+            command.winner, command.loser, reason, command.via, command.event_id, command.at
+        ),
+        _change(
+            "merge_refused",
+            command.winner,
+            command.loser,
+            [],
+            command.event_id,
+            reason,
+            command.at,
+            command.via.value,
+        ),
+    ]
+
+
+# --- bans in the merge handshake ---------------------------------------------------------------
+
+
+def ban_between(
+    winner_bans: tuple[Ban, ...], winner_keys: list[str], loser: ProfileState
+) -> str | None:
+    """The decline reason if a ban of either side keeps the two apart, else None."""
+    mine = list(loser.linked())
+    for ban in (*winner_bans, *loser.bans.values()):
+        if ban.separates(winner_keys, mine):
+            return ban_reason(ban.ban_id)
+    return None
+
+
+def join_operations(winner: ProfileState, loser: ProfileState) -> None:
+    """Bans and remembered operations travel with the identifiers into the survivor."""
+    for ban_id, ban in loser.bans.items():
+        winner.bans.setdefault(ban_id, ban)
+    for request_id in loser.operations:
+        _remember(winner, request_id)
