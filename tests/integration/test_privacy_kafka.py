@@ -27,8 +27,8 @@ from confluent_kafka.admin import (
 from omnid.api_auth import bearer_header
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
+from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.observability.metrics import Table
 from omnid.pipeline.harness import (
     Pipeline,
     get_json,
