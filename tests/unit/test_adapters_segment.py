@@ -252,3 +252,29 @@ def test_any_json_message_maps_to_an_encodable_event_or_an_invalid_event(
             encode_channel_event(codec, channel_event_from_segment(item, WEB, RECEIVED, kind))
     except InvalidEvent:
         pass
+
+
+def test_consent_category_preferences_become_consent_changes_per_purpose() -> None:
+    event = mapped(
+        {
+            "type": "track",
+            "event": "Consent Updated",
+            "userId": "u-1",
+            "messageId": "m-consent",
+            "context": {"consent": {"categoryPreferences": {"Advertising": False, "email": True}}},
+        }
+    )
+    assert event["consent"] == [
+        {"purpose": "Advertising", "granted": False},
+        {"purpose": "email", "granted": True},
+    ]
+    assert mapped({"type": "track", "event": "x", "userId": "u-1"})["consent"] is None
+    bad = refusal(
+        {
+            "type": "track",
+            "event": "x",
+            "userId": "u-1",
+            "context": {"consent": {"categoryPreferences": {"email": "yes"}}},
+        }
+    )
+    assert "categoryPreferences" in bad.detail

@@ -153,6 +153,17 @@ def _purchase(properties: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _consent(context: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """Segment's consent convention: `context.consent.categoryPreferences`, purpose -> bool."""
+    preferences = _object(_object(context, "consent"), "categoryPreferences")
+    changes = []
+    for purpose, granted in sorted(preferences.items()):
+        if not isinstance(granted, bool) or not purpose.strip():
+            raise _invalid("context.consent.categoryPreferences must map purposes to true/false")
+        changes.append((purpose.strip(), granted))
+    return changes
+
+
 def batch_messages(body: Any) -> list[Any]:
     """The messages of a /v1/batch body, each with the batch-level `context` as its defaults."""
     messages = body.get("batch") if isinstance(body, Mapping) else None
@@ -246,4 +257,5 @@ def channel_event_from_segment(
         traits=traits,
         properties=properties,
         purchase=purchase,
+        consent=_consent(context) or None,
     )

@@ -49,7 +49,12 @@ def profile_update_record(profile: ProfileState) -> dict[str, Any]:
             "order_count": len(profile.orders),
             "revenue": revenue(profile),
             "consent": {
-                purpose: {"granted": state.granted, "at": state.stamp[0]}
+                purpose: {
+                    "granted": state.granted,
+                    "at": state.stamp[0],
+                    "source": state.source,
+                    "conflict": state.conflict,
+                }
                 for purpose, state in profile.consent.items()
             },
         },

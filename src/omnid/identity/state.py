@@ -98,8 +98,13 @@ class OrderLine:
 
 @dataclass(frozen=True, slots=True)
 class ConsentState:
+    """Consent for one purpose: the latest change by (event time, source priority, event id),
+    the source that sent it, and whether merged profiles disagreed on it since then."""
+
     granted: bool
     stamp: Stamp
+    source: str = ""
+    conflict: bool = False
 
 
 @dataclass(frozen=True, slots=True)

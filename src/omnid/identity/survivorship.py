@@ -43,7 +43,8 @@ def apply_event(profile: ProfileState, event: Event, source_priority: int, windo
         )
     if event.consent:
         for change in event.consent:
-            _keep_consent(profile.consent, change.purpose, ConsentState(change.granted, stamp))
+            state = ConsentState(change.granted, stamp, event.source)
+            _keep_consent(profile.consent, change.purpose, state)
     profile.applied[event.digest] = event.channel
     _trim(profile.applied, window)
 
@@ -83,7 +84,7 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
     for order_id, line in loser.orders.items():
         _keep_order(winner.orders, order_id, line)
     for purpose, state in loser.consent.items():
-        _keep_consent(winner.consent, purpose, state)
+        _merge_consent(winner.consent, purpose, state)
     for event_id, channel in loser.applied.items():
         winner.applied.setdefault(event_id, channel)
     _trim(winner.applied, window)
@@ -115,6 +116,18 @@ def _keep_consent(consent: dict[str, ConsentState], purpose: str, state: Consent
     held = consent.get(purpose)
     if held is None or held.stamp < state.stamp:
         consent[purpose] = state
+
+
+def _merge_consent(consent: dict[str, ConsentState], purpose: str, other: ConsentState) -> None:
+    """Merged profiles: the newer change wins as for traits, and if the two disagreed the
+    purpose is marked in conflict until a newer consent event (apply_event) settles it."""
+    held = consent.get(purpose)
+    if held is None:
+        consent[purpose] = other
+        return
+    newer = other if held.stamp < other.stamp else held
+    conflict = held.granted != other.granted or held.conflict or other.conflict
+    consent[purpose] = ConsentState(newer.granted, newer.stamp, newer.source, conflict)
 
 
 def _trim(applied: dict[EventDigest, str] | dict[EventDigest, None], window: int) -> None:
