@@ -66,6 +66,7 @@ def check_nothing_of_the_person_remains(result: SimulationResult, erased_ids: se
         assert stub.status is ProfileStatus.ERASED, profile_id
         assert not (stub.identifiers or stub.claimed or stub.refused or stub.traits), profile_id
         assert not (stub.applied or stub.orders or stub.consent or stub.deferred), profile_id
+        assert not (stub.history.events or stub.history.residue or stub.merges), profile_id
         assert stub.event_count == 0 and profile_id not in result.updates, profile_id
         assert profile_id in result.tombstoned, profile_id
     for profile in result.profiles.values():
