@@ -77,6 +77,14 @@ BOB = [
         traits={"first_name": "Bob"},
     ),
 ]  # fmt: skip
+# Carl asks to be forgotten.
+CARL = [
+    event(
+        "carl-app-1", "app", 800,
+        [("device_id", "dev-carl-1"), ("email", "carl.moss@inbox.example")],
+        traits={"first_name": "Carl"},
+    ),
+]  # fmt: skip
 WRONG_LINK = [
     event(
         "call-1", "call_centre", 3_000,
@@ -133,7 +141,7 @@ def console(
             kafka_config, prefix, base_dir, workers=2, token_scopes=tokens
         ) as pipeline:
             pipeline.wait_until_assigned(PARTITIONS)
-            publish_events(kafka_config, pipeline.topics, ANN + BOB)
+            publish_events(kafka_config, pipeline.topics, ANN + BOB + CARL)
             pipeline.wait_drained()
             bob_id = lookup(pipeline, "email", "bob.stone@inbox.example")["profile_id"]
             publish_events(kafka_config, pipeline.topics, WRONG_LINK)
@@ -241,6 +249,35 @@ def test_operate_shows_workers_partitions_readiness_lag_and_dead_letters_by_reas
     # Rates need two samples of each worker's counters, five seconds apart.
     console.browser.wait_for(lambda d: "…" not in console.browser.element("#tile-merges-rate").text)
     console.shot("03-operate")
+
+
+def test_file_an_erase_for_the_person_on_screen_and_see_the_completed_receipt(
+    console: Console,
+) -> None:
+    browser = console.browser
+    browser.sign_in(console.url, console.pipeline.api_token)
+    browser.find("email", "Carl.Moss@inbox.example")
+    browser.element("#privacy-reason").send_keys("ticket 4711")
+    browser.element("#erase").click()
+    browser.element("#erase-confirm").click()
+    browser.wait_for(lambda _d: browser.element("#receipt-status").text == "Status: completed")
+    completed = browser.element("#receipts li[data-status='completed']").text
+    assert "erase by test-pipeline" in completed and "profiles erased 1" in completed
+    assert "carl" not in browser.element("#receipts").text.lower()  # counts, never values
+    console.shot("05-erase-receipt")
+    browser.find("email", "carl.moss@inbox.example")
+    assert browser.element("#not-found").text == (
+        "This identifier belonged to a person who was erased."
+    )
+
+
+def test_export_what_is_held_about_the_person_on_screen(console: Console) -> None:
+    browser = console.browser
+    browser.sign_in(console.url, console.pipeline.api_token)
+    browser.find("email", "ann.lee@inbox.example")
+    browser.element("#export").click()
+    browser.wait_for(lambda _d: browser.element("#receipt-status").text == "Status: completed")
+    assert "ann.lee@inbox.example" in browser.element("#export-document").text
 
 
 def test_a_read_only_token_sees_profiles_but_nothing_it_may_not_do(console: Console) -> None:

@@ -79,12 +79,28 @@ function describeError(result) {
     unknown_profile: "No profile has this id.",
     invalid_identifier: `Not a usable value for this type (${body.reason || "invalid"}).`,
     erased_profile: "This profile was erased.",
+    erased_identifier: "This identifier belonged to a person who was erased.",
     rebalancing: "The workers are rebalancing; try again in a moment.",
     owner_unreachable: "The worker that holds this profile did not answer; try again.",
     unauthorized: "The token was not accepted: sign in again.",
     forbidden: `This token may not do that (${body.detail || "missing scope"}).`,
   };
   return reasons[body.error] || `The API answered ${result.status} ${body.error || ""}`.trim();
+}
+
+const OUTCOME_POLL_MS = 500;
+const OUTCOME_WAIT_MS = 120000;
+
+// Polls `check()` (async; a value when done, else null) until it gives something or time runs out:
+// actions are commands through the pipeline, and their outcome shows once it has processed them.
+async function waitForOutcome(check) {
+  const deadline = Date.now() + OUTCOME_WAIT_MS;
+  while (Date.now() < deadline) {
+    const outcome = await check();
+    if (outcome) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, OUTCOME_POLL_MS));
+  }
+  return null;
 }
 
 // -- screens ----------------------------------------------------------------------------------
@@ -276,7 +292,8 @@ function renderProfile(profile) {
       `Merged from ${profile.merged_from.length} profile(s): `, profile.merged_from.join(", ")) : null,
     el("div", { className: "columns" },
       el("div", {}, identifiersCard(profile), traitsCard(profile)),
-      el("div", {}, computedCard(profile), consentCard(profile))));
+      el("div", {}, computedCard(profile), consentCard(profile),
+        can("privacy:write") ? privacyCard(profile) : null)));
 }
 
 // -- sign-in ----------------------------------------------------------------------------------
