@@ -240,7 +240,7 @@ def test_operate_shows_workers_partitions_readiness_lag_and_dead_letters_by_reas
         cells = console.browser.cells(f"tr[data-worker='{name}']")
         assert cells[1] == "ready"
         partitions, _of, topics = cells[3].partition(" of ")
-        assert topics == "9 topics"  # seven events topics and two command topics
+        assert topics == f"{len(console.pipeline.topics.inputs)} topics"
         held.extend(int(p) for p in partitions.split(","))
     assert sorted(held) == list(range(PARTITIONS))
     assert console.browser.element("#tile-workers").text.startswith("2")
@@ -264,6 +264,8 @@ def test_file_an_erase_for_the_person_on_screen_and_see_the_completed_receipt(
     completed = browser.element("#receipts li[data-status='completed']").text
     assert "erase by test-pipeline" in completed and "profiles erased 1" in completed
     assert "carl" not in browser.element("#receipts").text.lower()  # counts, never values
+    assert "was erased" in browser.element("#erased-notice").text
+    assert not browser.visible("#identifiers")
     console.shot("05-erase-receipt")
     browser.find("email", "carl.moss@inbox.example")
     assert browser.element("#not-found").text == (

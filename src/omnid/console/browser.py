@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
@@ -61,7 +62,14 @@ class ConsoleBrowser:
         self.driver.get(url)
 
     def wait_for(self, condition: Callable[[WebDriver], Any], timeout: float = WAIT_S) -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.25).until(condition)
+        """Until `condition` gives something truthy; an element missing or replaced by the page
+        meanwhile (it redraws what it shows) only means "not yet"."""
+        return WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.25,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(condition)
 
     # -- the console's own controls (ids of src/omnid/console/static) ---------------------------
 

@@ -34,6 +34,13 @@ async function fileRequest(profile, kind, reason, outcome) {
     outcome.append(el("p", { className: "error" }, "No final receipt yet; the request stays filed, look again later."));
     return;
   }
+  if (kind === "erase" && status.status === "completed") {
+    // What was on screen is gone from omnid now: show only the receipts.
+    fill(document.getElementById("profile-screen"),
+      el("p", { id: "erased-notice", className: "notice" }, `Profile ${profile.profile_id} was erased: nothing about this person is `
+        + "held any more, and their identifiers are suppressed, so new events do not bring them back."),
+      section("Privacy", outcome));
+  }
   if (kind === "export" && status.status === "completed") {
     const exported = await api(`/v1/profiles/${enc(profile.profile_id)}/export`);
     outcome.append(exported.status === 200
