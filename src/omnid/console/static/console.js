@@ -219,21 +219,17 @@ function consentCard(profile) {
   const purposes = Object.keys(consent).sort();
   const rows = purposes.map((purpose) => {
     const entry = consent[purpose];
-    const conflicts = entry.conflicts || [];
-    return el("tr", { "data-purpose": purpose, className: conflicts.length ? "conflict" : "" },
+    return el("tr", { "data-purpose": purpose, className: entry.conflict ? "conflict" : "" },
       el("td", {}, purpose),
       el("td", {}, entry.granted ? "granted" : "withdrawn"),
       el("td", {}, when(entry.at)),
-      el("td", {}, conflicts.length ? `conflict: ${conflicts.map(describeConflict).join("; ")}` : ""));
+      el("td", {}, entry.source || ""),
+      el("td", {}, entry.conflict
+        ? "conflict: merged profiles disagreed and no newer consent settled it; treat as not granted" : ""));
   });
   return section("Consent",
-    purposes.length ? table(["purpose", "state", "since", "conflicts"], rows, { id: "consent" })
+    purposes.length ? table(["purpose", "state", "since", "source", "conflict"], rows, { id: "consent" })
       : el("p", { className: "hint" }, "No consent recorded."));
-}
-
-function describeConflict(conflict) {
-  if (typeof conflict !== "object" || conflict === null) return String(conflict);
-  return Object.entries(conflict).map(([k, v]) => `${k} ${k.endsWith("at") ? when(v) : v}`).join(", ");
 }
 
 async function showProfile(path) {
