@@ -256,3 +256,46 @@ def test_table_store_moves_data_and_checkpoint_together_and_keeps_them(tmp_path:
     assert (reopened.checkpoint(3), reopened.checkpoint(0)) == (18, 0)
     assert reopened.count() == 1
     reopened.close()
+
+
+def _privacy_request(kind: str, request_id: str) -> Incoming:
+    record = {
+        "request_id": request_id,
+        "kind": kind,
+        "subject": {"type": "email", "value": "ANN@inbox.example"},
+        "profile_id": None,
+        "requested_by": "unit",
+        "reason": None,
+        "requested_at": 1_709_251_300_000,
+    }
+    value = AvroCodec.from_settings().encode("omnid.PrivacyRequest", record)
+    return Incoming(TOPICS.privacy_requests, 0, 7, b"email:ann@inbox.example", value)
+
+
+def test_an_erased_identifier_is_stored_only_as_a_marker_under_an_hmac_key() -> None:
+    processor = StageProcessor(
+        IdentityRules.load(), AvroCodec.from_settings(), TOPICS, suppression_secret="unit"
+    )
+    read_none = lambda _t, _p, _k: None  # noqa: E731
+    tables, _ = run_to_quiet(processor, processor.process(_incoming(_event_bytes()), read_none))
+    assert tables[(Table.IDENTIFIERS, "email:ann@inbox.example")] is not None
+    first = processor.process(_privacy_request("erase", "r1"), read_none)
+    tables, published = run_to_quiet(processor, first, tables)
+    live = {key: value for key, value in tables.items() if value is not None}
+    assert not [k for k in live if "ann@" in k[1] or "user_id:u1" in k[1]]
+    assert not [k for k, v in live.items() if b"ann@" in v or b"Ann" in v]
+    markers = [k for _t, k in live if k.startswith("suppressed:")]
+    assert len(markers) == 2  # the email and the user id
+    receipts = [o for o in published if o.topic == TOPICS.privacy_receipts]
+    assert sorted(o.key for o in receipts) == [b"r1:accepted", b"r1:completed"]
+    assert [o for o in published if o.topic == TOPICS.profile_updates and o.value is None]
+
+    lifted, _ = run_to_quiet(
+        processor, processor.process(_privacy_request("unsuppress", "r2"), read_none), tables
+    )
+    remaining = [k for (_t, k), v in lifted.items() if v is not None and k.startswith("supp")]
+    assert len(remaining) == 1, "the email's marker is gone, the user id's stays"
+
+
+def _event_bytes() -> bytes:
+    return AvroCodec.from_settings().encode(CHANNEL_EVENT, _event())
