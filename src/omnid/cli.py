@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "tokens": "omnid.api_auth",
     "privacy": "omnid.pipeline.privacy_client",
     "bench": "omnid.bench.cli",
+    "bench-scale": "omnid.bench.scale",
 }
 
 

@@ -121,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         ceilings = {
             "confluent-kafka pass-through": baselines.get("passthrough", {}).get("events_per_s"),
             "Faust forward-only agent": baselines.get("faust_forward", {}).get("events_per_s"),
+            "quix-streams stateful count, exactly-once": baselines.get(
+                "quix_count_exactly_once", {}
+            ).get("events_per_s"),
         }
         headline = _headline(results)
     core = results.get("memory", {}).get("core")
@@ -254,7 +257,11 @@ def _kafka(
     truth: GroundTruth,
 ) -> dict[str, Any]:
     from omnid.bench.feed import encode_events
-    from omnid.bench.kafka_baselines import faust_forward_baseline, passthrough_baseline
+    from omnid.bench.kafka_baselines import (
+        faust_forward_baseline,
+        passthrough_baseline,
+        quix_count_baseline,
+    )
     from omnid.contracts import AvroCodec
 
     settings = Settings()
@@ -270,6 +277,9 @@ def _kafka(
             "passthrough": passthrough_baseline(config, replayed, run_id, args.partitions),
             "faust_forward": faust_forward_baseline(
                 config, replayed, run_id, args.partitions, work_dir / "faust"
+            ),
+            "quix_count_exactly_once": quix_count_baseline(
+                config, replayed, run_id, args.partitions, work_dir / "quix"
             ),
         }
         out["baselines"]["seconds"] = time.monotonic() - started
@@ -330,6 +340,7 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     omnid_rate = pipeline.get("saturation_events_per_s")
     passthrough = baselines.get("passthrough", {}).get("events_per_s")
     faust = baselines.get("faust_forward", {}).get("events_per_s")
+    quix = baselines.get("quix_count_exactly_once", {}).get("events_per_s")
     at_1000 = next(
         (p for p in pipeline.get("phases", []) if p.get("offered_events_per_s") == 1000), None
     )
@@ -339,7 +350,9 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
         "pass-through ceiling events/s": passthrough,
         "Faust forward-only events/s": faust,
         "omnid / pass-through": ratio(omnid_rate, passthrough),
+        "quix-streams stateful count (exactly-once) events/s": quix,
         "omnid / Faust forward-only (target >= 0.3)": ratio(omnid_rate, faust),
+        "omnid / quix-streams stateful count": ratio(omnid_rate, quix),
         "p99 ms at 1,000 ev/s offered (target < 100)": (
             at_1000["latency"]["p99_ms"] if at_1000 and at_1000["latency"] else None
         ),

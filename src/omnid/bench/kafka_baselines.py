@@ -1,5 +1,6 @@
-"""Ceilings on the same broker and the same bytes: a confluent-kafka consume->produce loop (what
-the broker and client allow) and a Faust agent that only forwards (what the framework allows).
+"""Peers on the same broker and the same bytes: a confluent-kafka consume->produce loop (what
+the broker and client allow), a Faust agent that only forwards (what that framework allows),
+and a quix-streams stateful count with exactly-once (what a user would build instead).
 
 Both are measured like the pipeline: preload the input, run the processor, and take the rate
 from the first to the last output record's timestamp, so start-up time is left out everywhere.
@@ -29,7 +30,10 @@ from omnid.kafka.topics import delete_topics
 
 def create_topics(config: Mapping[str, str], names: Iterable[str], partitions: int) -> None:
     admin = AdminClient(dict(config))
-    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    # The broker stamps each record when it arrives: a rate from output timestamps then means
+    # the same for every peer (quix-streams, say, gives an output its input's timestamp).
+    stamped = {"message.timestamp.type": "LogAppendTime"}
+    futures = admin.create_topics([NewTopic(n, partitions, 1, config=stamped) for n in names])
     for future in futures.values():
         future.result(30)
     wanted = set(futures)
@@ -171,33 +175,69 @@ def faust_forward_baseline(
 ) -> dict[str, Any]:
     """A Faust worker subprocess whose only agent forwards: the framework ceiling."""
     source, sink = f"{run_id}.faust-in", f"{run_id}.faust-out"
-    create_topics(config, (source, sink), partitions)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    log_path = work_dir / "faust-forward.log"
+    app_id = f"{run_id}-faust-forward"
     env = {
-        **os.environ,
-        "OMNID_BENCH_FAUST_APP_ID": f"{run_id}-faust-forward",
+        "OMNID_BENCH_FAUST_APP_ID": app_id,
         "OMNID_BENCH_FAUST_SOURCE": source,
         "OMNID_BENCH_FAUST_SINK": sink,
         "OMNID_BENCH_FAUST_PARTITIONS": str(partitions),
         "OMNID_BENCH_FAUST_DATADIR": str(work_dir / "faust-data"),
-        "OMNID_KAFKA_BOOTSTRAP": config["bootstrap.servers"],
     }
+    command = ["omnid.bench.faust_forward", "worker", "-l", "warn", "--without-web"]
+    return subprocess_baseline(
+        config, events, (source, sink), partitions, work_dir, command, env, app_id, timeout_s
+    )
+
+
+def quix_count_baseline(
+    config: Mapping[str, str],
+    events: Sequence[EncodedEvent],
+    run_id: str,
+    partitions: int,
+    work_dir: Path,
+    timeout_s: float = 300,
+) -> dict[str, Any]:
+    """A quix-streams subprocess counting events per key in RocksDB state, exactly-once: what a
+    user would build instead (one stateful stage, one changelog)."""
+    source, sink = f"{run_id}.quix-in", f"{run_id}.quix-out"
+    group = f"{run_id}-quix-count"
+    env = {
+        "OMNID_BENCH_QUIX_GROUP": group,
+        "OMNID_BENCH_QUIX_SOURCE": source,
+        "OMNID_BENCH_QUIX_SINK": sink,
+        "OMNID_BENCH_QUIX_STATE_DIR": str(work_dir / "quix-state"),
+    }
+    return subprocess_baseline(
+        config, events, (source, sink), partitions, work_dir, ["omnid.bench.quix_count"], env,
+        group, timeout_s,
+    )  # fmt: skip
+
+
+def subprocess_baseline(
+    config: Mapping[str, str],
+    events: Sequence[EncodedEvent],
+    topics: tuple[str, str],
+    partitions: int,
+    work_dir: Path,
+    module_command: Sequence[str],
+    env: Mapping[str, str],
+    internal_prefix: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Preloads `events` into the source topic, runs `python -m <module_command>` until the sink
+    holds one output per event, and rates the outputs; topics the framework made for itself
+    (named with `internal_prefix`) are deleted afterwards."""
+    source, sink = topics
+    create_topics(config, topics, partitions)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / f"{module_command[0].rsplit('.', 1)[-1]}.log"
     process: subprocess.Popen[bytes] | None = None
     try:
         preload(config, source, events)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "omnid.bench.faust_forward",
-                    "worker",
-                    "-l",
-                    "warn",
-                    "--without-web",
-                ],
-                env=env,
+                [sys.executable, "-m", *module_command],
+                env={**os.environ, **env, "OMNID_KAFKA_BOOTSTRAP": config["bootstrap.servers"]},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -218,13 +258,11 @@ def faust_forward_baseline(
             peak_rss_bytes=peak_rss, cpu_s_incl_startup=cpu_s, exited_early=exit_code is not None
         )
         if exit_code is not None or result["outputs"] < len(events):
-            result["error"] = f"forwarded {result['outputs']} of {len(events)}; see {log_path}"
+            result["error"] = f"output {result['outputs']} of {len(events)}; see {log_path}"
         return result
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait(30)
-        # Faust declares its own internal topics under the app id; leave nothing behind.
-        app_id = env["OMNID_BENCH_FAUST_APP_ID"]
         existing = AdminClient(dict(config)).list_topics(timeout=10).topics
-        delete_topics(config, [source, sink, *(t for t in existing if t.startswith(app_id))])
+        delete_topics(config, [source, sink, *(t for t in existing if internal_prefix in t)])

@@ -56,6 +56,7 @@ class _Watch:
     tombstones: int = 0
     peak_rss: int = 0
     last_rss: int = 0
+    rss_series: list[tuple[float, int]] = field(default_factory=list)  # (wall s, bytes)
     cpu_s: float = 0.0  # user + system seconds of the workers, start-up included
 
 
@@ -96,18 +97,20 @@ class UpdateWatcher(threading.Thread):
 
     def _record(self, message: Message, arrived: float) -> None:
         value = message.value()
-        if value is None:
-            with self.lock:
-                self.seen.tombstones += 1
-            return
-        # A worker publishes one update per profile per batch, naming the events it shows.
+        # A worker publishes one update per profile per batch, naming the events it shows (a
+        # tombstone names those of a profile merged away in the batch).
         shown = dict(message.headers() or []).get(EVENTS_HEADER)
         if shown is not None:
-            event_ids = shown.decode().split(",")
-        else:
+            event_ids: list[str | None] = list(shown.decode().split(","))
+        elif value is not None:
             event_ids = [self.codec.decode(value).record["cause"]["event_id"]]
+        else:
+            event_ids = []
         with self.lock:
-            self.seen.updates += 1
+            if value is None:
+                self.seen.tombstones += 1
+            else:
+                self.seen.updates += 1
             for event_id in event_ids:
                 if event_id is not None:
                     self.seen.first_update_at.setdefault(event_id, arrived)
@@ -125,6 +128,7 @@ class UpdateWatcher(threading.Thread):
         with self.lock:
             self.seen.cpu_s = max(self.seen.cpu_s, cpu_s)
             self.seen.last_rss = total
+            self.seen.rss_series.append((time.time(), total))
             self.seen.peak_rss = max(self.seen.peak_rss, total)
 
     def stop(self) -> None:

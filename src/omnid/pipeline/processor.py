@@ -191,10 +191,14 @@ class StageProcessor:
         # An event-carrying command (Apply) is shown by its profile's update: the update
         # names it, and the end-to-end latency is measured from its receipt.
         event = getattr(command, "event", None)
+        shown = [(event.event_id, event.received_at)] if event is not None else []
+        if isinstance(command, Absorb):
+            # The loser's update of this batch became a tombstone: the winner's shows its events.
+            shown.extend(self._take_shown(command.loser.profile_id))
         routed = []
         for output in outputs:
             if isinstance(output, ProfileSnapshot | ProfileTombstone):
-                self._hold_update(output, event)
+                self._hold_update(output, shown)
             elif isinstance(output, SuppressedDrop):
                 self.tally.count(self.tally.identifiers_rejected, metrics.SUPPRESSED)
                 self.tally.events_suppressed += output.event_dropped
@@ -208,13 +212,15 @@ class StageProcessor:
         outgoing = []
         for profile_id, (update, shown) in self._updates.items():
             key = profile_id.encode()
+            headers = [(EVENTS_HEADER, ",".join(e for e, _ in shown).encode())] if shown else None
             if isinstance(update, ProfileTombstone):
+                # Events of a profile merged away in this batch whose Absorb is handled
+                # elsewhere: the tombstone names them (their changes live on in the survivor).
                 self.tally.tombstones += 1
-                outgoing.append(Outgoing(self.topics.profile_updates, key, None))
+                outgoing.append(Outgoing(self.topics.profile_updates, key, None, headers))
                 continue
             record = update.record
             self.tally.updates.append((len(record["identifiers"]), [at for _, at in shown]))
-            headers = [(EVENTS_HEADER, ",".join(e for e, _ in shown).encode())] if shown else None
             value = self.codec.encode(PROFILE_UPDATE, record)
             outgoing.append(Outgoing(self.topics.profile_updates, key, value, headers))
         self._updates.clear()
@@ -335,15 +341,22 @@ class StageProcessor:
             self._command_topics[command.stage], command.key.encode(), records.encode(command)
         )
 
-    def _hold_update(self, update: ProfileSnapshot | ProfileTombstone, event: Any) -> None:
+    def _hold_update(
+        self, update: ProfileSnapshot | ProfileTombstone, events: list[tuple[str, int]]
+    ) -> None:
         held = self._updates.get(update.profile_id)
         shown = held[1] if held is not None else []
-        if isinstance(update, ProfileSnapshot):
-            if update.version == 1:
-                self.tally.profiles_created += 1
-            if event is not None:
-                shown.append((event.event_id, event.received_at))
+        if isinstance(update, ProfileSnapshot) and update.version == 1:
+            self.tally.profiles_created += 1
+        shown.extend(events)
         self._updates[update.profile_id] = (update, shown)
+
+    def _take_shown(self, profile_id: str) -> list[tuple[str, int]]:
+        held = self._updates.get(profile_id)
+        if held is None or not held[1]:
+            return []
+        self._updates[profile_id] = (held[0], [])
+        return held[1]
 
     def _output(self, output: Output) -> Outgoing | LocalCommand:
         if isinstance(output, IdentityChangeEmission):

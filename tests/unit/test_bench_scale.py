@@ -1,0 +1,25 @@
+"""bench-scale's per-tenth figures: tenths follow the updates' arrival order and never overlap."""
+
+from __future__ import annotations
+
+from omnid.bench.feed import EncodedEvent
+from omnid.bench.scale import saturation_result
+
+
+def test_tenths_split_the_shown_events_in_arrival_order_and_rates_follow_their_spans() -> None:
+    events = [EncodedEvent(f"e{n}", "web", b"k", b"v") for n in range(100)]
+    produced = {f"e{n}": 1_000.0 + n * 0.01 for n in range(100)}
+    # The first half is shown at 10 events/s, the second at 20; e0 straggles to the very end.
+    shown = {f"e{n}": 1_000.0 + n * 0.1 for n in range(1, 50)}
+    shown |= {f"e{n}": 1_005.0 + (n - 50) * 0.05 for n in range(50, 100)}
+    shown["e0"] = 1_010.0
+    rss = [(1_000.0 + t, (100 + t) * 2**20) for t in range(11)]
+
+    result = saturation_result(events, produced, shown, rss, began=1_000.0)
+
+    tenths = result["tenths"]
+    assert [t["events_shown"] for t in tenths] == [10] * 10
+    assert sum(t["seconds"] for t in tenths) == result["seconds"] == 10.0
+    assert 9 <= tenths[1]["events_per_s"] <= 11 and 19 <= tenths[7]["events_per_s"] <= 21
+    assert tenths[0]["p99_ms"] >= 9_990  # e0's own latency, in its production tenth
+    assert tenths[-1]["rss_mib"] == 110 and result["last_tenth_vs_first_rss"] > 1
