@@ -47,6 +47,29 @@ class Settings(BaseSettings):
     collector_read_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body still arriving after this long is refused (408)."
     )
+    worker_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's lookup API binds (`omnid worker --host`); deploy/ "
+        "sets 0.0.0.0 explicitly.",
+    )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate (chain) the collector and worker APIs serve HTTPS with; "
+        "with OMNID_TLS_KEY_FILE. Unset: plain HTTP.",
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of OMNID_TLS_CERT_FILE.")
+    tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that verifies the workers' certificates when they forward to each "
+        "other and for `omnid lookup` (default: the system's).",
+    )
+    lookup_rate_per_second: float = Field(
+        20.0,
+        ge=0,
+        description="Lookups per second each API token may make on one worker, with bursts of "
+        "OMNID_LOOKUP_BURST; over it: 429 with Retry-After. 0 turns the limit off.",
+    )
+    lookup_burst: int = Field(40, ge=1, description="Lookups a client may make at once.")
     lookup_api: str = Field(
         "http://127.0.0.1:8081",
         description="Base URL of the worker lookup API that `omnid lookup` asks (any worker).",

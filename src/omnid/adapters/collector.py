@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from omnid.observability.metrics import (
     record_events_accepted,
     record_request_rejected,
 )
+from omnid.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +331,15 @@ def collector_from_settings(
 class BackgroundCollector:
     """Serves a collector from a thread with its own event loop (tests, benchmarks)."""
 
-    def __init__(self, collector: Collector, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.collector = collector
+        self._tls = tls
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(collector.app(), access_log=None)
         self._started = threading.Event()
@@ -340,10 +349,10 @@ class BackgroundCollector:
     def _run(self, host: str, port: int) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._tls)
         self._loop.run_until_complete(site.start())
         bound = self._runner.addresses[0]
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self.url = f"{'https' if self._tls else 'http'}://{bound[0]}:{bound[1]}"
         self._started.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self._runner.cleanup())
@@ -370,6 +379,7 @@ def run(args: argparse.Namespace) -> int:
             collector.app(),
             host=args.host or settings.collector_host,
             port=args.port or settings.collector_port,
+            ssl_context=server_context(settings),
             access_log=None,
         )
     finally:

@@ -154,6 +154,11 @@ class WorkerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.lookups_rate_limited = Counter(
+            "omnid_lookups_rate_limited_total",
+            "Lookup API requests answered 429 because their client was over its rate.",
+            registry=registry,
+        )
         self.events_suppressed = Counter(
             "omnid_events_suppressed_total",
             "Events dropped because every usable identifier they carried is suppressed (erased "
@@ -364,6 +369,10 @@ def record_identifier_rejected(
 ) -> None:
     label = _bounded(str(reason), IDENTIFIER_REJECTIONS)
     (metrics or worker_metrics()).identifiers_rejected.labels(reason=label).inc(count)
+
+
+def record_lookup_rate_limited(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).lookups_rate_limited.inc()
 
 
 _PRIVACY_KINDS = frozenset({"erase", "suppress", "unsuppress", "export"})

@@ -14,7 +14,8 @@ import aiohttp
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
-from omnid.api_auth import Scope, public, requires
+from omnid.api_auth import Scope, authenticated_token, public, requires
+from omnid.config import Settings
 from omnid.identity import records
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.privacy import export_document, marker_key
@@ -22,8 +23,11 @@ from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
+from omnid.observability.metrics import record_lookup_rate_limited
 from omnid.pipeline.partitioning import partition_for
+from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
+from omnid.tls import client_context
 
 ROUTED_HEADER = "X-Omnid-Routed"
 # merged_into chains are short after path compression; a longer one means a bug, not a customer.
@@ -89,7 +93,11 @@ def _error(status: int, error: str, **fields: Any) -> web.Response:
 
 
 class LookupApi:
-    def __init__(self, worker: Worker, rules: IdentityRules, admin: AdminClient) -> None:
+    def __init__(
+        self, worker: Worker, rules: IdentityRules, admin: AdminClient, settings: Settings
+    ) -> None:
+        self.rate_limiter = RateLimiter(settings.lookup_rate_per_second, settings.lookup_burst)
+        self._peer_tls = client_context(settings)
         self.worker = worker
         self.rules = rules
         self.admin = admin
@@ -130,7 +138,22 @@ class LookupApi:
     async def profile_export(self, request: web.Request) -> web.Response:
         return await self._profile(request, export=True)
 
+    def _throttled(self, request: web.Request) -> web.Response | None:
+        """429 when this client (its API token: lookups always need one) is over its rate."""
+        client = f"token:{authenticated_token(request).name}"
+        wait = self.rate_limiter.retry_after(client)
+        if wait is None:
+            return None
+        record_lookup_rate_limited()
+        return web.json_response(
+            {"error": "rate_limited", "detail": f"over {self.rate_limiter.rate:g} lookups/s"},
+            status=429,
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
     async def _identifier(self, request: web.Request, export: bool) -> web.Response:
+        if (throttled := self._throttled(request)) is not None:
+            return throttled
         identifier_type = request.match_info["type"]
         try:
             identifier = normalise(self.rules, identifier_type, request.match_info["value"])
@@ -153,6 +176,8 @@ class LookupApi:
         return self.worker.stores[Table.IDENTIFIERS].get(marker) is not None
 
     async def _profile(self, request: web.Request, export: bool) -> web.Response:
+        if (throttled := self._throttled(request)) is not None:
+            return throttled
         profile_id = request.match_info["profile_id"]
         try:
             raw = await self._local(Table.PROFILES, profile_id, request)
@@ -257,7 +282,10 @@ class LookupApi:
         """GET from the peer that owns the key, with the caller's own credentials: every worker
         reads the same tokens file, so the peer authorizes the caller, not this worker."""
         if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=10),
+                connector=aiohttp.TCPConnector(ssl=self._peer_tls),
+            )
         headers = {ROUTED_HEADER: "1", "Authorization": request.headers.get("Authorization", "")}
         try:
             async with self._http.get(url, headers=headers) as response:

@@ -11,6 +11,7 @@ import urllib.request
 
 from omnid.api_auth import bearer_header
 from omnid.config import Settings
+from omnid.tls import client_context
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     url = api.rstrip("/") + lookup_path(args.type, args.value, args.profile)
     request = urllib.request.Request(url, headers=bearer_header(Settings().api_token))
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
+        context = client_context(Settings())  # https APIs: verified with OMNID_TLS_CA_FILE
+        with urllib.request.urlopen(request, timeout=15, context=context) as response:
             print(json.dumps(json.load(response), indent=2, sort_keys=True))
             return 0
     except urllib.error.HTTPError as error:

@@ -14,6 +14,7 @@ from typing import Any
 from omnid.api_auth import bearer_header
 from omnid.config import Settings
 from omnid.pipeline.lookup_client import DEFAULT_API, lookup_path
+from omnid.tls import client_context
 
 FINAL = ("completed", "failed")
 
@@ -58,7 +59,8 @@ def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(api.rstrip("/") + path, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        context = client_context(Settings())  # https APIs: verified with OMNID_TLS_CA_FILE
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         raw = error.read().decode(errors="replace")

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.runtime import ProcessingGuarantee, Worker, WorkerOptions
 from omnid.pipeline.topology import PipelineTopics
+from omnid.tls import scheme, server_context
 
 log = logging.getLogger("omnid.worker")
 
@@ -45,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         help="RocksDB folder of this worker (default .state/worker-NAME)",
     )
-    parser.add_argument("--host", default="0.0.0.0", help="lookup API bind address")
+    parser.add_argument(
+        "--host", default=None, help="lookup API bind address (default: OMNID_WORKER_HOST)"
+    )
     parser.add_argument("--port", type=int, default=8081, help="lookup API and /metrics port")
     parser.add_argument(
         "--advertised-url",
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     options = WorkerOptions(
         name=args.name,
         data_dir=args.data_dir or Path(".state") / f"worker-{args.name}",
-        web_url=args.advertised_url or f"http://127.0.0.1:{args.port}",
+        web_url=args.advertised_url or f"{scheme(settings)}://127.0.0.1:{args.port}",
         guarantee=ProcessingGuarantee(args.guarantee),
         group=args.group,
         batch_size=args.batch_size,
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     )
     tokens = ApiTokens.load(settings.api_tokens_file)
     worker = Worker(settings, options, processor, topics)
-    return asyncio.run(_serve(worker, rules, tokens, args.host, args.port))
+    host = args.host or settings.worker_host
+    return asyncio.run(_serve(worker, rules, tokens, host, args.port, server_context(settings)))
 
 
 def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) -> web.Application:
@@ -96,7 +101,7 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     a test asks every route for 401 and 403)."""
     app = web.Application(middlewares=[auth_middleware(tokens)])
     add_operations_routes(app, worker.operations.readiness)
-    LookupApi(worker, rules, worker.admin).routes(app)
+    LookupApi(worker, rules, worker.admin, worker.settings).routes(app)
     PrivacyApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
     OperationsApi(worker, worker.admin).routes(app)
     add_console_routes(app, rules, tokens)
@@ -105,7 +110,12 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
 
 
 async def _serve(
-    worker: Worker, rules: IdentityRules, tokens: ApiTokens, host: str, port: int
+    worker: Worker,
+    rules: IdentityRules,
+    tokens: ApiTokens,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
 ) -> int:
     loop = asyncio.get_running_loop()
     finished = asyncio.Event()
@@ -123,12 +133,14 @@ async def _serve(
     app = worker_application(worker, rules, tokens)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.stopping.set)
     thread = threading.Thread(target=consume, name="omnid-consume", daemon=True)
     thread.start()
-    log.info("worker %s serving on %s:%d", worker.options.name, host, port)
+    log.info(
+        "worker %s serving on %s:%d (%s)", worker.options.name, host, port, worker.options.web_url
+    )
     await finished.wait()
     await runner.cleanup()
     return 1 if failure else 0
