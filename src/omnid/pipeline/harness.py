@@ -340,6 +340,9 @@ class Pipeline:
             "OMNID_TOPIC_PREFIX": self.topics.prefix,
             "OMNID_KAFKA_BOOTSTRAP": self.config["bootstrap.servers"],
             "OMNID_API_TOKENS_FILE": str(self.api_tokens_file),
+            # Tests read back every profile as fast as they can with one token; the per-client
+            # lookup limit is tested on its own (tests/unit/test_lookup_rate_limit.py).
+            "OMNID_LOOKUP_RATE_PER_SECOND": "0",
         }
         worker = WorkerProcess(
             name=name,
