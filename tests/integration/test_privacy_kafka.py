@@ -244,7 +244,7 @@ def test_every_id_of_the_person_ends_in_a_tombstone_on_the_profile_updates(
     assert last[erased.bob_id] is not None
 
 
-def test_republishing_the_persons_events_recreates_nothing(
+def test_republishing_the_persons_events_recreates_nothing_and_dead_letters_nothing(
     kafka_config: dict[str, str], erased: ErasedRun
 ) -> None:
     pipeline = erased.pipeline
@@ -260,6 +260,11 @@ def test_republishing_the_persons_events_recreates_nothing(
     shown = json.dumps(profiles, default=str)
     assert not [value for _t, value in ANN_IDENTIFIERS if value in shown]
     assert ANN_TRAIT not in shown and erased.bob_id in profiles
+    # Events left with nothing usable are counted and dropped, never dead-lettered.
+    dead = b"".join(
+        value or b"" for _k, value, _h in read_topic(kafka_config, pipeline.topics.dead_letter)
+    )
+    assert not [value for _t, value in ANN_IDENTIFIERS if value.encode() in dead]
 
 
 def test_after_compaction_the_state_changelogs_hold_nothing_of_the_person(

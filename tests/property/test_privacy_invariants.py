@@ -90,21 +90,7 @@ def without(events: list[Event], suppressed: set[str]) -> list[Event]:
         if len(remaining) < len(usable) and all(i.type in UNLIMITED.weak_types for i in remaining):
             continue
         if remaining:
-            kept.append(
-                Event(
-                    event.event_id,
-                    event.channel,
-                    event.source,
-                    event.event_type,
-                    event.occurred_at,
-                    event.received_at,
-                    remaining,
-                    event.traits,
-                    event.properties,
-                    event.purchase,
-                    event.consent,
-                )
-            )
+            kept.append(event.with_identifiers(remaining))
     return kept
 
 

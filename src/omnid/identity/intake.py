@@ -57,18 +57,5 @@ def commands_for_event(rules: IdentityRules, event: Event) -> Intake:
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, f"no usable identifier ({reasons})")
     if event.purchase is not None and not event.purchase.order_id.strip():
         raise InvalidEvent(RejectionReason.INVALID_FIELD, "purchase.order_id is empty")
-    # The constructor, not dataclasses.replace: replace introspects the fields on every call.
-    normalised = Event(
-        event.event_id,
-        event.channel,
-        event.source,
-        event.event_type,
-        event.occurred_at,
-        event.received_at,
-        identifiers,
-        event.traits,
-        event.properties,
-        event.purchase,
-        event.consent,
-    )
+    normalised = event.with_identifiers(identifiers)
     return Intake([Resolve(normalised)], rejected, normalised)

@@ -73,6 +73,23 @@ class Event:
         make an event look newer than the broker saw it."""
         return min(self.occurred_at, self.received_at)
 
+    def with_identifiers(self, identifiers: tuple[Identifier, ...]) -> Event:
+        """The same event carrying `identifiers` (normalised ones, or fewer). The constructor,
+        not dataclasses.replace: replace introspects the fields on every call."""
+        return Event(
+            self.event_id,
+            self.channel,
+            self.source,
+            self.event_type,
+            self.occurred_at,
+            self.received_at,
+            identifiers,
+            self.traits,
+            self.properties,
+            self.purchase,
+            self.consent,
+        )
+
     @property
     def digest(self) -> EventDigest:
         """The event id as the idempotence windows hold it."""

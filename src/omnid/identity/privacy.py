@@ -183,19 +183,7 @@ def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool
     outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
     if left_nothing:
         return outputs
-    smaller = Event(
-        event.event_id,
-        event.channel,
-        event.source,
-        event.event_type,
-        event.occurred_at,
-        event.received_at,
-        remaining,
-        event.traits,
-        event.properties,
-        event.purchase,
-        event.consent,
-    )
+    smaller = event.with_identifiers(remaining)
     if create:
         outputs.append(Resolve(smaller, 0, create=True))
         return outputs
