@@ -7,8 +7,8 @@ import json
 import pytest
 
 from omnid.identity import records
-from omnid.identity.model import Event, Identifier
-from omnid.identity.privacy import marker_key
+from omnid.identity.model import ConsentChange, Event, Identifier
+from omnid.identity.privacy import export_document, marker_key
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
@@ -162,3 +162,28 @@ def test_requests_about_unknown_subjects_and_duplicates_answer_once() -> None:
     twice = simulator.run([erase, erase], after=result)
     assert twice.receipts["r7:completed"]["counts"]["profiles_erased"] == 1
     assert twice.receipts["r7:completed"]["reason"] is None
+
+
+def test_the_export_document_holds_the_profile_its_events_and_consent_as_it_changed() -> None:
+    consenting = Event(
+        event_id="e7",
+        channel="email",
+        source="esp",
+        event_type="unsubscribed",
+        occurred_at=7,
+        received_at=7,
+        identifiers=(Identifier("email", "ann@shop.io"),),
+        consent=(ConsentChange("email", False),),
+    )
+    result = settled([*ANN, consenting], 2, 0)
+    profile = result.profile_of("email:ann@shop.io")
+    assert profile is not None
+    document = export_document(profile)
+    assert {i["value"] for i in document["identifiers"]} >= {"ann@shop.io", "u1", "c2"}
+    assert document["traits"]["name"]["value"] == "Ann"
+    assert document["computed"]["consent"]["email"]["source"] == "esp"
+    assert document["consent_history"] == [
+        {"purpose": "email", "granted": False, "at": 7, "source": "esp", "event_id": "e7"}
+    ]
+    assert {e["event_id"] for e in document["events"]} == {"e1", "e2", "e3", "e7"}
+    json.dumps(document)  # the API serves it as JSON as it is

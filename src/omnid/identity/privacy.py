@@ -120,8 +120,8 @@ def request_from_record(rules: IdentityRules, record: Mapping[str, Any]) -> Priv
 
 def export_document(profile: ProfileState) -> dict[str, Any]:
     """Everything omnid holds about the person whose surviving profile this is (access and
-    portability): the profile with identifier provenance and trait sources, consent, merges,
-    refused links and declined merges."""
+    portability): the profile with identifier provenance and trait sources, consent and how it
+    changed, orders, the events kept in its history, merges, refused links, declined merges."""
     document = profile_update_record(profile)
     document["refused_identifiers"] = [
         {"identifier": key, "reason": reason} for key, reason in sorted(profile.refused.items())
@@ -138,6 +138,31 @@ def export_document(profile: ProfileState) -> dict[str, Any]:
             "at": line.stamp[0],
         }
         for order_id, line in sorted(profile.orders.items())
+    ]
+    kept = sorted(profile.history.events.values(), key=lambda e: (e.event_time, e.event_id))
+    # Consent as it changed, from the events the profile still keeps (its history window).
+    document["consent_history"] = [
+        {
+            "purpose": change.purpose,
+            "granted": change.granted,
+            "at": event.event_time,
+            "source": event.source,
+            "event_id": event.event_id,
+        }
+        for event in kept
+        for change in event.consent or ()
+    ]
+    document["events"] = [
+        {
+            "event_id": event.event_id,
+            "channel": event.channel,
+            "source": event.source,
+            "event_type": event.event_type,
+            "at": event.event_time,
+            "identifiers": [{"type": i.type, "value": i.value} for i in event.identifiers],
+            "traits": dict(event.traits),
+        }
+        for event in kept
     ]
     return document
 
