@@ -97,3 +97,22 @@ def test_the_worker_binds_loopback_by_default_and_deploy_sets_every_address_expl
     assert "--host=0.0.0.0" in (PROJECT_ROOT / "deploy" / "k8s" / "worker.yaml").read_text()
     dockerfile = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
     assert "OMNID_COLLECTOR_HOST=0.0.0.0" in dockerfile
+
+
+def test_a_privacy_request_nested_ten_thousand_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
+    tokens_file = tmp_path / "api-tokens.yaml"
+    staff = write_token(tokens_file, "privacy-staff", {Scope.PRIVACY_WRITE})
+    app = worker_application(stub_worker(), IdentityRules.load(), ApiTokens.load(tokens_file))
+
+    async def scenario() -> tuple[int, Any]:
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post(
+                "/v1/privacy/requests",
+                data=b"[" * 10_000 + b"]" * 10_000,
+                headers={**bearer_header(staff), "Content-Type": "application/json"},
+            )
+            return response.status, await response.json()
+
+    status, body = asyncio.run(scenario())
+    assert (status, body["error"]) == (400, "invalid_request")
+    assert "nests 10000 levels" in body["detail"]

@@ -20,6 +20,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.api_auth import Scope, authenticated_token, requires
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, make_producer
@@ -143,9 +144,11 @@ class PrivacyApi:
     @requires(Scope.PRIVACY_WRITE)
     async def submit(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
-        except ValueError:
-            return _error(400, "invalid_request", "the body must be a JSON object")
+            # Strict and depth-bounded like the collector's: 10,000 nested arrays are a 400,
+            # not a RecursionError.
+            body = parse_json_body(await request.read())
+        except UnusableBody as error:
+            return _error(400, "invalid_request", error.detail)
         if not isinstance(body, dict):
             return _error(400, "invalid_request", "the body must be a JSON object")
         try:
