@@ -241,6 +241,16 @@ class WorkerMetrics:
             "1 when this worker serves lookups (its tables are recovered), else 0.",
             registry=registry,
         )
+        self.broker_wait = Gauge(
+            "omnid_broker_wait",
+            "1 while this worker waits out a retriable Kafka error (broker or leader lost).",
+            registry=registry,
+        )
+        self.batches_retried = Counter(
+            "omnid_batches_retried_total",
+            "Batches aborted by a retriable Kafka error and processed again.",
+            registry=registry,
+        )
         # Series of closed label sets exist from start-up at 0, so rate() and increase() see the
         # first event instead of a series appearing out of nowhere.
         for channel in CHANNELS:
@@ -546,6 +556,14 @@ def record_table_recovery(seconds: float, metrics: WorkerMetrics | None = None) 
 
 def set_worker_ready(ready: bool, metrics: WorkerMetrics | None = None) -> None:
     (metrics or worker_metrics()).ready.set(1 if ready else 0)
+
+
+def set_broker_wait(waiting: bool, metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).broker_wait.set(1 if waiting else 0)
+
+
+def record_batch_retried(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).batches_retried.inc()
 
 
 # ---- collector ------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
 from omnid.errors import InvalidEvent
 from omnid.identity import records
 from omnid.identity.state import ProfileStatus
@@ -169,7 +171,10 @@ class WorkerOperations:
         if not owned:
             metrics.set_active_profiles(0)
             return
-        metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        try:
+            metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        except KafkaException:
+            return  # broker away: counted at the next sample, the gauge keeps its last value
         if metadata is None or not metadata.partitions:
             return
         count = count_active_profiles(self.profile_entries(), owned, len(metadata.partitions))

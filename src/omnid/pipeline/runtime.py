@@ -27,21 +27,31 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from omnid.config import Settings
 from omnid.contracts import OutputSender
 from omnid.identity.commands import Stage
 from omnid.kafka.stages import STATEFUL_STAGES, Table
+from omnid.observability import metrics
+from omnid.pipeline.checkpoint import Checkpoint, ConsumerCommit, OffsetCommit, TransactionalCommit
 from omnid.pipeline.health import WorkerOperations
+from omnid.pipeline.outage import (
+    BrokerWait,
+    Fault,
+    WorkerStopped,
+    classify,
+    kafka_error,
+    stop_reason,
+)
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.processor import (
     Incoming,
     LocalCommand,
     Outgoing,
     StageProcessor,
-    StateWrite,
 )
+from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES, ChangelogRestorer
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
 
@@ -57,20 +67,11 @@ BATCH_LINGER_S = 0.01
 
 # Key -> partition of the command topics: ~150 bytes an entry, so at most ~15 MiB.
 PARTITION_CACHE_ENTRIES = 100_000
-CONSUMER_QUEUE_KBYTES = 16 * 1024
 
-_LEADER_ERRORS = (
-    KafkaError.NOT_LEADER_FOR_PARTITION,
-    KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-)
-
-
-_REBALANCE_ERRORS = (
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.UNKNOWN_MEMBER_ID,
-)
+# Between two tries of a batch that met a retriable error.
+RETRY_PAUSE_S = 0.5
+# A fatal producer error this soon after a retriable one is taken as the outage's doing.
+OUTAGE_AFTERMATH_S = 120.0
 
 
 class ProcessingGuarantee(StrEnum):
@@ -127,11 +128,13 @@ class Worker:
             topics.profile_commands,
         )
         self.stopping = threading.Event()
+        self.broker_wait = BrokerWait(self.stopping)
         client = settings.kafka_client_config()
         self.admin = AdminClient(client)
         self._consumer = Consumer(
             {
                 **client,
+                "error_cb": self.broker_wait.client_error,
                 "group.id": self.group,
                 # Peers find this worker's lookup API through the group's member list.
                 "client.id": f"omnid-worker {options.name} {options.web_url}",
@@ -151,6 +154,7 @@ class Worker:
         )
         producer_config: dict[str, Any] = {
             **client,
+            "error_cb": self.broker_wait.client_error,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -161,24 +165,22 @@ class Worker:
         if self.exactly_once:
             producer_config["transactional.id"] = f"{self.group}.{options.name}"
             producer_config["transaction.timeout.ms"] = options.transaction_timeout_ms
+        self._producer_config = producer_config
         self._producer = Producer(producer_config)
-        self._sender = OutputSender(self._producer, self._delivered)
-        self._changelog_tables = {topics.state_changelog(table): table for table in Table}
-        self._restorer = Consumer(
-            {
-                **client,
-                "group.id": f"{self.group}.restore.{options.name}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
-            }
+        offsets: OffsetCommit = (
+            TransactionalCommit(self._producer, self._consumer, self.broker_wait)
+            if self.exactly_once
+            else ConsumerCommit(self._producer, self._consumer, self.broker_wait)
         )
-        # Uncommitted writes of the current batch, read before the stores.
-        self._pending: dict[Table, dict[str, StateWrite]] = {t: {} for t in Table}
-        self._changelog_next: dict[Table, dict[int, int]] = {t: {} for t in Table}
-        # at-least-once only: state changes held back until the batch's outputs are durable.
-        self._unsent_changelog: list[StateWrite] = []
-        self._delivery_failures: list[KafkaError] = []
+        self._sender = OutputSender(self._producer, self._delivered)
+        self.checkpoint = Checkpoint(self._sender, offsets, self.stores, topics.state_changelog)
+        self._restorer = ChangelogRestorer(
+            client,
+            f"{self.group}.restore.{options.name}",
+            self.stores,
+            {table: topics.state_changelog(table) for table in Table},
+            self.broker_wait,
+        )
         # Exactly-once only: a command for a command-topic partition this worker owns is handled
         # in the same batch and transaction, not sent round the broker (a hop of latency, an
         # encode and a decode saved). Kafka keeps one producer's records to a partition in
@@ -191,6 +193,10 @@ class Worker:
         self._local: set[tuple[str, int]] = set()
         self._catching_up: dict[tuple[str, int], int] = {}
         self._local_queue: deque[LocalCommand] = deque()
+        # While a batch is retried: the partitions paused, the batch held (see _step).
+        self._retrying = False
+        self._paused: list[TopicPartition] = []
+        self._held: list[Message] = []
         if self.exactly_once:
             processor.local_router = self._local_partition
 
@@ -232,20 +238,130 @@ class Worker:
 
     def run(self) -> None:
         self.ensure_changelogs()
-        if self.exactly_once:
-            # Also fences (and aborts the open transaction of) a previous life of this worker.
-            self._producer.init_transactions(60)
+        self._init_transactions()
         self._consumer.subscribe(
             list(self.topics.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         try:
             while not self.stopping.is_set():
-                batch = [m for m in self._next_batch() if self._usable(m)]
-                if batch:
-                    self._process_batch(batch)
-                self.operations.maybe_sample(self._consumer)
+                self._step()
         finally:
             self.close()
+
+    def _init_transactions(self) -> None:
+        if self.exactly_once:
+            # Also fences (and aborts the open transaction of) a previous life of this worker.
+            self.broker_wait.retry(
+                lambda: self._producer.init_transactions(60), "initialising transactions"
+            )
+
+    def _step(self) -> None:
+        """One batch: consumed, processed, committed. On a retriable Kafka error anywhere in it
+        the worker pauses its partitions, aborts the batch and keeps it, and processes it again
+        (less what was revoked meanwhile) until it commits; then it resumes consuming."""
+        batch: list[Message] = []
+        try:
+            if self._retrying:
+                batch = self._retried_batch()
+            else:
+                batch = [m for m in self._next_batch() if self._usable(m)]
+            if batch:
+                self._process_batch(batch)
+                self.broker_wait.over()
+            else:
+                self.broker_wait.maybe_over()
+            if self._retrying:
+                self._resume()
+        except KafkaException as raised:
+            error = kafka_error(raised)
+            if error is None or not self._outlived(error):
+                raise WorkerStopped(
+                    stop_reason(self.options.name, error) if error else str(raised)
+                ) from raised
+            self.broker_wait.noticed(error, "processing a batch")
+            self._pause(batch)
+            self.broker_wait.retry(lambda: self._abort(error), "aborting a batch")
+            time.sleep(RETRY_PAUSE_S)
+        self.operations.maybe_sample(self._consumer)
+
+    def _outlived(self, error: KafkaError) -> bool:
+        """Whether the worker carries on after `error`. A fatal producer error right after an
+        outage is one of its consequences, not a rival: the coordinator aborted a transaction
+        that outlived its timeout while the broker was away, and the producer's epoch with it."""
+        if classify(error) is Fault.RETRIABLE:
+            return True
+        return error.fatal() and self.broker_wait.seen_within(OUTAGE_AFTERMATH_S)
+
+    def _pause(self, batch: list[Message]) -> None:
+        """Stops fetching (the consumer's position stays after `batch`) and keeps the batch.
+        A paused consumer still serves the group protocol when polled, so a rebalance during
+        the wait is taken as it comes (see _on_revoke)."""
+        if not self._retrying:
+            self._retrying = True
+            self._paused = self._consumer.assignment()
+            self._consumer.pause(self._paused)
+        self._held = list(batch)
+        metrics.record_batch_retried()
+
+    def _resume(self) -> None:
+        # librdkafka keeps a partition's pause across a revoke and a new assignment: resume
+        # what was paused, wherever it went, and whatever is assigned now.
+        partitions = {(tp.topic, tp.partition) for tp in self._paused}
+        partitions |= {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        self._consumer.resume([TopicPartition(t, p) for t, p in sorted(partitions)])
+        self._retrying = False
+        self._paused = []
+        self._held = []
+
+    def _retried_batch(self) -> list[Message]:
+        """The held batch, after a poll that serves callbacks (its partitions are paused; a
+        partition newly assigned meanwhile is not, and its records join the batch)."""
+        polled = self._consumer.poll(RETRY_PAUSE_S)
+        if polled is not None and self._usable(polled):
+            self._held.append(polled)
+        return self._held
+
+    def _abort(self, error: KafkaError) -> None:
+        """Forgets what the held batch did: its state changes dropped and, under exactly-once,
+        its transaction aborted by a new producer (at-least-once: its queued records purged).
+
+        A new producer rather than abort_transaction: after an outage librdkafka's transaction
+        state can be wedged (an epoch bump that never completes, send_offsets_to_transaction
+        blocking past its timeout; seen here with librdkafka 2.16), and a fatal error leaves no
+        choice anyway. Its init_transactions ends the open transaction on the broker. One doubt
+        remains: the batch's commit may have landed before the error. Records the group has
+        committed are dropped from the batch, and the tables catch up with their changelogs."""
+        renewed = self.checkpoint.abort() or error.fatal()
+        if renewed:
+            self._renew_producer()
+        self._local_queue.clear()
+        self.processor.discard_state_changes()
+        for message in self._held:
+            source = (message.topic(), message.partition())
+            if source in self._local or source in self._catching_up:
+                # Processed again: not local until this batch is processed once more.
+                self._local.discard(source)
+                reached = max(self._catching_up.get(source, 0), message.offset() + 1)
+                self._catching_up[source] = reached
+        if renewed and self._held:
+            sources = {(m.topic(), m.partition()) for m in self._held}
+            committed = self._consumer.committed(
+                [TopicPartition(t, p) for t, p in sources], timeout=30
+            )
+            done = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            self._held = [
+                m for m in self._held if m.offset() >= done.get((m.topic(), m.partition()), -1)
+            ]
+            self._restore(self._consumer.assignment())
+
+    def _renew_producer(self) -> None:
+        log.info("replacing the producer to end the aborted batch's transaction")
+        # Nothing of the old producer may reach the broker later; it is never polled again.
+        self._producer.purge(in_queue=True, in_flight=True)
+        self._producer = Producer(self._producer_config)
+        self._sender = OutputSender(self._producer, self._delivered)
+        self.checkpoint.use(self._sender)
+        self._init_transactions()
 
     def _next_batch(self) -> list[Message]:
         """Waits for one record, then gathers more for at most BATCH_LINGER_S: a batch never
@@ -260,54 +376,23 @@ class Worker:
         error = message.error()
         if error is None:
             return True
-        if error.fatal():
+        if classify(error) is not Fault.RETRIABLE:
             raise KafkaException(error)
-        log.warning("consumer: %s", error.str())
+        # The consumer reconnects by itself; the wait is reported once, not per poll.
+        self.broker_wait.noticed(error, "fetching")
         return False
 
     def _process_batch(self, batch: list[Message]) -> None:
-        if self.exactly_once:
-            self._producer.begin_transaction()
-        try:
-            for message in batch:
-                self._process(message)
-            self._take_state_writes()
-            if not self.exactly_once:
-                # Without a transaction, order is the guarantee: a state change may become
-                # durable only after the outputs it caused. A handler replayed against the new
-                # state (say, a Claim that now finds its owner) emits nothing a second time, so
-                # an output lost behind its durable state change would be lost for good.
-                self._flush()
-                for write in self._unsent_changelog:
-                    self._send_changelog(write)
-                self._unsent_changelog.clear()
-            self._flush()
-            offsets = self._next_offsets(batch)
-            if self.exactly_once:
-                self._producer.send_offsets_to_transaction(
-                    offsets, self._consumer.consumer_group_metadata(), 30
-                )
-                self._producer.commit_transaction(30)
-            self._commit_stores()
-            if not self.exactly_once:
-                # Outputs and state are durable: only now may the input be marked done.
-                self._commit_offsets(offsets)
-        except KafkaException as error:
-            self._recover(batch, error)
-            return
+        self.checkpoint.begin()
+        for message in batch:
+            self._process(message)
+        for update in self.processor.take_profile_updates():
+            self._send(update)
+        self.checkpoint.stage(self.processor.take_state_writes())
+        self.checkpoint.commit(self._next_offsets(batch))
         self.processor.tally.publish()
         self.status.processed += len(batch)
         self.status.batches += 1
-
-    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
-        """at-least-once: a commit refused because the group is rebalancing is not an error;
-        the partitions' next owner replays the batch, and handlers are idempotent."""
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as error:
-            if error.args[0].code() not in _REBALANCE_ERRORS:
-                raise
-            log.warning("offset commit refused mid-rebalance: %s", error.args[0].str())
 
     def _process(self, message: Message) -> None:
         incoming = Incoming(
@@ -337,16 +422,6 @@ class Worker:
             else:
                 self._send(output)
 
-    def _take_state_writes(self) -> None:
-        for update in self.processor.take_profile_updates():
-            self._send(update)
-        for write in self.processor.take_state_writes():
-            self._pending[write.table][write.key] = write
-            if self.exactly_once:
-                self._send_changelog(write)
-            else:
-                self._unsent_changelog.append(write)
-
     def _local_partition(self, stage: Stage, key: str) -> int | None:
         topic = self._command_stages[stage]
         count = self._partition_counts.get(topic)
@@ -361,45 +436,21 @@ class Worker:
             self._partition_of[(topic, key)] = partition
         return partition if (topic, partition) in self._local else None
 
-    def _flush(self) -> None:
-        """Every record produced so far is acknowledged (or the batch is not committed)."""
-        remaining = self._producer.flush(30)
-        if remaining:
-            raise KafkaException(
-                KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not delivered")
-            )
-        if self._delivery_failures:
-            failure = self._delivery_failures[0]
-            self._delivery_failures.clear()
-            raise KafkaException(failure)
-
     def _read(self, table: Table, _partition: int, key: str) -> bytes | None:
-        pending = self._pending[table].get(key)
-        return pending.value if pending is not None else self.stores[table].get(key)
+        return self.checkpoint.read(table, key)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        """The one delivery path of this worker's producer: a failure fails the batch; an
-        acknowledged changelog record moves its partition's checkpoint, and a partition still
-        catching up goes local only after this worker's own record in it."""
-        if error is not None:
-            self._delivery_failures.append(error)
-            return
-        topic, partition = message.topic(), message.partition()
-        table = self._changelog_tables.get(topic)
-        if table is not None:
-            seen = self._changelog_next[table]
-            seen[partition] = max(seen.get(partition, 0), message.offset() + 1)
-        elif (topic, partition) in self._catching_up:
-            source = (topic, partition)
-            self._catching_up[source] = max(self._catching_up[source], message.offset() + 1)
+        """The one delivery path of this worker's producer: the checkpoint hears of every
+        record, and a partition still catching up goes local only after this worker's own
+        record in it."""
+        self.checkpoint.delivered(error, message)
+        if error is None:
+            source = (message.topic(), message.partition())
+            if source in self._catching_up:
+                self._catching_up[source] = max(self._catching_up[source], message.offset() + 1)
 
     def _send(self, output: Outgoing) -> None:
         self._sender.send(output.topic, output.key, output.value, output.headers)
-
-    def _send_changelog(self, write: StateWrite) -> None:
-        # Same partition number as the source record: the table is co-partitioned.
-        topic = self.topics.state_changelog(write.table)
-        self._sender.send(topic, write.key.encode(), write.value, partition=write.partition)
 
     @staticmethod
     def _next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
@@ -409,43 +460,12 @@ class Worker:
             highest[key] = max(highest.get(key, -1), message.offset())
         return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
-    def _commit_stores(self) -> None:
-        for table in Table:
-            writes = self._pending[table]
-            checkpoints = self._changelog_next[table]
-            if writes or checkpoints:
-                self.stores[table].write(
-                    ((w.key, w.value) for w in writes.values()), dict(checkpoints)
-                )
-            writes.clear()
-            checkpoints.clear()
-
-    def _recover(self, batch: list[Message], error: KafkaException) -> None:
-        """An aborted batch: forget its state changes and read it again from its first offset."""
-        kafka_error: KafkaError = error.args[0]
-        if kafka_error.fatal() or not (self.exactly_once and kafka_error.txn_requires_abort()):
-            raise error
-        log.warning("aborting transaction: %s", kafka_error.str())
-        self._producer.abort_transaction(30)
-        for table in Table:
-            self._pending[table].clear()
-            self._changelog_next[table].clear()
-        self._unsent_changelog.clear()
-        self._local_queue.clear()
-        self.processor.discard_state_changes()
-        first: dict[tuple[str, int], int] = {}
-        for message in batch:
-            key = (message.topic(), message.partition())
-            first[key] = min(first.get(key, message.offset()), message.offset())
-            if key in self._local or key in self._catching_up:
-                # Read again from `first`: not local until this batch is processed once more.
-                self._local.discard(key)
-                reached = max(self._catching_up.get(key, 0), message.offset() + 1)
-                self._catching_up[key] = reached
-        for (topic, partition), offset in first.items():
-            self._consumer.seek(TopicPartition(topic, partition, offset))
-
-    # -- rebalances --------------------------------------------------------------------------
+    def _restore(self, partitions: list[TopicPartition]) -> None:
+        """Brings the tables of `partitions` up to their changelogs."""
+        tables = [(t, tp.partition) for tp in partitions if (t := self.topics.table_of(tp.topic))]
+        report = self._restorer.restore(tables)
+        for table, count in report.restored.items():
+            self.status.restored_records[table.value] += count
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.operations.rebalance_started()
@@ -455,12 +475,11 @@ class Worker:
         if owned:
             # Waits until no transaction of a previous owner is pending on these partitions
             # (KIP-447 stable offsets): only then is the changelog complete up to the LSO.
-            committed = consumer.committed(owned, timeout=120)
-        for tp in partitions:
-            table = self.topics.table_of(tp.topic)
-            if table is not None:
-                self._restore(table, tp.partition)
-            self.status.ready.add((tp.topic, tp.partition))
+            committed = self.broker_wait.retry(
+                lambda: consumer.committed(owned, timeout=20), "reading committed offsets"
+            )
+        self._restore(owned)
+        self.status.ready.update((tp.topic, tp.partition) for tp in partitions)
         if self.exactly_once:
             for tp in committed:
                 self._start_catching_up(tp)
@@ -470,101 +489,41 @@ class Worker:
         """A newly owned command partition goes local once its committed records are done."""
         topic = committed.topic
         if topic not in self._partition_counts:
-            metadata = self.admin.list_topics(topic, timeout=30).topics[topic]
-            self._partition_counts[topic] = len(metadata.partitions)
+            metadata = self.broker_wait.retry(
+                lambda: self.admin.list_topics(topic, timeout=30), "reading topic metadata"
+            )
+            self._partition_counts[topic] = len(metadata.topics[topic].partitions)
         source = (topic, committed.partition)
-        end = self._list_offset(
-            TopicPartition(topic, committed.partition), IsolationLevel.READ_COMMITTED
+        tp = TopicPartition(topic, committed.partition)
+        end = self.broker_wait.retry(
+            lambda: self._committed_end(tp), "listing a command partition's end"
         )
         if committed.offset >= end or end == 0:
             self._local.add(source)
         else:
             self._catching_up[source] = end
 
+    def _committed_end(self, tp: TopicPartition) -> int:
+        return self._restorer.list_ends({tp: tp}, IsolationLevel.READ_COMMITTED)[tp]
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        # Their next owner (perhaps this worker again) reads them from the committed offsets.
+        self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
         for tp in partitions:
             self.status.ready.discard((tp.topic, tp.partition))
             self.status.assigned.discard((tp.topic, tp.partition))
             self._local.discard((tp.topic, tp.partition))
             self._catching_up.pop((tp.topic, tp.partition), None)
 
-    def _restore(self, table: Table, partition: int) -> None:
-        """Replays the changelog partition from this store's checkpoint to its last stable
-        offset, so the table holds every committed write even if this disk was empty."""
-        store = self.stores[table]
-        topic = self.topics.state_changelog(table)
-        tp = TopicPartition(topic, partition)
-        stable_end = self._stable_end(tp)
-        start = store.checkpoint(partition)
-        log.info(
-            "%s partition %d: local at %d, changelog at %d", table, partition, start, stable_end
-        )
-        if start >= stable_end:
-            return
-        self._restorer.assign([TopicPartition(topic, partition, start)])
-        restored = 0
-        position = start
-        idle_polls = 0
-        while position < stable_end and idle_polls < 50:
-            entries: list[tuple[str, bytes | None]] = []
-            for message in self._restorer.consume(1000, timeout=0.1):
-                if (
-                    message.error() is None
-                    and message.key() is not None
-                    and (message.topic(), message.partition()) == (topic, partition)
-                ):
-                    entries.append((message.key().decode(), message.value()))
-            reached = self._restorer.position([TopicPartition(topic, partition)])[0].offset
-            idle_polls = 0 if entries or reached > position else idle_polls + 1
-            position = max(reached, position)
-            store.write(entries, {partition: position})
-            restored += len(entries)
-        if position < stable_end:
-            log.warning(
-                "%s partition %d restored to %d of %d", table, partition, position, stable_end
-            )
-        self._restorer.unassign()
-        self.status.restored_records[table.value] += restored
-        log.info("restored %d %s records of partition %d", restored, table.value, partition)
-
-    def _stable_end(self, tp: TopicPartition) -> int:
-        """The changelog partition's end once no transaction is open on it.
-
-        Nobody else writes a partition this worker was just given, except a SIGKILLed
-        previous owner whose last transaction is still open: it may yet commit (its EndTxn was
-        sent) or be aborted (timeout, or fenced by a restart). Restoring up to the last stable
-        offset before it is decided, then processing, would miss its writes if it commits, so
-        wait until the stable end reaches the log end. Retried while a new topic elects a leader.
-        """
-        deadline = time.monotonic() + 120
-        waiting_logged = False
-        while True:
-            try:
-                stable = self._list_offset(tp, IsolationLevel.READ_COMMITTED)
-                end = self._list_offset(tp, IsolationLevel.READ_UNCOMMITTED)
-            except KafkaException as error:
-                if not error.args[0].retriable() and error.args[0].code() not in _LEADER_ERRORS:
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-                continue
-            if stable >= end or time.monotonic() > deadline:
-                return stable
-            if not waiting_logged:
-                log.info("%s[%d]: waiting for an open transaction to end", tp.topic, tp.partition)
-                waiting_logged = True
-            time.sleep(0.2)
-
-    def _list_offset(self, tp: TopicPartition, isolation: IsolationLevel) -> int:
-        listed = self.admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=isolation)
-        return int(listed[tp].result(30).offset)
-
     def close(self) -> None:
         try:
             self._consumer.close()
         finally:
             self._restorer.close()
-            self._producer.flush(10)
+            try:
+                self._producer.flush(10)
+            except KafkaException as error:  # a fenced producer has nothing left to deliver
+                log.info("producer not flushed on close: %s", error)
             for store in self.stores.values():
                 store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from omnid.identity.rules import IdentityRules
 from omnid.observability import metrics
 from omnid.observability.http import add_operations_routes
 from omnid.pipeline.lookup import LookupApi
+from omnid.pipeline.outage import WorkerStopped
 from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.runtime import ProcessingGuarantee, Worker, WorkerOptions
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # `kill -USR1 <pid>` writes every thread's stack to the log: where a stuck worker waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings = Settings()
     topics = PipelineTopics.under(settings.topic_prefix)
     options = WorkerOptions(
@@ -124,6 +128,9 @@ async def _serve(
     def consume() -> None:
         try:
             worker.run()
+        except WorkerStopped as error:  # says why; no traceback for a known cause
+            failure.append(error)
+            log.error("worker stopped: %s", error)
         except BaseException as error:  # reported below; the process exits non-zero
             failure.append(error)
             log.exception("worker loop failed")
