@@ -255,7 +255,7 @@ def test_explain_path_names_the_till_receipt_where_card_and_email_appeared_toget
         body = explain(profile, RULES.history_window)
         by_key = {f"{i['type']}:{i['value']}": i for i in body["identifiers"]}
         assert by_key["loyalty_id:L-7"]["event"]["source"] == "till-3"
-        assert body["history"] == {"events": 3, "forgotten_events": 0, "bound": 1000}
+        assert body["history"] == {"events": 3, "forgotten_events": 0, "bound": 500}
 
 
 def test_split_beyond_the_history_bound_keeps_forgotten_events_on_the_side_that_stays() -> None:

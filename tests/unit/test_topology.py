@@ -58,6 +58,7 @@ def test_project_topics_file_lists_every_topic_of_the_design() -> None:
         "omnid.privacy-receipts",
         "omnid.state.identifiers-changelog",
         "omnid.state.profiles-changelog",
+        "omnid.state.history-changelog",
     }
     assert names == expected
 

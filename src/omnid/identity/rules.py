@@ -154,7 +154,7 @@ class IdentityRules(BaseModel):
         1_000, ge=1, description="Event ids an anchor identifier remembers (duplicate delivery)."
     )
     history_window: int = Field(
-        1_000,
+        500,
         ge=1,
         description="Events a profile keeps in its history (what a split can reassign).",
     )

@@ -16,6 +16,12 @@ class Table(StrEnum):
 
     IDENTIFIERS = "identifiers"
     PROFILES = "profiles"
+    HISTORY = "history"  # per profile: its bounded event history (what a split needs)
+
+
+def changelog_topic(table: Table) -> str:
+    """Logical name of the compacted topic holding every write to `table`."""
+    return f"omnid.state.{table.value}-changelog"
 
 
 @dataclass(frozen=True)
@@ -23,16 +29,22 @@ class StatefulStage:
     stage: Stage
     command_topic: str  # logical name (streams/topics.yaml)
     table: Table
+    # Tables of the same keys kept apart from `table` (written, restored and moved with it):
+    # the profile's history is large and read only by splits and explain.
+    side_tables: tuple[Table, ...] = ()
 
     @property
     def changelog_topic(self) -> str:
-        """Logical name of the compacted topic holding every write to the table."""
-        return f"omnid.state.{self.table.value}-changelog"
+        return changelog_topic(self.table)
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return (self.table, *self.side_tables)
 
 
 STATEFUL_STAGES = (
     StatefulStage(Stage.IDENTITY, "omnid.identity-commands", Table.IDENTIFIERS),
-    StatefulStage(Stage.PROFILE, "omnid.profile-commands", Table.PROFILES),
+    StatefulStage(Stage.PROFILE, "omnid.profile-commands", Table.PROFILES, (Table.HISTORY,)),
 )
 BY_STAGE = {s.stage: s for s in STATEFUL_STAGES}
-BY_TABLE = {s.table: s for s in STATEFUL_STAGES}
+BY_TABLE = {table: s for s in STATEFUL_STAGES for table in s.tables}

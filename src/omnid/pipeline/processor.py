@@ -27,6 +27,7 @@ from omnid.identity.commands import (
     ProfileTombstone,
     Stage,
 )
+from omnid.identity.history_records import decode_history, encode_history
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Identifier, event_from_record
 from omnid.identity.privacy import (
@@ -39,6 +40,7 @@ from omnid.identity.privacy import (
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyReceiptEmission, SuppressedDrop, SuppressionMarker
 from omnid.identity.rules import IdentityRules
+from omnid.identity.state import EventHistory, ProfileState
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.observability import metrics
 from omnid.pipeline.topology import PipelineTopics
@@ -146,6 +148,10 @@ class StageProcessor:
         self.tally = metrics.BatchTally()
         # Suppression markers read by the current batch: identifier key -> marker bytes.
         self._markers_read: dict[str, bytes] = {}
+        # Profile histories (table `history`), decoded and kept like `_states`, and the bytes
+        # the current batch read for each profile it changed.
+        self._histories: dict[str, tuple[bytes | None, EventHistory]] = {}
+        self._history_read: dict[str, bytes | None] = {}
 
     def process(self, record: Incoming, read: StateReader) -> list[Outgoing | LocalCommand]:
         """Outputs of one consumed record; its state changes wait for `take_state_writes`."""
@@ -179,6 +185,8 @@ class StageProcessor:
             state = self._state_of(table, key, previous)
             if state is None and table is Table.IDENTIFIERS:
                 state = self._marker_of(partition, key, read)
+            if table is Table.PROFILES:
+                self._attach_history(partition, key, state, read)
         if table is Table.IDENTIFIERS:
             new_state, outputs = handle_identifier(self.rules, state, command)
             stage = metrics.Stage.IDENTITY
@@ -235,12 +243,21 @@ class StageProcessor:
                 writes.extend(self._marker_writes(partition, key, previous, state))
                 if is_marker(state):
                     continue
-            encoded = records.encode(state)
+            if table is Table.PROFILES:
+                history = self._history_write(partition, key, state)
+                if history is not None:
+                    writes.append(history)
+                history, state.history = state.history, EventHistory()
+                encoded = records.encode(state)  # without its history: stored apart
+                state.history = history
+            else:
+                encoded = records.encode(state)
             self._remember(table, key, encoded, state)
             if encoded != previous:
                 writes.append(StateWrite(table, partition, key, encoded))
         self._changed.clear()
         self._markers_read.clear()
+        self._history_read.clear()
         return writes
 
     def discard_state_changes(self) -> None:
@@ -249,7 +266,35 @@ class StageProcessor:
         self._changed.clear()
         self._markers_read.clear()
         self._updates.clear()
+        self._history_read.clear()
         self.tally.reset()
+
+    # -- profile histories: their own table, read and written with the profile ---------------
+
+    def _attach_history(
+        self, partition: int, key: str, state: ProfileState | None, read: StateReader
+    ) -> None:
+        stored = read(Table.HISTORY, partition, key)
+        self._history_read[key] = stored
+        cached = self._histories.pop(key, None)
+        if state is None:
+            return
+        if cached is not None and cached[0] == stored:
+            state.history = cached[1]
+        else:
+            state.history = decode_history(stored) if stored is not None else EventHistory()
+
+    def _history_write(self, partition: int, key: str, state: ProfileState) -> StateWrite | None:
+        """The history's write if it changed; an empty one (merged away, erased) is deleted."""
+        history = state.history
+        empty = not history.events and history.residue is None
+        encoded = None if empty else encode_history(history)
+        if len(self._histories) >= STATE_CACHE_ENTRIES:
+            del self._histories[next(iter(self._histories))]
+        self._histories[key] = (encoded, history)
+        if encoded == self._history_read.get(key):
+            return None
+        return StateWrite(Table.HISTORY, partition, key, encoded)
 
     # -- suppression markers: an erased identifier's only trace, under an HMAC of its key ------
 

@@ -462,7 +462,7 @@ class Worker:
 
     def _restore(self, partitions: list[TopicPartition]) -> None:
         """Brings the tables of `partitions` up to their changelogs."""
-        tables = [(t, tp.partition) for tp in partitions if (t := self.topics.table_of(tp.topic))]
+        tables = [(t, tp.partition) for tp in partitions for t in self.topics.tables_of(tp.topic)]
         report = self._restorer.restore(tables)
         for table, count in report.restored.items():
             self.status.restored_records[table.value] += count

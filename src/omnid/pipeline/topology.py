@@ -7,7 +7,7 @@ from functools import cached_property
 
 from omnid.contracts import Channel, events_topic
 from omnid.identity.commands import Stage
-from omnid.kafka.stages import BY_STAGE, BY_TABLE, STATEFUL_STAGES, Table
+from omnid.kafka.stages import BY_STAGE, BY_TABLE, STATEFUL_STAGES, Table, changelog_topic
 from omnid.kafka.topology import prefixed_name
 
 
@@ -53,11 +53,16 @@ class PipelineTopics:
 
     def state_changelog(self, table: Table) -> str:
         """Compacted topic holding every write to `table`, partitioned like its source topic."""
-        return prefixed_name(self.prefix, BY_TABLE[table].changelog_topic)
+        return prefixed_name(self.prefix, changelog_topic(table))
 
     def table_of(self, topic: str) -> Table | None:
         """The table that the stage consuming `topic` keeps, if any (ingest keeps none)."""
         return self._tables_by_topic.get(topic)
+
+    def tables_of(self, topic: str) -> tuple[Table, ...]:
+        """Every table the stage consuming `topic` keeps, its side tables included."""
+        table = self.table_of(topic)
+        return BY_TABLE[table].tables if table is not None else ()
 
     @cached_property
     def _tables_by_topic(self) -> dict[str, Table]:  # asked once per consumed record
