@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from omnid.errors import OmnidError
 
-# Each module defines `add_parser(subparsers)` and sets `func(args) -> int` on its parser.
+# Each module defines `add_parser(subparsers)` (adding its subcommands, one or several) and
+# sets `func(args) -> int` on each parser.
 # Modules are imported only for their subcommand: `omnid topics` never loads the worker code.
 SUBCOMMAND_MODULES: dict[str, str] = {
     "topics": "omnid.kafka.topics",
@@ -20,6 +21,10 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "lookup": "omnid.pipeline.lookup_client",
     "tokens": "omnid.api_auth",
     "privacy": "omnid.pipeline.privacy_client",
+    "explain": "omnid.pipeline.identity_ops_client",
+    "split": "omnid.pipeline.identity_ops_client",
+    "merge": "omnid.pipeline.identity_ops_client",
+    "unban": "omnid.pipeline.identity_ops_client",
     "bench": "omnid.bench.cli",
     "bench-scale": "omnid.bench.scale",
 }
@@ -29,8 +34,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnid", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
+    wanted_module = SUBCOMMAND_MODULES.get(wanted or "")
     for name, module_path in SUBCOMMAND_MODULES.items():
-        if wanted in (None, name):
+        if name in subparsers.choices:
+            continue  # a module that defines several subcommands added this one
+        if wanted is None or module_path == wanted_module:
             importlib.import_module(module_path).add_parser(subparsers)
         else:
             subparsers.add_parser(name, help=f"see `omnid {name} --help`")

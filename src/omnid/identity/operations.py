@@ -242,6 +242,20 @@ def on_move_owner(
 def on_unban(state: ProfileState, command: Unban, outputs: list[Output]) -> None:
     ban = state.bans.pop(command.ban_id, None)
     if ban is None:
+        if command.request_id not in state.operations:  # answered once, like the unban itself
+            _remember(state, command.request_id)
+            outputs.append(
+                _change(
+                    "unban_refused",
+                    state.profile_id,
+                    None,
+                    [],
+                    command.request_id,
+                    "not_banned",
+                    command.at,
+                    command.operator,
+                )
+            )
         return
     reason = ban_reason(command.ban_id)
     # What the ban refused may link again: the next shared event merges the two sides.

@@ -16,12 +16,13 @@ from confluent_kafka.admin import AdminClient
 
 from omnid.api_auth import Scope, authenticated_token, public, requires
 from omnid.config import Settings
-from omnid.identity import records
+from omnid.identity import evidence, records
+from omnid.identity.history_records import decode_history
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.privacy import export_document, marker_key
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
-from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
+from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
 from omnid.observability.metrics import record_lookup_rate_limited
 from omnid.pipeline.partitioning import partition_for
@@ -112,6 +113,7 @@ class LookupApi:
         app.router.add_get("/v1/profiles/{profile_id}", self.profile)
         app.router.add_get("/v1/identifiers/{type}/{value}/export", self.identifier_export)
         app.router.add_get("/v1/profiles/{profile_id}/export", self.profile_export)
+        app.router.add_get("/v1/profiles/{profile_id}/explain", self.explain)
         app.router.add_get("/v1/worker", self.worker_status)
         app.on_cleanup.append(self._close)
 
@@ -189,6 +191,57 @@ class LookupApi:
         if state.status is ProfileStatus.MERGED and state.merged_into:
             return await self._profile_response(state.merged_into, profile_id, request, export)
         return self._render(state, profile_id, export)
+
+    @requires(Scope.PROFILES_READ)
+    async def explain(self, request: web.Request) -> web.Response:
+        """The profile as a graph of evidence; with `from` and `to` (type:value), the shortest
+        evidence path between those two identifiers of the profile."""
+        requested = request.match_info["profile_id"]
+        ends = []
+        for name in ("from", "to"):
+            given = request.query.get(name)
+            if given is None:
+                continue
+            identifier_type, _, value = given.partition(":")
+            try:
+                ends.append(normalise(self.rules, identifier_type, value).key)
+            except RejectedIdentifier as error:
+                return _error(400, "invalid_identifier", parameter=name, reason=error.reason.value)
+        if len(ends) == 1:
+            return _error(400, "invalid_request", detail="give both from and to, or neither")
+        current = requested
+        for hop in range(MAX_MERGE_HOPS):
+            try:
+                raw = await self._local(Table.PROFILES, current, request if hop == 0 else None)
+            except NotHere as elsewhere:
+                if elsewhere.owner_url is None:
+                    return _error(503, "rebalancing")
+                query = f"?{request.rel_url.query_string}" if request.rel_url.query_string else ""
+                body, status = await self._get(
+                    f"{elsewhere.owner_url}/v1/profiles/{current}/explain{query}", request
+                )
+                if status == 200:
+                    body["requested_profile_id"] = requested
+                return _json(body, status=status)
+            if raw is None:
+                return _error(404, "unknown_profile", profile_id=current)
+            state: ProfileState = records.decode(raw)
+            if state.status is ProfileStatus.MERGED and state.merged_into:
+                current = state.merged_into
+                continue
+            if state.status is ProfileStatus.ERASED:
+                return _error(404, "erased_profile", profile_id=state.profile_id)
+            stored = self.worker.stores[Table.HISTORY].get(current)
+            state.history = decode_history(stored) if stored is not None else EventHistory()
+            body = evidence.explain(state, self.rules.history_window)
+            body["requested_profile_id"] = requested
+            if ends:
+                missing = [key for key in ends if key not in state.identifiers]
+                if missing:
+                    return _error(404, "identifier_not_in_profile", profile_id=current)
+                body["path"] = evidence.path(state, ends[0], ends[1])
+            return _json(body)
+        return _error(500, "merge_chain_too_long", profile_id=requested)
 
     @public  # partitions and counts only, no personal data; probes and `make run` poll it
     async def worker_status(self, _request: web.Request) -> web.Response:

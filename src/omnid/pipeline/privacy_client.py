@@ -13,7 +13,7 @@ from typing import Any
 
 from omnid.api_auth import bearer_header
 from omnid.config import Settings
-from omnid.pipeline.lookup_client import DEFAULT_API, lookup_path
+from omnid.pipeline.lookup_client import lookup_path
 from omnid.tls import client_context
 
 FINAL = ("completed", "failed")
@@ -39,11 +39,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "--no-wait", action="store_true", help="print the request id, do not wait for it"
         )
         action.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
-        action.add_argument("--api", default=DEFAULT_API, help="any worker's API base URL")
+        action.add_argument(
+            "--api", default=None, help="any worker's API base URL (default OMNID_LOOKUP_API)"
+        )
         action.set_defaults(func=run_request, kind=kind)
     status = actions.add_parser("status", help="the receipts of a request")
     status.add_argument("request_id")
-    status.add_argument("--api", default=DEFAULT_API, help="any worker's API base URL")
+    status.add_argument(
+        "--api", default=None, help="any worker's API base URL (default OMNID_LOOKUP_API)"
+    )
     status.set_defaults(func=run_status)
 
 
@@ -51,15 +55,21 @@ class ApiFailure(Exception):
     def __init__(self, status: int, body: Any) -> None:
         super().__init__(f"HTTP {status}: {json.dumps(body)}")
         self.status = status
+        self.body = body
 
 
-def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """JSON from the worker API (POST when `body` is given); ApiFailure for an HTTP error."""
-    headers = {**bearer_header(Settings().api_token), "Content-Type": "application/json"}
+def call(
+    api: str | None, path: str, body: dict[str, Any] | None = None, method: str | None = None
+) -> Any:
+    """JSON from the worker API (`api` None: OMNID_LOOKUP_API; POST when `body` is given);
+    ApiFailure for an HTTP error."""
+    settings = Settings()
+    headers = {**bearer_header(settings.api_token), "Content-Type": "application/json"}
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(api.rstrip("/") + path, data=data, headers=headers)
+    url = (api or settings.lookup_api).rstrip("/") + path
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        context = client_context(Settings())  # https APIs: verified with OMNID_TLS_CA_FILE
+        context = client_context(settings)  # https APIs: verified with OMNID_TLS_CA_FILE
         with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
@@ -71,7 +81,7 @@ def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
         raise ApiFailure(error.code, parsed) from None
 
 
-def wait_for_receipt(api: str, request_id: str, timeout: float) -> dict[str, Any] | None:
+def wait_for_receipt(api: str | None, request_id: str, timeout: float) -> dict[str, Any] | None:
     """The request's status once it is completed or failed; None if that takes too long."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,6 +23,7 @@ from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
 from omnid.observability import metrics
 from omnid.observability.http import add_operations_routes
+from omnid.pipeline.identity_ops_api import IdentityOperationsApi
 from omnid.pipeline.lookup import LookupApi
 from omnid.pipeline.outage import WorkerStopped
 from omnid.pipeline.privacy_api import PrivacyApi
@@ -107,6 +108,7 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     add_operations_routes(app, worker.operations.readiness)
     LookupApi(worker, rules, worker.admin, worker.settings).routes(app)
     PrivacyApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
+    IdentityOperationsApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
     OperationsApi(worker, worker.admin).routes(app)
     add_console_routes(app, rules, tokens)
     add_openapi_route(app, "worker")
