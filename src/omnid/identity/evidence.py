@@ -22,7 +22,11 @@ MANUAL_LINK = "manual"
 
 
 def _held_partner(profile: ProfileState, event: Event, key: str) -> str | None:
-    """An identifier of `event`, other than `key`, that the profile holds: what linked `key`."""
+    """An identifier of `event`, other than `key`, that the profile holds: what linked `key`.
+    None when `key` is not in the event itself (a release or a re-asked claim names the event
+    that set it off, not one the two identifiers appeared in)."""
+    if all(identifier.key != key for identifier in event.identifiers):
+        return None
     for identifier in event.identifiers:
         if identifier.key != key and identifier.key in profile.identifiers:
             return identifier.key
