@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     collector_read_timeout_seconds: float = Field(
         10.0, gt=0, description="A request body still arriving after this long is refused (408)."
     )
+    collector_delivery_timeout_seconds: float = Field(
+        8.0,
+        gt=0,
+        description="Kafka must acknowledge a request's events within this, else 503.",
+    )
     worker_host: str = Field(
         "127.0.0.1",
         description="Address the worker's lookup API binds (`omnid worker --host`); deploy/ "

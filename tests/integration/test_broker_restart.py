@@ -1,5 +1,6 @@
 """The broker SIGKILLed and restarted mid-stream: the same worker processes ride it out (no
-restart, no exit) and, once the stream drains, no event is lost or counted twice."""
+restart, no exit) and, once the stream drains, no event is lost or counted twice; the collector
+answers 503 inside its bound, and its client's retry is the only copy written."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
+from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
+from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, load_topology
 from omnid.pipeline.harness import (
     LocalBroker,
     latest_profiles,
     publish_events,
+    read_topic,
     running_pipeline,
     signatures,
     simulated_profiles,
@@ -96,3 +101,36 @@ def _metric(url: str, name: str) -> float | None:
 
 def _log(path: Path | None) -> str:
     return path.read_text() if path is not None else ""
+
+
+def test_collector_answers_503_within_its_bound_and_the_retry_is_the_only_copy(
+    private_broker: LocalBroker,
+) -> None:
+    settings = Settings(kafka_bootstrap=private_broker.bootstrap)
+    config = settings.kafka_client_config()
+    prefix = f"test-collector-{uuid.uuid4().hex[:8]}"
+    apply_topics(config, load_topology(settings.topics_file), prefix)
+    collector = collector_from_settings(settings, topic_prefix=prefix)
+    event = {"userId": "u-503", "event": "Viewed", "messageId": f"m-{uuid.uuid4().hex}"}
+    with BackgroundCollector(collector) as server:
+
+        def post(body: dict[str, str]) -> requests.Response:
+            return requests.post(
+                server.url + "/v1/track", json=body, auth=("dev-web-key", ""), timeout=60
+            )
+
+        # The producer knows the broker before it goes.
+        assert post({**event, "messageId": "m-before"}).status_code == 200
+        private_broker.kill()
+        failed = post(event)
+        private_broker.start()
+        retried = post(event)
+    # The SDK saw the 503 (it did not time out first: its own timeout is 15 s or 10 s) ...
+    assert failed.status_code == 503
+    assert failed.json()["reason"] == "unavailable"
+    assert retried.status_code == 200
+    # ... and the queued copy expired unsent: the retry is the event's only copy.
+    topic = f"{prefix}.omnid.events.web"
+    codec = AvroCodec.from_settings(settings)
+    ids = [codec.decode(value).record["event_id"] for _k, value, _h in read_topic(config, topic)]
+    assert ids.count(event["messageId"]) == 1

@@ -315,11 +315,25 @@ def _basic_auth_key(request: web.Request) -> str | None:
 # -- running it ---------------------------------------------------------------------------
 
 
+def delivery_bound(settings: Settings) -> dict[str, int]:
+    """Producer settings that make Kafka's silence a 503 within
+    `collector_delivery_timeout_seconds` (8 s): below the SDKs' own request timeouts (Segment's
+    analytics clients 15 s, RudderStack's JavaScript SDK 10 s in its XHR queue), so the client
+    sees the 503 and retries, instead of timing out and retrying while the first copy still
+    waits in the producer's queue to be written once the broker is back (both copies would
+    then land on `omnid.events.*`). A record that times out in the queue was never sent; only
+    one already in flight when the broker died may still have been written ("possibly
+    persisted"), and the pipeline counts its retry once by event id."""
+    bound_ms = int(settings.collector_delivery_timeout_seconds * 1000)
+    # A request that hangs is retried inside the bound; a queued record expires at it.
+    return {"message.timeout.ms": bound_ms, "request.timeout.ms": max(1000, bound_ms // 2)}
+
+
 def collector_from_settings(
     settings: Settings, write_keys_file: Path | None = None, topic_prefix: str | None = None
 ) -> Collector:
     return Collector(
-        sink=EventSink(make_producer(settings)),
+        sink=EventSink(make_producer(settings, **delivery_bound(settings))),
         codec=AvroCodec.from_settings(settings),
         write_keys=load_write_keys(write_keys_file or settings.write_keys_file),
         topic_prefix=settings.topic_prefix if topic_prefix is None else topic_prefix,

@@ -163,7 +163,7 @@ class ChangelogRestorer:
         )
         idle = {key: 0 for key in by_source}
         try:
-            while idle:
+            while idle and not self.wait.stopping.is_set():
                 entries: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
                 messages = self.wait.retry(
                     lambda: self._consumer.consume(1000, timeout=0.1), "restoring a table"

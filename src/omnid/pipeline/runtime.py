@@ -518,7 +518,8 @@ class Worker:
 
     def close(self) -> None:
         try:
-            self._consumer.close()
+            self._consumer.close()  # leaves the group: its partitions move without a timeout
+            log.info("left the group")
         finally:
             self._restorer.close()
             try:

@@ -34,6 +34,11 @@ from omnid.tls import scheme, server_context
 
 log = logging.getLogger("omnid.worker")
 
+# SIGTERM to exit: the open batch finishes (or aborts), commits, the consumer leaves the group,
+# the HTTP server closes. Well below Kubernetes' default 30 s grace period.
+SHUTDOWN_GRACE_S = 10.0
+HTTP_SHUTDOWN_S = 2.0
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -140,11 +145,30 @@ async def _serve(
             loop.call_soon_threadsafe(finished.set)
 
     app = worker_application(worker, rules, tokens)
-    runner = web.AppRunner(app, access_log=None)
+    # aiohttp waits up to 60 s for open (keep-alive) connections on cleanup by default: a
+    # polling lookup client alone held a SIGTERMed worker for the whole Kubernetes grace period.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_S)
     await runner.setup()
     await web.TCPSite(runner, host, port, ssl_context=tls).start()
+
+    def stop(signum: int) -> None:
+        if worker.stopping.is_set():
+            return
+        log.info(
+            "%s: finishing the open batch, committing, leaving the group",
+            signal.Signals(signum).name,
+        )
+        worker.stopping.set()
+        loop.call_later(SHUTDOWN_GRACE_S, give_up)
+
+    def give_up() -> None:
+        # Safe, if not tidy: the open transaction is aborted by its timeout or by the next
+        # worker of this name, and the group moves the partitions after the session timeout.
+        log.error("not stopped within %.0f s: exiting without a clean shutdown", SHUTDOWN_GRACE_S)
+        os._exit(1)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, worker.stopping.set)
+        loop.add_signal_handler(signum, stop, signum)
     thread = threading.Thread(target=consume, name="omnid-consume", daemon=True)
     thread.start()
     log.info(
