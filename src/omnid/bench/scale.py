@@ -23,6 +23,7 @@ import argparse
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 import uuid
@@ -62,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="start one more worker when this tenth of the saturation begins (rebalance cost)",
     )
     parser.add_argument("--partitions", type=int, default=None, help="default: topics.yaml")
-    parser.add_argument("--window", type=int, default=20_000, help="events in flight at most")
+    parser.add_argument("--window", type=int, default=5_000, help="events in flight at most")
     parser.add_argument("--loads", default="100,1000", help="paced loads after saturation")
     parser.add_argument("--phase-seconds", type=float, default=10.0)
     parser.add_argument(
@@ -245,6 +246,7 @@ def run_scale(
                 }
         out["state"] = compacted_state([w.data_dir for w in pipeline.workers])
     finally:
+        shutil.rmtree(work_dir, ignore_errors=True)  # a million events leave ~0.5 GB of state
         changelogs = [topics.state_changelog(table) for table in Table]
         delete_topics(config, [*topology.names(prefix).values(), *changelogs])
     return out

@@ -273,9 +273,9 @@ def _unquoted(value: str) -> str:
 
 
 # Raw value -> normalised identifier (or rejection), per rules object: about 190 bytes an entry
-# (measured with tracemalloc on the bench workload), so at most ~19 MiB; the oldest entry goes
+# (measured with tracemalloc on the bench workload), so at most ~10 MiB; the oldest entry goes
 # first. Phone numbers cost ~50 us to parse and customers repeat their identifiers.
-NORMALISED_CACHE_ENTRIES = 100_000
+NORMALISED_CACHE_ENTRIES = 50_000
 
 
 def normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:

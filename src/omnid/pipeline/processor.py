@@ -102,8 +102,8 @@ LocalRouter = Callable[[Stage, str], "int | None"]
 
 # Decoded states kept with the bytes they came from: the next command for a key usually reads
 # the bytes its predecessor just wrote. A decoded profile is about 4 KiB and an identifier 1 KiB
-# (tracemalloc, bench workload), so this holds at most ~32 MiB; the oldest entry goes first.
-STATE_CACHE_ENTRIES = 8_192
+# (tracemalloc, bench workload), so this holds at most ~16 MiB; the oldest entry goes first.
+STATE_CACHE_ENTRIES = 4_096
 
 
 def dead_letter(topic: str, source: Incoming, error: InvalidEvent) -> Outgoing:

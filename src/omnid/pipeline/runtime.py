@@ -65,8 +65,8 @@ log = logging.getLogger(__name__)
 # commit, was worse at both loads).
 BATCH_LINGER_S = 0.01
 
-# Key -> partition of the command topics: ~150 bytes an entry, so at most ~15 MiB.
-PARTITION_CACHE_ENTRIES = 100_000
+# Key -> partition of the command topics: ~150 bytes an entry, so at most ~7.5 MiB.
+PARTITION_CACHE_ENTRIES = 50_000
 
 # Between two tries of a batch that met a retriable error.
 RETRY_PAUSE_S = 0.5

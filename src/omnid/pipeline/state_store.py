@@ -20,13 +20,15 @@ from rocksdict import (
 # a crash can never leave data newer than its checkpoint claims, or the reverse.
 _CHECKPOINT_PREFIX = b"\x00checkpoint:"
 
-# Memory bounds of one table (a worker has two), chosen so RSS does not grow with the graph:
-# RocksDB's defaults (two 64 MiB memtables, index and filter blocks outside any cache) let a
-# worker's memory follow its state. Memtables: at most 2 x 16 MiB. Block cache, holding data,
-# index and bloom-filter blocks alike: 32 MiB. Both are upper bounds, reached under write load.
-WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+# Memory bounds, chosen so RSS does not grow with the graph: RocksDB's defaults (two 64 MiB
+# memtables per table, index and filter blocks outside any cache) let a worker's memory follow
+# its state. Memtables: at most 2 x 8 MiB per table. One block cache for every table of the
+# process, holding data, index and bloom-filter blocks alike: 32 MiB. Upper bounds, reached
+# under write load.
+WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 WRITE_BUFFERS = 2
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+_BLOCK_CACHE = Cache(BLOCK_CACHE_BYTES)
 
 
 def _options() -> Options:
@@ -35,7 +37,7 @@ def _options() -> Options:
     options.set_write_buffer_size(WRITE_BUFFER_BYTES)
     options.set_max_write_buffer_number(WRITE_BUFFERS)
     table = BlockBasedOptions()
-    table.set_block_cache(Cache(BLOCK_CACHE_BYTES))
+    table.set_block_cache(_BLOCK_CACHE)
     table.set_cache_index_and_filter_blocks(True)
     table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     # Most reads are of keys the table does not hold yet (a new identifier): a bloom filter
