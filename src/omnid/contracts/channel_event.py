@@ -100,6 +100,21 @@ def new_channel_event(
     }
 
 
+_NUMBERS = frozenset({int, float})
+_MIN_LONG, _MAX_LONG = -(2**63), 2**63 - 1
+
+
+def _check_number(name: str, value: Any) -> None:
+    # fastavro writes any Python int as a varint; other readers refuse more than 64 bits.
+    if isinstance(value, int) and not _MIN_LONG <= value <= _MAX_LONG:
+        raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} does not fit a 64-bit long")
+    # NaN and infinities are valid Avro doubles, but not JSON, and NaN never compares equal.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidEvent(
+            RejectionReason.INVALID_FIELD, f"{name} must be a finite number, got {value}"
+        )
+
+
 def check_channel_event(record: Mapping[str, Any]) -> None:
     """What the schema cannot say: a known channel, at least one non-empty identifier, integers
     that fit Avro's long, finite doubles, and an order amount within the money bounds."""
@@ -109,18 +124,12 @@ def check_channel_event(record: Mapping[str, Any]) -> None:
         raise InvalidEvent(
             RejectionReason.UNKNOWN_CHANNEL, f"channel {channel!r} is not one of {known}"
         )
-    # fastavro writes any Python int as a varint; other readers refuse more than 64 bits.
-    longs = [(f, record.get(f)) for f in ("occurred_at", "received_at")]
+    for field in ("occurred_at", "received_at"):
+        _check_number(field, record.get(field))
     for field in ("traits", "properties"):
-        longs += [(f"{field}.{name}", v) for name, v in (record.get(field) or {}).items()]
-    for name, value in longs:
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
-            raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} does not fit a 64-bit long")
-        # NaN and infinities are valid Avro doubles, but not JSON, and NaN never compares equal.
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidEvent(
-                RejectionReason.INVALID_FIELD, f"{name} must be a finite number, got {value}"
-            )
+        for name, value in (record.get(field) or {}).items():
+            if type(value) in _NUMBERS:  # most values are text: one lookup, no name built
+                _check_number(f"{field}.{name}", value)
     purchase = record.get("purchase")
     if isinstance(purchase, Mapping):
         check_purchase_amount(purchase)
