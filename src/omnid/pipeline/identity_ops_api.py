@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 
 from omnid.api_auth import Scope, authenticated_token, requires
 from omnid.config import Settings
@@ -27,6 +27,7 @@ from omnid.identity.model import epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.operations import ban_sides
 from omnid.identity.rules import IdentityRules, normalise
+from omnid.pipeline.topic_follower import TopicFollower
 from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger("omnid.identity_ops")
@@ -49,75 +50,22 @@ def _error(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
-class OperationOutcomes:
+class OperationOutcomes(TopicFollower):
     """The identity changes of operations (those naming an operator), read from the changelog's
     end as it was when the worker started: enough to answer what this worker's API asked."""
 
     def __init__(self, settings: Settings, topics: PipelineTopics, codec: AvroCodec) -> None:
-        self._topic = topics.identity_changelog
+        super().__init__(settings, topics.identity_changelog, "operations", from_end=True)
         self._codec = codec
-        self._config = {
-            **settings.kafka_client_config(),
-            "group.id": f"omnid-operations-{uuid.uuid4().hex}",  # assigned, never committed
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
         self._changes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._positioned = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._follow, name="omnid-operations", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def wait_positioned(self, timeout: float) -> bool:
-        """True once the follower reads from fixed offsets: later changes will not be missed."""
-        return self._positioned.wait(timeout)
 
     def of(self, request_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._changes.get(request_id, ()))
 
-    def _follow(self) -> None:
-        consumer = Consumer(self._config)
-        try:
-            while not self._stop.is_set():
-                try:
-                    metadata = consumer.list_topics(self._topic, timeout=2).topics.get(self._topic)
-                    if metadata is None or metadata.error or not metadata.partitions:
-                        raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
-                    ends = [
-                        TopicPartition(
-                            self._topic,
-                            p,
-                            consumer.get_watermark_offsets(
-                                TopicPartition(self._topic, p), timeout=5
-                            )[1],
-                        )
-                        for p in metadata.partitions
-                    ]
-                    break
-                except KafkaException:
-                    self._stop.wait(1.0)
-            else:
-                return
-            consumer.assign(ends)
-            self._positioned.set()
-            while not self._stop.is_set():
-                for message in consumer.consume(500, timeout=0.5):
-                    self._take(message)
-        finally:
-            consumer.close()
-
-    def _take(self, message: Message) -> None:
-        if message.error() is not None or message.value() is None:
+    def take(self, message: Message) -> None:
+        if message.value() is None:
             return
         try:
             record = self._codec.decode(message.value()).record

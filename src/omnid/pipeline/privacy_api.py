@@ -13,11 +13,8 @@ from typing import Any
 
 from aiohttp import web
 from confluent_kafka import (
-    Consumer,
     KafkaError,
-    KafkaException,
     Message,
-    TopicPartition,
 )
 
 from omnid.adapters.json_body import UnusableBody, parse_json_body
@@ -30,6 +27,7 @@ from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.requests import PrivacyKind, ReceiptStatus
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.pipeline.processor import PRIVACY_REQUEST
+from omnid.pipeline.topic_follower import TopicFollower
 from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger("omnid.privacy")
@@ -42,65 +40,22 @@ def _error(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
-class ReceiptBook:
+class ReceiptBook(TopicFollower):
     """Every receipt on omnid.privacy-receipts, kept current by a background consumer (the
     topic is compacted and holds no personal data, so a copy per worker is small and safe)."""
 
     def __init__(self, settings: Settings, topics: PipelineTopics, codec: AvroCodec) -> None:
-        self._topic = topics.privacy_receipts
+        super().__init__(settings, topics.privacy_receipts, "receipts")
         self._codec = codec
-        self._config = {
-            **settings.kafka_client_config(),
-            "group.id": f"omnid-receipts-{uuid.uuid4().hex}",  # assigned, never committed
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
         self._receipts: dict[str, dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._follow, name="omnid-receipts", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
 
     def of(self, request_id: str) -> dict[str, dict[str, Any]]:
         """The request's receipts by status (empty if none has arrived yet)."""
         with self._lock:
             return dict(self._receipts.get(request_id, {}))
 
-    def _follow(self) -> None:
-        consumer = Consumer(self._config)
-        try:
-            partitions: list[int] = []
-            while not partitions and not self._stop.is_set():
-                try:
-                    listed = consumer.list_topics(self._topic, timeout=2).topics
-                except KafkaException:
-                    listed = {}
-                metadata = listed.get(self._topic)
-                if metadata is not None and not metadata.error and metadata.partitions:
-                    partitions = list(metadata.partitions)
-                else:
-                    self._stop.wait(1.0)
-            consumer.assign([TopicPartition(self._topic, p, 0) for p in partitions])
-            while not self._stop.is_set():
-                for message in consumer.consume(500, timeout=0.5):
-                    self._take(message)
-        finally:
-            consumer.close()
-
-    def _take(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("receipts topic: %s", error.str())
-            return
+    def take(self, message: Message) -> None:
         value = message.value()
         if value is None:
             return
