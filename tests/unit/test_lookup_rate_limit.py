@@ -99,15 +99,20 @@ def test_the_worker_binds_loopback_by_default_and_deploy_sets_every_address_expl
     assert "OMNID_COLLECTOR_HOST=0.0.0.0" in dockerfile
 
 
-def test_a_privacy_request_nested_ten_thousand_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", ["/v1/privacy/requests", "/v1/profiles/merge", "/v1/profiles/P1/split"]
+)
+def test_a_worker_request_body_nested_ten_thousand_deep_is_a_400_not_a_500(
+    tmp_path: Path, path: str
+) -> None:
     tokens_file = tmp_path / "api-tokens.yaml"
-    staff = write_token(tokens_file, "privacy-staff", {Scope.PRIVACY_WRITE})
+    staff = write_token(tokens_file, "staff", set(Scope))
     app = worker_application(stub_worker(), IdentityRules.load(), ApiTokens.load(tokens_file))
 
     async def scenario() -> tuple[int, Any]:
         async with TestClient(TestServer(app)) as client:
             response = await client.post(
-                "/v1/privacy/requests",
+                path,
                 data=b"[" * 10_000 + b"]" * 10_000,
                 headers={**bearer_header(staff), "Content-Type": "application/json"},
             )

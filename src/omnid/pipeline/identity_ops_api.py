@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from confluent_kafka import KafkaError, Message
 
+from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.api_auth import Scope, authenticated_token, requires
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, make_producer
@@ -239,9 +240,10 @@ class IdentityOperationsApi:
 
 async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "invalid_request", "the body must be a JSON object")
+        # Strict and depth-bounded like the collector's: no RecursionError on deep nesting.
+        body = parse_json_body(await request.read())
+    except UnusableBody as error:
+        return _error(400, "invalid_request", error.detail)
     if not isinstance(body, dict):
         return _error(400, "invalid_request", "the body must be a JSON object")
     return body
