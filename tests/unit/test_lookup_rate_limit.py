@@ -80,13 +80,20 @@ def test_over_the_rate_a_lookup_is_429_with_retry_after(
                 (walker, "/v1/identifiers/user_id/u-1"),
                 (walker, "/v1/profiles/P1"),
                 (walker, "/v1/identifiers/user_id/u-2"),
+                (walker, "/v1/profiles/P1/explain"),
                 (other, "/v1/identifiers/user_id/u-2"),
             ]:
                 response = await client.get(path, headers=bearer_header(token))
                 answers.append((response.status, response.headers.get("Retry-After")))
             return answers
 
-    assert asyncio.run(scenario()) == [(503, None), (503, None), (429, "2"), (503, None)]
+    assert asyncio.run(scenario()) == [
+        (503, None),
+        (503, None),
+        (429, "2"),
+        (429, "2"),
+        (503, None),
+    ]
 
 
 def test_the_worker_binds_loopback_by_default_and_deploy_sets_every_address_explicitly() -> None:

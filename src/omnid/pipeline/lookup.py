@@ -196,6 +196,8 @@ class LookupApi:
     async def explain(self, request: web.Request) -> web.Response:
         """The profile as a graph of evidence; with `from` and `to` (type:value), the shortest
         evidence path between those two identifiers of the profile."""
+        if (throttled := self._throttled(request)) is not None:
+            return throttled
         requested = request.match_info["profile_id"]
         ends = []
         for name in ("from", "to"):
