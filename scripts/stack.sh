@@ -16,7 +16,7 @@ stack_pid() {
   [[ -f "$file" ]] || return 0
   pid="$(sed -n 1p "$file")"
   command="$(sed -n 2p "$file")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 0
+  [[ "$pid" =~ ^[0-9]+$ && -n "$command" ]] && kill -0 "$pid" 2>/dev/null || return 0
   if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$command"; then
     echo "$pid"
   fi

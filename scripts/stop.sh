@@ -16,6 +16,11 @@ for file in "$RUN_HOME"/*.pid; do
     echo "stop: $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     stopping+=("$pid")
+  else
+    recorded="$(sed -n 1p "$file")"
+    if [[ "$recorded" =~ ^[0-9]+$ ]] && kill -0 "$recorded" 2>/dev/null; then
+      echo "stop: $name.pid names pid $recorded, which does not run what make run started there; left alone"
+    fi
   fi
   rm -f "$file"
 done
