@@ -30,6 +30,10 @@ if ((${#packages[@]})); then
   if ! command -v apt-get >/dev/null; then
     echo "ensure-test-tools: missing ${packages[*]} (Debian package names); no apt-get here to" \
       "install them, so the tests needing them skip" >&2
+    if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+      echo "ensure-test-tools: without Java and Maven the local broker cannot start; point" \
+        "OMNID_KAFKA_BOOTSTRAP at a broker for the Kafka tests" >&2
+    fi
   elif [[ "$(id -u)" != 0 ]]; then
     echo "ensure-test-tools: the tests need the Debian packages ${packages[*]}; install them with:" >&2
     echo "  sudo bash scripts/ensure-test-tools.sh" >&2
