@@ -8,6 +8,7 @@ IN_VENV = bash scripts/venv.sh
 .PHONY: install run stop test lint bench bench-scale kafka-up kafka-down
 
 install:
+	rm -f "$${VIRTUAL_ENV:-.venv}/.omnid-install"
 	$(IN_VENV) true
 
 kafka-up:
