@@ -21,7 +21,7 @@ def main() -> int:
     parser.add_argument("--api", default="http://127.0.0.1:8081", help="a worker of the stack")
     parser.add_argument("--token", default=os.environ.get("OMNID_API_TOKEN"))
     parser.add_argument("--find", nargs=2, metavar=("TYPE", "VALUE"),
-                        default=("email", "Lea.Fisher.3@inbox.example"))  # fmt: skip
+                        default=("email", "Ivo.Usher.18@inbox.example"))  # fmt: skip
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args()
     browser_path, driver_path = find_executable(BROWSER_NAMES), find_executable(DRIVER_NAMES)
@@ -37,8 +37,10 @@ def main() -> int:
         print(browser.screenshot(args.out / "console-profile.png"))
         browser.get(f"{console_url}#/operate")
         browser.element("#workers")
-        # The per-minute rates need two samples of each worker's counters.
+        # The per-minute rates need two samples of each worker's counters, and active profiles
+        # are counted every 30 s.
         browser.wait_for(lambda _d: "…" not in browser.element("#tile-merges-rate").text)
+        browser.wait_for(lambda _d: browser.element("#tile-profiles").text.split()[0] != "0")
         print(browser.screenshot(args.out / "console-operate.png"))
     finally:
         browser.close()

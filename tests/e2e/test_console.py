@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from selenium.webdriver.support.ui import Select
 
 from omnid.api_auth import Scope
 from omnid.config import PROJECT_ROOT, Settings
@@ -255,6 +256,54 @@ def test_operate_shows_workers_partitions_readiness_lag_and_dead_letters_by_reas
     console.shot("03-operate")
 
 
+def test_read_the_evidence_graph_and_the_path_between_two_chosen_identifiers(
+    console: Console,
+) -> None:
+    browser = console.browser
+    browser.sign_in(console.url, console.pipeline.api_token)
+    browser.find("email", "ann.lee@inbox.example")
+    browser.element("#evidence-graph g.node")
+    drawn = {node.get_attribute("data-node") for node in browser.visible("#evidence-graph g.node")}
+    assert {"email:ann.lee@inbox.example", "crm_id:CRM-1", "email:bob.stone@inbox.example"} <= drawn
+    Select(browser.element("#path-from")).select_by_value("anonymous_id:anon-ann-1")
+    Select(browser.element("#path-to")).select_by_value("email:bob.stone@inbox.example")
+    browser.element("#show-path").click()
+    browser.wait_for(lambda _d: browser.visible("#path-hops li"))
+    hops = [hop.text for hop in browser.visible("#path-hops li")]
+    # Ann's web sign-up joins her cookie to her email; the CRM joins the phone; the agent's call
+    # joins the phone to Bob's email.
+    assert hops[0].startswith("anonymous_id:anon-ann-1 → ")
+    assert hops[-1].endswith("(call_centre / call_centre-test) at 2025-11-24 16:00:03Z")
+    assert "email:bob.stone@inbox.example" in hops[-1]
+    assert len(browser.visible("#evidence-graph .edge.on-path")) == len(hops)
+    assert len(browser.visible("#evidence-graph g.node.on-path")) == len(hops) + 1
+    console.shot("06-evidence-path")
+
+
+def test_split_an_identifier_off_and_see_both_profiles_then_the_ban_refuses_a_merge_back(
+    console: Console,
+) -> None:
+    browser = console.browser
+    browser.sign_in(console.url, console.pipeline.api_token)
+    browser.find("email", "ann.lee@inbox.example")
+    for key in ("email:bob.stone@inbox.example", "anonymous_id:anon-bob-1"):
+        browser.element(f"#identifiers input.pick[value='{key}']").click()
+    browser.element("#split").click()
+    browser.element("#fix-done")
+    kept, split = browser.element("#split-kept").text, browser.element("#split-new").text
+    assert "bob.stone@inbox.example" in split and "anon-bob-1" in split
+    assert "bob.stone@inbox.example" not in kept and "ann.lee@inbox.example" in kept
+    console.shot("07-split")
+    split_id = browser.element("#split-new code").text
+    browser.find("email", "bob.stone@inbox.example")
+    assert browser.element("#profile-id").text == split_id != console.ann_profile_id
+    # The split left a re-link ban: merging the two back by hand is refused, and says why.
+    browser.find("email", "ann.lee@inbox.example")
+    browser.element("#merge-other").send_keys(split_id)
+    browser.element("#merge").click()
+    assert "ban" in browser.element("#fix-refused").text
+
+
 def test_file_an_erase_for_the_person_on_screen_and_see_the_completed_receipt(
     console: Console,
 ) -> None:
@@ -291,7 +340,8 @@ def test_a_read_only_token_sees_profiles_but_nothing_it_may_not_do(console: Cons
     assert console.browser.element("#scopes").text == "profiles:read"
     console.browser.find("email", "ann.lee@inbox.example")
     assert console.browser.element("#profile-id").text == console.ann_profile_id
-    assert not console.browser.visible("#fix, #privacy")
+    assert not console.browser.visible("#fix, #privacy, #identifiers input.pick")
+    console.browser.element("#evidence-graph")  # reading the evidence needs only profiles:read
     console.shot("04-read-only")
 
 

@@ -80,6 +80,7 @@ function describeError(result) {
     invalid_identifier: `Not a usable value for this type (${body.reason || "invalid"}).`,
     erased_profile: "This profile was erased.",
     erased_identifier: "This identifier belonged to a person who was erased.",
+    identifier_not_in_profile: "Both identifiers must belong to this profile.",
     rebalancing: "The workers are rebalancing; try again in a moment.",
     owner_unreachable: "The worker that holds this profile did not answer; try again.",
     unauthorized: "The token was not accepted: sign in again.",
@@ -166,16 +167,21 @@ function sourceOf(priority) {
   return channels.length ? `${channels.join(" / ")} (${priority})` : `priority ${priority}`;
 }
 
+// With admin, each identifier has a box to tick for a split (the Fix card).
 function identifiersCard(profile) {
+  const admin = can("admin");
   const rows = profile.identifiers.map((identifier) =>
     el("tr", { "data-identifier": `${identifier.type}:${identifier.value}` },
+      admin ? el("td", {}, el("input", { type: "checkbox", className: "pick", value: `${identifier.type}:${identifier.value}`,
+        "aria-label": `split off ${identifier.type} ${identifier.value}` })) : null,
       el("td", {}, identifier.type),
       el("td", { className: "value" }, identifier.value),
       el("td", {}, identifier.rule),
       el("td", {}, when(identifier.added_at)),
       el("td", { className: "event" }, identifier.event_id)));
   return section(`Identifiers (${profile.identifiers.length})`,
-    table(["type", "value", "linked by", "added", "event"], rows, { id: "identifiers" }));
+    table([admin ? "split" : null, "type", "value", "linked by", "added", "event"].filter(Boolean), rows,
+      { id: "identifiers" }));
 }
 
 function traitsCard(profile) {
@@ -287,9 +293,10 @@ function renderProfile(profile) {
     profile.merged_from.length ? el("p", { className: "hint" },
       `Merged from ${profile.merged_from.length} profile(s): `, profile.merged_from.join(", ")) : null,
     el("div", { className: "columns" },
-      el("div", {}, identifiersCard(profile), traitsCard(profile)),
+      el("div", {}, identifiersCard(profile), can("admin") ? fixCard(profile) : null, traitsCard(profile)),
       el("div", {}, computedCard(profile), consentCard(profile),
-        can("privacy:write") ? privacyCard(profile) : null)));
+        can("privacy:write") ? privacyCard(profile) : null)),
+    evidenceCard(profile.profile_id));
 }
 
 // -- sign-in ----------------------------------------------------------------------------------
