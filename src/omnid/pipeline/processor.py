@@ -20,6 +20,7 @@ from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity import records
 from omnid.identity.commands import (
     Absorb,
+    Apply,
     Command,
     IdentityChangeEmission,
     Output,
@@ -187,6 +188,8 @@ class StageProcessor:
                 state = self._marker_of(partition, key, read)
             if table is Table.PROFILES:
                 self._attach_history(partition, key, state, read)
+        # Applies a profile deferred while it awaited a merge may be applied by this command.
+        deferred = [c.event for c in getattr(state, "deferred", ()) if isinstance(c, Apply)]
         if table is Table.IDENTIFIERS:
             new_state, outputs = handle_identifier(self.rules, state, command)
             stage = metrics.Stage.IDENTITY
@@ -200,6 +203,9 @@ class StageProcessor:
         # names it, and the end-to-end latency is measured from its receipt.
         event = getattr(command, "event", None)
         shown = [(event.event_id, event.received_at)] if event is not None else []
+        if deferred and new_state is not None:
+            applied = getattr(new_state, "applied", {})
+            shown += [(e.event_id, e.received_at) for e in deferred if e.digest in applied]
         if isinstance(command, Absorb):
             # The loser's update of this batch became a tombstone: the winner's shows its events.
             shown.extend(self._take_shown(command.loser.profile_id))
