@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -20,6 +21,10 @@ from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, load_topology
 from omnid.pipeline.harness import (
     LocalBroker,
+    LookupPoller,
+    Pipeline,
+    WorkerProcess,
+    get_json,
     latest_profiles,
     publish_events,
     read_topic,
@@ -29,6 +34,7 @@ from omnid.pipeline.harness import (
     totals,
     undelivered,
 )
+from omnid.pipeline.partitioning import partition_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 
@@ -39,6 +45,7 @@ SPEC = WorkloadSpec(customers=60, events=1200, seed=9, shared_tablet_rate=0.0)
 # Longer than the session timeout (6 s) and the transaction timeout (10 s): the workers lose
 # their group membership and their open transactions, and must still carry on.
 OUTAGE_S = 12.0
+LOOKUP_KEYS = 12
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +70,32 @@ def test_workers_ride_out_a_broker_sigkill_and_restart_mid_stream(
         pipeline.wait_until_assigned(PARTITIONS)
         pids = [w.process.pid for w in pipeline.workers if w.process]
         publish_events(config, pipeline.topics, records[:third])
+        pipeline.wait_drained(timeout=300)
+        # Lookups of customers already resolved, asked of the worker that owns them.
+        urls = {}
+        for profile in list(latest_profiles(config, pipeline.topics).values())[:LOOKUP_KEYS]:
+            identifier = profile["identifiers"][0]
+            key = f"{identifier['type']}:{identifier['value']}"
+            owner = _owner_of(pipeline, pipeline.topics.identity_commands, key)
+            urls[key] = f"{owner.url}/v1/identifiers/{identifier['type']}/" + quote(
+                identifier["value"], safe=""
+            )
+        # Answered once while the broker is up, as a serving worker has (partition counts known).
+        assert {get_json(url, token=pipeline.api_token)[1] for url in urls.values()} == {200}
         publish_events(config, pipeline.topics, records[third : 2 * third])
         # The precondition that makes this mid-stream: work is still in flight.
         assert undelivered(config, pipeline.group, pipeline.topics.inputs) > 0
-        private_broker.kill()
-        time.sleep(OUTAGE_S)
-        waiting = [_metric(w.url, "omnid_broker_wait") for w in pipeline.workers]
-        private_broker.start()
+        with LookupPoller(urls, pipeline.api_token) as poller:
+            private_broker.kill()
+            time.sleep(OUTAGE_S)
+            waiting = [_metric(w.url, "omnid_broker_wait") for w in pipeline.workers]
+            private_broker.start()
         publish_events(config, pipeline.topics, records[2 * third :])
         pipeline.wait_drained(timeout=300)
+        # Answered throughout from local state (fresh, or stale once the group let go of the
+        # partitions), never left hanging: status 0 would be a poll that got no answer in 5 s.
+        print("lookups during the outage", poller.availability())
+        assert {status for a in poller.answers.values() for _t, status, _s in a} == {200}
 
         assert all(w.alive() for w in pipeline.workers), pipeline.logs()
         assert [w.process.pid for w in pipeline.workers if w.process] == pids
@@ -84,6 +108,11 @@ def test_workers_ride_out_a_broker_sigkill_and_restart_mid_stream(
     expected = simulated_profiles(records, PARTITIONS, seed=3)
     assert totals(published.values()) == totals(expected), pipeline.logs()
     assert signatures(published.values()) == signatures(expected)
+
+
+def _owner_of(pipeline: Pipeline, topic: str, key: str) -> WorkerProcess:
+    wanted = f"{topic}:{partition_for(key, PARTITIONS)}"
+    return next(w for w in pipeline.workers if wanted in (w.status() or {}).get("ready", []))
 
 
 def _metric(url: str, name: str) -> float | None:

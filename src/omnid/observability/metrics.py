@@ -246,6 +246,11 @@ class WorkerMetrics:
             "1 while this worker waits out a retriable Kafka error (broker or leader lost).",
             registry=registry,
         )
+        self.stale_lookups = Counter(
+            "omnid_lookups_stale_total",
+            "Lookups answered from a local copy that may be behind (marked stale: true).",
+            registry=registry,
+        )
         self.batches_retried = Counter(
             "omnid_batches_retried_total",
             "Batches aborted by a retriable Kafka error and processed again.",
@@ -560,6 +565,10 @@ def set_worker_ready(ready: bool, metrics: WorkerMetrics | None = None) -> None:
 
 def set_broker_wait(waiting: bool, metrics: WorkerMetrics | None = None) -> None:
     (metrics or worker_metrics()).broker_wait.set(1 if waiting else 0)
+
+
+def record_stale_lookup(metrics: WorkerMetrics | None = None) -> None:
+    (metrics or worker_metrics()).stale_lookups.inc()
 
 
 def record_batch_retried(metrics: WorkerMetrics | None = None) -> None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -382,6 +383,61 @@ class LocalBroker:
             timeout=120,
             check=False,
         )
+
+
+@dataclass
+class LookupPoller:
+    """Asks the lookup API about fixed keys over and over from a thread, keeping every answer
+    ((monotonic time, HTTP status, stale flag) per key): what availability means to a client.
+    `urls` maps a key's name to the URL asked for it; status 0 means nothing answered."""
+
+    urls: Mapping[str, str]
+    token: str
+    timeout_s: float = 5.0
+    answers: dict[str, list[tuple[float, int, bool]]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def __enter__(self) -> LookupPoller:
+        self._thread = threading.Thread(target=self._poll, name="lookup-poller", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for name, url in self.urls.items():
+                body, status = get_json(url, timeout=self.timeout_s, token=self.token)
+                stale = bool(body and body.get("stale"))
+                self.answers.setdefault(name, []).append((time.monotonic(), status, stale))
+            time.sleep(0.05)
+
+    def availability(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Fraction of answers that were 200 (fresh or stale), and the longest run of time
+        without a 200 for any one key, over `names` (all keys by default)."""
+        chosen = list(self.answers) if names is None else list(names)
+        total = ok = stale = 0
+        longest_gap = 0.0
+        for name in chosen:
+            last_ok: float | None = None
+            for at, status, was_stale in self.answers.get(name, []):
+                total += 1
+                if status == 200:
+                    ok += 1
+                    stale += was_stale
+                    last_ok = at
+                elif last_ok is not None:
+                    longest_gap = max(longest_gap, at - last_ok)
+        return {
+            "polls": total,
+            "answered_200": ok / total if total else None,
+            "stale_200": stale / total if total else None,
+            "longest_gap_s": round(longest_gap, 2),
+        }
 
 
 def _process_exists(pid: int) -> bool:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from omnid.api_auth import Scope, authenticated_token, public, requires
@@ -24,16 +27,23 @@ from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
-from omnid.observability.metrics import record_lookup_rate_limited
+from omnid.observability.metrics import record_lookup_rate_limited, record_stale_lookup
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
 from omnid.tls import client_context
 
+log = logging.getLogger(__name__)
+
 ROUTED_HEADER = "X-Omnid-Routed"
 # merged_into chains are short after path compression; a longer one means a bug, not a customer.
 MAX_MERGE_HOPS = 32
 MEMBERS_TTL_S = 1.0
+# Asking the broker who owns what must not make a lookup hang while the broker is away.
+MEMBERS_TIMEOUT_S = 2.0
+MEMBERS_RETRY_AFTER_S = 4.0
+# Set while a request is answered from a local copy that may be behind: the reason.
+_STALE: ContextVar[str | None] = ContextVar("omnid_stale_answer", default=None)
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class GroupMember:
 
 def group_members(admin: AdminClient, group: str) -> list[GroupMember]:
     """The group's omnid workers (blocking: one describe request)."""
-    description = admin.describe_consumer_groups([group])[group].result(10)
+    description = admin.describe_consumer_groups([group])[group].result(MEMBERS_TIMEOUT_S)
     members = []
     for member in description.members:
         parts = member.client_id.split(" ")
@@ -294,30 +304,59 @@ class LookupApi:
             return _error(404, "erased_profile", profile_id=state.profile_id)
         body = export_document(state) if export else profile_update_record(state)
         body["requested_profile_id"] = requested
+        stale = _STALE.get()
+        if stale is not None:
+            body["stale"] = True
+            body["stale_reason"] = stale
         return _json(body)
 
     # -- routing -----------------------------------------------------------------------------
 
     async def _local(self, table: Table, key: str, request: web.Request | None) -> bytes | None:
-        """The key's stored value if this worker owns its partition, else NotHere(owner)."""
+        """The key's stored value if this worker owns its partition, else NotHere(owner).
+
+        While nobody can answer fresh — the group is rebalancing, this worker is restoring the
+        partition, or the broker is away and its owner unknown — a worker that holds a local
+        copy of the partition (it owned it before) answers from it, marked stale: an answer
+        that may miss the latest events beats a 503 or a hang."""
         topic = self.topics.source_of(table)
         partition = partition_for(key, await self._partition_count(topic))
+        store = self.worker.stores[table]
         if (topic, partition) in self.worker.status.ready:
-            return self.worker.stores[table].get(key)
+            return store.get(key)
+        held = store.checkpoint(partition) > 0
         if request is not None and request.headers.get(ROUTED_HEADER):
+            if held:
+                return self._stale(store.get(key), "rebalancing")
             raise NotHere(None)  # routed here by a peer with an older view: do not bounce
-        raise NotHere(await self._owner(topic, partition))
+        owner = await self._owner(topic, partition)
+        if held and owner in (None, self.worker.options.web_url):
+            return self._stale(store.get(key), "rebalancing" if owner is None else "not_ready")
+        raise NotHere(owner)
+
+    @staticmethod
+    def _stale(value: bytes | None, reason: str) -> bytes | None:
+        _STALE.set(reason)
+        record_stale_lookup()
+        return value
 
     async def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
-            metadata = await asyncio.to_thread(self.admin.list_topics, topic, 10)
+            metadata = await asyncio.to_thread(self.admin.list_topics, topic, MEMBERS_TIMEOUT_S)
             self._partitions[topic] = len(metadata.topics[topic].partitions)
         return self._partitions[topic]
 
     async def _owner(self, topic: str, partition: int) -> str | None:
         if time.monotonic() - self._owners_at > MEMBERS_TTL_S:
-            self._owners = await asyncio.to_thread(self._describe_owners)
-            self._owners_at = time.monotonic()
+            try:
+                self._owners = await asyncio.to_thread(self._describe_owners)
+            except (KafkaException, TimeoutError) as error:
+                # Broker away: the last known owners stand (this worker's own partitions are
+                # then answered from its local copy, marked stale) rather than a hang.
+                log.info("group members unknown (%s); using the last known owners", error)
+                self._owners_at = time.monotonic() + MEMBERS_RETRY_AFTER_S
+            else:
+                self._owners_at = time.monotonic()
         return self._owners.get((topic, partition))
 
     def _describe_owners(self) -> dict[tuple[str, int], str]:

@@ -1,0 +1,78 @@
+"""A third worker joins while lookups run: every key whose partitions keep their owner answers
+200 throughout — fresh, or, while the group rebalances and the partition is not ready, from the
+owner's local copy marked `stale: true` — and the group ends with every partition owned once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.pipeline.harness import (
+    LookupPoller,
+    Pipeline,
+    latest_profiles,
+    publish_events,
+    running_pipeline,
+)
+from omnid.pipeline.partitioning import partition_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
+
+PARTITIONS = 6
+SPEC = WorkloadSpec(customers=40, events=400, seed=5, shared_tablet_rate=0.0)
+KEYS = 24
+
+
+def owners(pipeline: Pipeline) -> dict[str, str]:
+    """ "topic:partition" -> name of the live worker that has it ready."""
+    owned = {}
+    for worker in pipeline.live_workers():
+        for partition in (worker.status() or {}).get("ready", []):
+            owned[partition] = worker.name
+    return owned
+
+
+def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
+    kafka_config: dict[str, str], topology: Any, tmp_path: Path
+) -> None:
+    records = list(channel_events(SPEC))
+    with running_pipeline(kafka_config, topology.prefix, tmp_path, 2) as pipeline:
+        pipeline.wait_until_assigned(PARTITIONS)
+        publish_events(kafka_config, pipeline.topics, records)
+        pipeline.wait_drained()
+        topics = pipeline.topics
+        before = owners(pipeline)
+        urls = {worker.name: worker.url for worker in pipeline.workers}
+        # Each key: one identifier of a profile, asked of the worker owning its partition;
+        # the answer also needs the partition of the profile it resolves to.
+        keys: dict[str, tuple[str, str]] = {}
+        for profile_id, profile in list(latest_profiles(kafka_config, topics).items())[:KEYS]:
+            identifier = profile["identifiers"][0]
+            key = f"{identifier['type']}:{identifier['value']}"
+            held = f"{topics.identity_commands}:{partition_for(key, PARTITIONS)}"
+            stored = f"{topics.profile_commands}:{partition_for(profile_id, PARTITIONS)}"
+            path = f"/v1/identifiers/{identifier['type']}/{quote(identifier['value'], safe='')}"
+            keys[key] = (held, stored)
+            urls[key] = f"{urls[before[held]]}{path}"
+        with LookupPoller({k: urls[k] for k in keys}, pipeline.api_token) as poller:
+            time.sleep(2)
+            pipeline.add_worker("worker-3", "exactly_once")
+            pipeline.wait_until_assigned(PARTITIONS, timeout=180)
+            time.sleep(2)
+        after = owners(pipeline)
+
+    staying = [k for k, parts in keys.items() if all(before[p] == after[p] for p in parts)]
+    moving = [k for k in keys if k not in staying]
+    # For the record (pytest -s): what a client saw, per kind of key.
+    print("staying keys", poller.availability(staying), "moving keys", poller.availability(moving))
+    # The join moved something to worker-3, and left some keys where they were.
+    assert "worker-3" in after.values()
+    assert staying, (before, after)
+    for key in staying:
+        statuses = {status for _at, status, _stale in poller.answers[key]}
+        assert statuses == {200}, (key, statuses, pipeline.logs())
