@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from selenium.webdriver.support.ui import Select
+
 from omnid.config import PROJECT_ROOT
 from omnid.console.browser import BROWSER_NAMES, DRIVER_NAMES, ConsoleBrowser, find_executable
 
@@ -21,7 +23,7 @@ def main() -> int:
     parser.add_argument("--api", default="http://127.0.0.1:8081", help="a worker of the stack")
     parser.add_argument("--token", default=os.environ.get("OMNID_API_TOKEN"))
     parser.add_argument("--find", nargs=2, metavar=("TYPE", "VALUE"),
-                        default=("email", "Ivo.Usher.18@inbox.example"))  # fmt: skip
+                        default=("email", "IVO.Usher.18@Inbox.example"))  # fmt: skip
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args()
     browser_path, driver_path = find_executable(BROWSER_NAMES), find_executable(DRIVER_NAMES)
@@ -34,6 +36,16 @@ def main() -> int:
         browser.sign_in(console_url, args.token)
         browser.find(*args.find)
         browser.element("#profile-id")
+        # The evidence path from the identifier searched for (when the lower-cased value is its
+        # normal form, as for emails) to the profile's last identifier, highlighted.
+        browser.element("#evidence-graph g.node")
+        held = [o.get_attribute("value") for o in browser.visible("#path-to option")]
+        searched = f"{args.find[0]}:{args.find[1].strip().lower()}"
+        start = searched if searched in held else held[0]
+        Select(browser.element("#path-from")).select_by_value(start)
+        Select(browser.element("#path-to")).select_by_value(held[-1])
+        browser.element("#show-path").click()
+        browser.wait_for(lambda _d: browser.visible("#path-hops li"))
         print(browser.screenshot(args.out / "console-profile.png"))
         browser.get(f"{console_url}#/operate")
         browser.element("#workers")

@@ -128,6 +128,7 @@ class ConsoleBrowser:
     def screenshot(self, path: Path) -> Path:
         """The whole page, not only the window: the window grows to the page's height."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.driver.execute_script("window.scrollTo(0, 0)")
         height = self.driver.execute_script("return document.documentElement.scrollHeight")
         self.driver.set_window_size(self.width, max(self.height, min(int(height) + 40, 6000)))
         try:

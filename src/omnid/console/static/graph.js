@@ -23,10 +23,12 @@ const OmnidGraph = (() => {
     return fit(nodes, positions, width, height);
   }
 
-  // Fruchterman-Reingold in a unit space: nodes repel, links pull, a weak pull to the centre keeps
-  // pieces that nothing links (a refused identifier) from drifting away.
+  // Fruchterman-Reingold in a unit space: nodes repel, links pull, and a pull to the centre keeps
+  // the pieces together — weak for linked nodes, strong for one nothing links (a refused
+  // identifier), which would otherwise drift to a corner and squeeze the rest when fitted.
   function spread(nodes, edges, positions) {
-    const ideal = 1 / Math.sqrt(nodes.length);
+    const ideal = 1.5 / Math.sqrt(nodes.length);
+    const linked = new Set(edges.flatMap((edge) => [edge.source, edge.target]));
     let temperature = 0.2;
     for (let step = 0; step < STEPS; step += 1) {
       const moves = new Map(nodes.map((node) => [node.id, { x: 0, y: 0 }]));
@@ -60,8 +62,9 @@ const OmnidGraph = (() => {
       for (const node of nodes) {
         const position = positions.get(node.id);
         const move = moves.get(node.id);
-        move.x -= position.x * 0.5;
-        move.y -= position.y * 0.5;
+        const gravity = linked.has(node.id) ? 0.1 : 1.5;
+        move.x -= position.x * gravity;
+        move.y -= position.y * gravity;
         const length = Math.hypot(move.x, move.y) || 1;
         const limited = Math.min(length, temperature);
         position.x += (move.x / length) * limited;
@@ -71,7 +74,8 @@ const OmnidGraph = (() => {
     }
   }
 
-  // Scales the unit-space layout into the box (same scale on both axes, so angles stay).
+  // Stretches the unit-space layout to fill the box: each axis on its own, since a wide box
+  // and a long chain of links would otherwise leave most of the width empty.
   function fit(nodes, positions, width, height) {
     const margin = 24;
     const labelRoom = Math.min(width / 3, 7 * Math.max(0, ...nodes.map((node) => node.label.length)));
@@ -80,13 +84,15 @@ const OmnidGraph = (() => {
     const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
     const usableX = width - 2 * margin - labelRoom;
     const usableY = height - 2 * margin;
-    const scale = Math.min(usableX / (maxX - minX || 1), usableY / (maxY - minY || 1));
-    const offsetX = margin + (usableX - scale * (maxX - minX)) / 2;
-    const offsetY = margin + (usableY - scale * (maxY - minY)) / 2;
+    const scaleX = maxX > minX ? usableX / (maxX - minX) : 0;
+    const scaleY = maxY > minY ? usableY / (maxY - minY) : 0;
     const fitted = new Map();
     for (const node of nodes) {
       const position = positions.get(node.id);
-      fitted.set(node.id, { x: offsetX + (position.x - minX) * scale, y: offsetY + (position.y - minY) * scale });
+      fitted.set(node.id, {
+        x: scaleX ? margin + (position.x - minX) * scaleX : margin + usableX / 2,
+        y: scaleY ? margin + (position.y - minY) * scaleY : margin + usableY / 2,
+      });
     }
     return fitted;
   }
@@ -115,7 +121,7 @@ const OmnidGraph = (() => {
       svg.append(line);
       if (edge.label && graph.edges.length <= EDGE_LABELS_UP_TO) {
         svg.append(svgEl("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 4, class: "edge-label",
-          "text-anchor": "middle" }, edge.label));
+          "text-anchor": "middle" }, edge.label.length > 14 ? `${edge.label.slice(0, 13)}…` : edge.label));
       }
     }
     for (const node of graph.nodes) {
