@@ -287,6 +287,9 @@ function renderProfile(profile) {
       el("span", { className: "badge" }, profile.status),
       el("span", { className: "badge" }, `version ${profile.version}`),
       el("span", { className: "hint" }, `updated ${when(profile.updated_at)} by ${profile.cause.kind}`)),
+    profile.stale ? el("p", { id: "stale-notice", className: "notice" },
+      `Served from a local copy while the workers ${profile.stale_reason === "rebalancing" ? "rebalance" : "restore this partition"}: `
+        + "changes since then (new events, merges, erasures) may be missing. Look again in a moment.") : null,
     merged ? el("p", { id: "merged-notice", className: "notice" },
       "You asked for ", el("code", {}, profile.requested_profile_id),
       ", which was merged into this profile.") : null,
