@@ -207,9 +207,13 @@ def quix_count_baseline(
         "OMNID_BENCH_QUIX_SINK": sink,
         "OMNID_BENCH_QUIX_STATE_DIR": str(work_dir / "quix-state"),
     }
+    # quix-streams lives in a virtualenv of its own (see the `peers` extra); the peer module
+    # needs only quixstreams and this package's source on its path.
+    python = os.environ.get("OMNID_BENCH_PEERS_PYTHON", sys.executable)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return subprocess_baseline(
         config, events, (source, sink), partitions, work_dir, ["omnid.bench.quix_count"], env,
-        group, timeout_s,
+        group, timeout_s, python,
     )  # fmt: skip
 
 
@@ -223,6 +227,7 @@ def subprocess_baseline(
     env: Mapping[str, str],
     internal_prefix: str,
     timeout_s: float,
+    python: str = sys.executable,
 ) -> dict[str, Any]:
     """Preloads `events` into the source topic, runs `python -m <module_command>` until the sink
     holds one output per event, and rates the outputs; topics the framework made for itself
@@ -236,7 +241,7 @@ def subprocess_baseline(
         preload(config, source, events)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", *module_command],
+                [python, "-m", *module_command],
                 env={**os.environ, **env, "OMNID_KAFKA_BOOTSTRAP": config["bootstrap.servers"]},
                 stdout=log,
                 stderr=subprocess.STDOUT,
