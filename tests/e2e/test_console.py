@@ -251,6 +251,8 @@ def test_operate_shows_workers_partitions_readiness_lag_and_dead_letters_by_reas
     assert console.browser.element("#tile-workers").text.startswith("2")
     assert console.browser.cells("tr[data-reason='undecodable']")[1] == "1"
     assert console.browser.cells("tr[data-reason='no_identifier']")[1] == "0"
+    # Drained before the page opened: nothing is behind.
+    assert console.browser.element("#lag").text == "No partition is behind."
     # Rates need two samples of each worker's counters, five seconds apart.
     console.browser.wait_for(lambda d: "…" not in console.browser.element("#tile-merges-rate").text)
     console.shot("03-operate")

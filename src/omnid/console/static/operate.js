@@ -79,7 +79,20 @@ async function refreshOperate() {
       section("Dead letters by reason (since the workers started)",
         reasonsTable("dead-letters", totals.dead_letters_by_reason)),
       section("Merge refusals by reason", reasonsTable("refusals", totals.merges_refused_by_reason, true))),
+    section("Consumer lag by partition", lagTable(ops.workers)),
     el("p", { className: "hint" }, `Refreshed ${when(Date.now())}; every 5 s.`));
+}
+
+// Only the partitions that are behind: with every partition of every topic listed, the few that
+// matter would be lost among the zeros.
+function lagTable(workers) {
+  const behind = workers.flatMap((worker) => worker.consumer_lag
+    .filter((entry) => entry.lag > 0).map((entry) => ({ ...entry, worker: worker.name })))
+    .sort((a, b) => b.lag - a.lag);
+  if (!behind.length) return el("p", { id: "lag", className: "hint" }, "No partition is behind.");
+  return table(["topic", "partition", "worker", "lag"], behind.map((entry) => el("tr", {},
+    el("td", {}, entry.topic), el("td", { className: "number" }, entry.partition), el("td", {}, entry.worker),
+    el("td", { className: "number" }, entry.lag))), { id: "lag" });
 }
 
 function tile(label, value, id) {
