@@ -70,7 +70,9 @@ async function splitSelected(profile, outcome) {
     return { kept: kept.body, split: moved.body };
   });
   if (!sides) return fill(outcome, el("p", { className: "error" }, "Split, but the lookup API does not show it yet; look again."));
-  fill(outcome,
+  // The screen shows this profile's new snapshot; the outcome stays in its Fix card.
+  renderProfile(sides.kept);
+  fill(document.getElementById("fix-outcome"),
     el("p", { id: "fix-done", className: "notice" },
       `Split: ${keys.join(", ")} now belong to a profile of their own, and a ban keeps the two apart.`),
     el("div", { className: "columns" },
