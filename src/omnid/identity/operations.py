@@ -353,6 +353,25 @@ def ban_between(
     return None
 
 
+def moved_to(state: ProfileState, via: Identifier) -> str | None:
+    """The profile a split moved `via` to, if this profile gave it up to a split: a merge
+    through it (asked before the split was known) belongs with that side, which the ban's
+    handshake then judges. None when `via` is here or left for another reason."""
+    if via.key in state.identifiers:
+        return None
+    reason = state.refused.get(via.key)
+    if reason is None or not reason.startswith(BAN_REASON):
+        return None
+    ban = state.bans.get(reason.removeprefix(BAN_REASON))
+    if ban is None:
+        return None
+    if via.key in ban.right:
+        return ban.right_profile
+    if via.key in ban.left:
+        return ban.left_profile
+    return None
+
+
 def join_operations(winner: ProfileState, loser: ProfileState) -> None:
     """Bans and remembered operations travel with the identifiers into the survivor."""
     for ban_id, ban in loser.bans.items():

@@ -542,6 +542,10 @@ def _on_merge_request(
     rules: IdentityRules, state: ProfileState, command: MergeRequest, outputs: list[Output]
 ) -> None:
     loser = command.loser
+    moved_to = operations.moved_to(state, command.via)
+    if moved_to is not None:
+        outputs.extend(_merge_request(moved_to, loser, command))
+        return
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
         state.refused.setdefault(command.via.key, declined)
@@ -585,6 +589,14 @@ def _on_merge_offer(
     if state.awaiting is not None:
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
+        return state
+    moved_to = operations.moved_to(state, command.via)
+    if moved_to is not None:
+        outputs.append(
+            OfferRedirected(
+                winner, state.profile_id, moved_to, command.via, command.event_id, command.at
+            )
+        )
         return state
     reason = _declined_for(rules, state.declined.get(winner), command.via)
     if reason is None:
