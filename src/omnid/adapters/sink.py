@@ -88,9 +88,14 @@ class EventSink:
         return int(self._producer.flush(timeout))
 
     def close(self, timeout: float = 30.0) -> None:
+        if self._closed.is_set():
+            return
         self.flush(timeout)
         self._closed.set()
         self._poller.join()
+        # Let librdkafka go now: a closed sink still referenced (by an application's handlers)
+        # would otherwise keep reconnecting to a broker that may be gone, logging each attempt.
+        del self._sender, self._producer
 
     def __enter__(self) -> EventSink:
         return self
