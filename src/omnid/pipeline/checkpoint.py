@@ -11,6 +11,7 @@ of one commit interval, committed as numbered steps) and Kafka Streams' `Streams
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Every Kafka call of a commit that may wait on the broker waits at most this long per try.
 COMMIT_TIMEOUT_S = 30.0
+HUNG_AFTER_S = COMMIT_TIMEOUT_S + 15.0
 
 _REBALANCE_ERRORS = (
     KafkaError.ILLEGAL_GENERATION,
@@ -75,14 +77,19 @@ class TransactionalCommit:
             self._open = True
 
     def commit(self, offsets: list[TopicPartition]) -> None:
-        self.producer.send_offsets_to_transaction(
-            offsets, self.consumer.consumer_group_metadata(), COMMIT_TIMEOUT_S
+        metadata = self.consumer.consumer_group_metadata()
+        _bounded(
+            lambda: self.producer.send_offsets_to_transaction(offsets, metadata, COMMIT_TIMEOUT_S),
+            "send_offsets_to_transaction",
         )
         # A commit that failed retriably may have reached the coordinator: aborting now could
         # throw away a transaction the broker has committed. librdkafka's rule is to call commit
         # again until it succeeds or says the transaction must be aborted.
         self.wait.retry(
-            lambda: self.producer.commit_transaction(COMMIT_TIMEOUT_S), "committing a batch"
+            lambda: _bounded(
+                lambda: self.producer.commit_transaction(COMMIT_TIMEOUT_S), "commit_transaction"
+            ),
+            "committing a batch",
         )
         self._open = False
 
@@ -91,6 +98,34 @@ class TransactionalCommit:
         # when this producer's transaction state is wedged by the outage.
         self._open = False
         return True
+
+
+def _bounded(call: Callable[[], None], name: str) -> None:
+    """Runs a transactional call of librdkafka that has been seen to block far past its own
+    timeout (send_offsets_to_transaction, for minutes, after a broker restart followed by a
+    rebalance; librdkafka 2.16). Past HUNG_AFTER_S the worker stops waiting: a retriable error
+    sends the batch to be processed again with a new producer, whose init_transactions ends
+    whatever the stuck one had open (see Worker._abort)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as error:  # handed to the waiting thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, name=f"omnid-{name}", daemon=True)
+    thread.start()
+    thread.join(HUNG_AFTER_S)
+    if not outcome:
+        log.warning("%s still blocked after %.0f s: giving up on this producer", name, HUNG_AFTER_S)
+        # Must abort: calling it again on the same producer would only conflict with the
+        # blocked call.
+        blocked = KafkaError(KafkaError._TIMED_OUT, f"{name} blocked", txn_requires_abort=True)
+        raise KafkaException(blocked)
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 class ConsumerCommit:

@@ -342,8 +342,14 @@ class LookupApi:
 
     async def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
-            metadata = await asyncio.to_thread(self.admin.list_topics, topic, MEMBERS_TIMEOUT_S)
-            self._partitions[topic] = len(metadata.topics[topic].partitions)
+            try:
+                metadata = await asyncio.to_thread(self.admin.list_topics, topic, MEMBERS_TIMEOUT_S)
+            except KafkaException:
+                raise NotHere(None) from None  # broker away and the count never known: 503
+            found = metadata.topics.get(topic)
+            if found is None or not found.partitions:
+                raise NotHere(None)  # an answer without the topic (broker away): not cached
+            self._partitions[topic] = len(found.partitions)
         return self._partitions[topic]
 
     async def _owner(self, topic: str, partition: int) -> str | None:

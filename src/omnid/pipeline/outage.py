@@ -203,7 +203,9 @@ class BrokerWait:
                 error = kafka_error(raised)
                 if error is None or classify(error) is not Fault.RETRIABLE:
                     raise
-                if self.stopping.is_set():
+                # The transaction is lost: the batch is aborted and processed again, never the
+                # same call repeated (librdkafka's rule for txn_requires_abort errors).
+                if error.txn_requires_abort() or self.stopping.is_set():
                     raise
                 self.noticed(error, doing)
                 time.sleep(pause_s)
