@@ -183,7 +183,9 @@ def run(
             check_no_weak_merge(rules, strong_groups(), state)
             operator.bans.update(state.bans)
             check_bans(
-                [b for b in operator.bans.values() if b.ban_id not in operator.lifted], state
+                rules,
+                [b for b in operator.bans.values() if b.ban_id not in operator.lifted],
+                state,
             )
 
     simulator = Simulator(

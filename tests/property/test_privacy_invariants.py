@@ -69,13 +69,15 @@ def check_nothing_of_the_person_remains(result: SimulationResult, erased_ids: se
         assert not (stub.history.events or stub.history.residue or stub.merges), profile_id
         assert stub.event_count == 0 and profile_id not in result.updates, profile_id
         assert profile_id in result.tombstoned, profile_id
+    person_values = {key.split(":", 1)[1] for key in suppressed}
     for profile in result.profiles.values():
         leaked = held_keys(profile) & suppressed
         assert not leaked, f"{profile.profile_id} still holds {leaked}"
+        bans = repr(profile.bans)  # re-link bans keep digests only, never a clear key
+        assert not [v for v in person_values if f"'{v}'" in bans], profile.profile_id
     for profile_id, update in result.updates.items():
         keys = {f"{i['type']}:{i['value']}" for i in update["identifiers"]}
         assert not keys & suppressed, f"update of {profile_id} shows {keys & suppressed}"
-    person_values = {key.split(":", 1)[1] for key in suppressed}
     receipts = repr(result.receipts)
     assert not [v for v in person_values if f"'{v}'" in receipts], "a receipt names a value"
 

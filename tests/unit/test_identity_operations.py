@@ -10,6 +10,7 @@ from omnid.identity.evidence import explain, path
 from omnid.identity.invariants import check_all, check_bans, check_limits
 from omnid.identity.model import Event, Identifier, Purchase, event_digest
 from omnid.identity.operations import ban_sides
+from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
 from omnid.identity.state import Ban, ProfileState
@@ -88,7 +89,7 @@ def runs(
                 check_limits(rules, state)
                 bans.update(state.bans)
                 if not lifted:
-                    check_bans(bans.values(), state)
+                    check_bans(rules, bans.values(), state)
 
         simulator = Simulator(rules, partitions, seed, observer=observe)
         result = run_in_phases(simulator, items)
@@ -252,7 +253,7 @@ def test_explain_path_names_the_till_receipt_where_card_and_email_appeared_toget
         events = [h["event"]["event_id"] for h in hops]
         assert events == ["app-2", "till-receipt-E"]
         assert hops[1]["event"]["channel"] == "pos"
-        body = explain(profile, RULES.history_window)
+        body = explain(profile, RULES)
         by_key = {f"{i['type']}:{i['value']}": i for i in body["identifiers"]}
         assert by_key["loyalty_id:L-7"]["event"]["source"] == "till-3"
         assert body["history"] == {"events": 3, "forgotten_events": 0, "bound": 500}
@@ -291,3 +292,32 @@ def test_split_of_unknown_identifiers_or_all_of_them_is_refused_with_a_reason() 
         }
         assert reasons == {"all": "names_every_identifier", "missing": "not_held"}
         assert len(result.active_profiles()) == 1
+
+
+def test_ban_keeps_digests_so_an_erased_side_leaves_no_clear_key_in_the_other_profile() -> None:
+    ann = [("user_id", "u-ann"), ("email", "ann@mail.io")]
+    bob = [("user_id", "u-bob"), ("email", "bob@mail.io")]
+    tablet = ("device_id", "store-tablet-7")
+    items: list[Event | Operation] = [
+        event("e1", 1_000, *ann, tablet),
+        event("e2", 2_000, *bob, tablet),
+        split("user_id:u-ann", "user_id:u-bob", "email:bob@mail.io"),
+    ]
+    erase_bob = PrivacyRequest(
+        "r-erase", PrivacyKind.ERASE, Identifier("user_id", "u-bob"), None, "test", None, 90_000
+    )
+    for partitions, seed in DELIVERIES:
+        simulator = Simulator(LOOSE, partitions, seed)
+        result = simulator.run([erase_bob], after=run_in_phases(simulator, items))
+        assert "r-erase:completed" in result.receipts
+        ann_side = holder(result, "user_id:u-ann")
+        (ban,) = ann_side.bans.values()
+        for profile in result.profiles.values():
+            for kept in profile.bans.values():
+                assert "u-bob" not in repr(kept) and "bob@mail.io" not in repr(kept), kept
+        (shown,) = explain(ann_side, LOOSE)["bans"]
+        assert {f"{i['type']}:{i['value']}" for i in shown["left"]} == set(ann_side.identifiers)
+        assert shown["right"] == [] and shown["right_count"] == 2
+        assert ban.separates(
+            LOOSE.recognition_key, ["user_id:u-ann"], ["user_id:u-bob", "email:x@mail.io"]
+        )

@@ -13,7 +13,8 @@ from collections import deque
 from typing import Any
 
 from omnid.identity.model import Event, Identifier
-from omnid.identity.state import MergeEvidence, ProfileIdentifier, ProfileState
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import Ban, MergeEvidence, ProfileIdentifier, ProfileState
 
 MERGE_EVIDENCE_WINDOW = 64
 # The pseudo identifier type of a merge by hand (`via` of its MergeRequest): its value is the
@@ -109,7 +110,7 @@ def _event_record(event_id: str, channel: str, source: str, at: int) -> dict[str
     return {"event_id": event_id, "channel": channel, "source": source, "at": at}
 
 
-def explain(profile: ProfileState, history_window: int) -> dict[str, Any]:
+def explain(profile: ProfileState, rules: IdentityRules) -> dict[str, Any]:
     """The profile as a graph of evidence (the `/v1/profiles/{id}/explain` body)."""
     residue = profile.history.residue
     return {
@@ -145,24 +146,13 @@ def explain(profile: ProfileState, history_window: int) -> dict[str, Any]:
             for key, reason in sorted(profile.refused.items())
             if not key.startswith(f"{MANUAL_LINK}:")
         ],
-        "bans": [
-            {
-                "ban_id": ban.ban_id,
-                "left_profile_id": ban.left_profile,
-                "right_profile_id": ban.right_profile,
-                "left": [_identifier_record(k) for k in ban.left],
-                "right": [_identifier_record(k) for k in ban.right],
-                "at": ban.at,
-                "operator": ban.operator,
-            }
-            for _, ban in sorted(profile.bans.items())
-        ],
+        "bans": [_ban_record(ban, profile, rules) for _, ban in sorted(profile.bans.items())],
         "history": {
             "events": len(profile.history.events),
             "forgotten_events": residue.event_count if residue is not None else 0,
-            "bound": history_window,
+            "bound": rules.history_window,
         },
-        "bounds": {"merges": MERGE_EVIDENCE_WINDOW, "history_events": history_window},
+        "bounds": {"merges": MERGE_EVIDENCE_WINDOW, "history_events": rules.history_window},
     }
 
 
@@ -171,6 +161,23 @@ def explain(profile: ProfileState, history_window: int) -> dict[str, Any]:
 # A hop between two identifiers: kind "event" (both appeared in the event) or "merge" (a merge
 # by hand joined their profiles), with what proves it.
 Hop = dict[str, Any]
+
+
+def _ban_record(ban: Ban, profile: ProfileState, rules: IdentityRules) -> dict[str, Any]:
+    """A ban as this profile sees it: of each side, the identifiers it holds itself (a ban
+    keeps only digests, so another profile's identifiers are a count) and the side's size."""
+    left, right = ban.sides_of(rules.recognition_key, sorted(profile.identifiers))
+    return {
+        "ban_id": ban.ban_id,
+        "left_profile_id": ban.left_profile,
+        "right_profile_id": ban.right_profile,
+        "left": [_identifier_record(k) for k in left],
+        "right": [_identifier_record(k) for k in right],
+        "left_count": len(ban.left_digests),
+        "right_count": len(ban.right_digests),
+        "at": ban.at,
+        "operator": ban.operator,
+    }
 
 
 def _links(profile: ProfileState) -> dict[str, list[tuple[str, Hop]]]:

@@ -14,7 +14,7 @@ from omnid.identity.model import Event, EventDigest, event_digest
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult
-from omnid.identity.state import Ban, ProfileState, ProfileStatus
+from omnid.identity.state import Ban, ProfileState, ProfileStatus, identifier_digest
 from omnid.identity.survivorship import apply_event, revenue
 
 
@@ -48,15 +48,15 @@ def check_no_weak_merge(
     )
 
 
-def check_bans(bans: Iterable[Ban], profile: ProfileState) -> None:
+def check_bans(rules: IdentityRules, bans: Iterable[Ban], profile: ProfileState) -> None:
     """Invariant 9 for one profile (call it after every step with the bans in force)."""
     if profile.status is not ProfileStatus.ACTIVE:
         return
-    held = set(profile.identifiers)
     for ban in bans:
-        assert not (held & set(ban.left) and held & set(ban.right)), (
-            f"profile {profile.profile_id} holds {sorted(held & set(ban.left))} and "
-            f"{sorted(held & set(ban.right))}, on both sides of ban {ban.ban_id}"
+        left, right = ban.sides_of(rules.recognition_key, sorted(profile.identifiers))
+        assert not (left and right), (
+            f"profile {profile.profile_id} holds {left} and {right}, on both sides of ban "
+            f"{ban.ban_id}"
         )
 
 
@@ -141,7 +141,7 @@ def check_links(
     """No merge is lost: an identifier of an event held outside the profile that counts the
     event is there for a recorded reason (a declined merge, a refused identifier, or a split
     whose ban was lifted: the sides merge again only on a new shared event)."""
-    unbanned = {key for ban in lifted for key in (*ban.left, *ban.right)}
+    unbanned = {digest for ban in lifted for digest in (*ban.left_digests, *ban.right_digests)}
     counted_by = {e: p for p in result.active_profiles().values() for e in p.applied}
     for event in events:
         counter = counted_by.get(event.digest)
@@ -150,7 +150,10 @@ def check_links(
         for identifier in usable_identifiers(rules, event.identifiers)[0]:
             holder = result.profile_of(identifier.key)
             assert holder is not None, f"{identifier.key} has no profile"
-            if holder is counter or identifier.key in unbanned:
+            if (
+                holder is counter
+                or identifier_digest(rules.recognition_key, identifier.key) in unbanned
+            ):
                 continue
             # A declined pair stays declined when either side absorbs more profiles (the union
             # only grows), so compare whole lineages.

@@ -27,7 +27,7 @@ from omnid.identity.history import recompute
 from omnid.identity.model import Identifier
 from omnid.identity.rendering import identity_change_record
 from omnid.identity.rules import IdentityRules
-from omnid.identity.state import Ban, IdentifierState, ProfileState
+from omnid.identity.state import Ban, IdentifierState, ProfileState, identifier_digest
 
 BAN_REASON = "ban:"
 # Operation request ids a profile remembers (a redelivered Split must not split again).
@@ -149,14 +149,15 @@ def on_split(
     # The side that stays also has the identifiers it claimed and has not heard back about.
     staying_keys = sorted(k for k in state.linked() if k not in named_set)
     new_id = split_profile_id(command, _identifier(named[0]))
+    secret = rules.recognition_key
     ban = Ban(
         ban_id_for(state.profile_id, new_id),
         state.profile_id,
         new_id,
-        tuple(staying_keys),
-        tuple(named),
         command.at,
         command.operator,
+        tuple(sorted(identifier_digest(secret, k) for k in staying_keys)),
+        tuple(sorted(identifier_digest(secret, k) for k in named)),
     )
     reason = ban_reason(ban.ban_id)
     # The events that came through the named identifiers go with them: those whose anchor
@@ -343,12 +344,12 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
 
 
 def ban_between(
-    winner_bans: tuple[Ban, ...], winner_keys: list[str], loser: ProfileState
+    secret: bytes, winner_bans: tuple[Ban, ...], winner_keys: list[str], loser: ProfileState
 ) -> str | None:
     """The decline reason if a ban of either side keeps the two apart, else None."""
     mine = list(loser.linked())
     for ban in (*winner_bans, *loser.bans.values()):
-        if ban.separates(winner_keys, mine):
+        if ban.separates(secret, winner_keys, mine):
             return ban_reason(ban.ban_id)
     return None
 

@@ -14,8 +14,6 @@ just before the erasure is resolved again without the identifier that found the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,20 +57,18 @@ from omnid.identity.state import (
     IdentifierStatus,
     ProfileState,
     ProfileStatus,
+    identifier_digest,
 )
 
 MARKER_PREFIX = "suppressed:"
 # Profile-stage commands this module always handles (the graph's own never reach it active).
 PROFILE_COMMANDS = (ProfileRequest, EraseMerged, Forget)
-# 128 bits of HMAC-SHA-256: collisions are out of reach for any number of erasures.
-_MARKER_BYTES = 16
 
 
 def marker_key(secret: bytes, identifier_key: str) -> str:
     """The key a suppression marker is stored under: an HMAC of the normalised identifier key
     (the secret keeps a dictionary of emails from being hashed and compared against it)."""
-    digest = hmac.new(secret, identifier_key.encode(), hashlib.sha256).digest()
-    return MARKER_PREFIX + digest[:_MARKER_BYTES].hex()
+    return MARKER_PREFIX + identifier_digest(secret, identifier_key)
 
 
 def is_marker(state: IdentifierState) -> bool:

@@ -620,7 +620,10 @@ def _on_merge_offer(
         reason = f"limit:{blocking[0]}" if blocking else None
         if reason is None:  # a re-link ban of either side keeps the two apart
             reason = operations.ban_between(
-                command.winner_bans, [k for k, _ in command.winner_linked], state
+                rules.recognition_key,
+                command.winner_bans,
+                [k for k, _ in command.winner_linked],
+                state,
             )
         if (
             reason is None

@@ -162,6 +162,9 @@ class IdentityRules(BaseModel):
     blocklist: Blocklist = Field(default_factory=Blocklist)
     identifier_types: dict[str, IdentifierTypeRule]
     hash_secret: str | None = Field(None, exclude=True, repr=False)
+    # Keys the digests of what is kept only to recognise identifiers again (re-link bans): the
+    # shell hands in its suppression secret; the core never reads it from anywhere.
+    recognition_secret: str = Field("", exclude=True, repr=False)
 
     @field_validator("default_region")
     @classmethod
@@ -262,8 +265,17 @@ class IdentityRules(BaseModel):
             for name, rule in self.identifier_types.items()
         }
         return IdentityRules.model_validate(
-            {**self.model_dump(), "identifier_types": types, "hash_secret": self.hash_secret}
+            {
+                **self.model_dump(),
+                "identifier_types": types,
+                "hash_secret": self.hash_secret,
+                "recognition_secret": self.recognition_secret,
+            }
         )
+
+    @property
+    def recognition_key(self) -> bytes:
+        return self.recognition_secret.encode()
 
 
 def _unquoted(value: str) -> str:

@@ -7,6 +7,8 @@ and the shell never keeps the old object (it stores `records.encode(state)` in R
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -124,22 +126,47 @@ class MergeEvidence:
 
 @dataclass(frozen=True, slots=True)
 class Ban:
-    """A re-link ban from a split: no profile may hold identifiers of both `left` (what the
-    split profile kept) and `right` (what the operator named), until an unban lifts it."""
+    """A re-link ban from a split: no profile may hold identifiers of both sides, what the
+    split profile kept (`left`) and what the operator named (`right`), until an unban lifts it.
+    The sides are kept only to recognise identifiers again, so they hold keyed digests
+    (`identifier_digest`), never a clear key: a ban travels to every profile either side
+    merges into, and an erase of one side must leave nothing of it in the other's bans. (Bans
+    written in clear by builds before this field existed read with empty sides.)"""
 
     ban_id: str
     left_profile: str
     right_profile: str
-    left: tuple[str, ...]
-    right: tuple[str, ...]
     at: int
     operator: str
+    left_digests: tuple[str, ...] = ()
+    right_digests: tuple[str, ...] = ()
 
-    def separates(self, a: Iterable[str], b: Iterable[str]) -> bool:
+    def sides_of(self, secret: bytes, keys: Iterable[str]) -> tuple[list[str], list[str]]:
+        """The keys among `keys` on the left side and on the right side."""
+        left: list[str] = []
+        right: list[str] = []
+        left_digests, right_digests = set(self.left_digests), set(self.right_digests)
+        for key in keys:
+            digest = identifier_digest(secret, key)
+            if digest in left_digests:
+                left.append(key)
+            elif digest in right_digests:
+                right.append(key)
+        return left, right
+
+    def separates(self, secret: bytes, a: Iterable[str], b: Iterable[str]) -> bool:
         """Whether joining identifier sets `a` and `b` would put both sides in one profile."""
-        left, right = set(self.left), set(self.right)
-        a_keys, b_keys = set(a), set(b)
-        return bool((a_keys & left and b_keys & right) or (a_keys & right and b_keys & left))
+        a_left, a_right = self.sides_of(secret, a)
+        b_left, b_right = self.sides_of(secret, b)
+        return bool((a_left and b_right) or (a_right and b_left))
+
+
+def identifier_digest(secret: bytes, identifier_key: str) -> str:
+    """A keyed digest of a normalised identifier key, for what is kept only to recognise the
+    identifier again (suppression markers, re-link bans): an HMAC, so a dictionary of emails
+    cannot be hashed and compared against it without the secret. 128 bits of HMAC-SHA-256
+    keep collisions out of reach."""
+    return hmac.new(secret, identifier_key.encode(), hashlib.sha256).digest()[:16].hex()
 
 
 @dataclass(slots=True)

@@ -245,7 +245,7 @@ class LookupApi:
                 return _error(404, "erased_profile", profile_id=state.profile_id)
             stored = self.worker.stores[Table.HISTORY].get(current)
             state.history = decode_history(stored) if stored is not None else EventHistory()
-            body = evidence.explain(state, self.rules.history_window)
+            body = evidence.explain(state, self.rules)
             body["requested_profile_id"] = requested
             if ends:
                 missing = [key for key in ends if key not in state.identifiers]

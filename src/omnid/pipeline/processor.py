@@ -130,7 +130,8 @@ class StageProcessor:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         suppression_secret: str = DEVELOPMENT_SUPPRESSION_SECRET,
     ) -> None:
-        self.rules = rules
+        # The core keys ban digests with the suppression secret, handed to it in the rules.
+        self.rules = rules.model_copy(update={"recognition_secret": suppression_secret})
         self.suppression_secret = suppression_secret.encode()
         self.codec = codec
         self.topics = topics

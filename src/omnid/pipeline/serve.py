@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     tokens = ApiTokens.load(settings.api_tokens_file)
     worker = Worker(settings, options, processor, topics)
     host = args.host or settings.worker_host
-    return asyncio.run(_serve(worker, rules, tokens, host, args.port, server_context(settings)))
+    return asyncio.run(
+        _serve(worker, processor.rules, tokens, host, args.port, server_context(settings))
+    )
 
 
 def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) -> web.Application:

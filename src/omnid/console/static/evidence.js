@@ -158,11 +158,18 @@ async function loadEvidence(card, profileId) {
     bansList(explain));
 }
 
+// A ban keeps digests only: a side shows the identifiers this profile holds, else its size.
+function banSide(held, count, profileId) {
+  if (held.length) return held.map(identifierKey).join(", ");
+  return `${count} identifier${count === 1 ? "" : "s"} of profile ${profileId}`;
+}
+
 function bansList(explain) {
   if (!explain.bans.length) return null;
   return el("div", { id: "bans" }, el("h3", {}, "Re-link bans"),
     explain.bans.map((ban) => el("p", { className: "hint", "data-ban": ban.ban_id },
-      `${ban.left.map(identifierKey).join(", ")} never again with ${ban.right.map(identifierKey).join(", ")} `
+      `${banSide(ban.left, ban.left_count, ban.left_profile_id)} never again with `
+        + `${banSide(ban.right, ban.right_count, ban.right_profile_id)} `
         + `(by ${ban.operator} at ${when(ban.at)}) `,
       can("admin") ? el("button", { className: "secondary", type: "button", onclick: () => liftBan(ban) }, "Lift ban") : null)));
 }
