@@ -353,9 +353,13 @@ def _erase_contents(
     owners = tuple(sorted({stub.profile_id, *profiles}))
     outputs: list[Output] = []
     linked = erased.linked()
+    # The other side of a split refuses this side's identifiers by its ban (`ban:<id>`), which
+    # the identifiers do not record as a refusal: that profile is told to forget them too.
+    banned_with = {s for b in erased.bans.values() for s in (b.left_profile, b.right_profile)}
     for key, identifier_type in sorted(linked.items()):
         identifier = Identifier(identifier_type, key[len(identifier_type) + 1 :])
         outputs.append(Suppress(identifier, request_id, owners, True, at))
+        outputs.extend(Forget(other, identifier) for other in sorted(banned_with - set(owners)))
     for profile_id in profiles:
         if profile_id != stub.profile_id:
             outputs.append(EraseMerged(profile_id, request_id, at))
