@@ -354,7 +354,7 @@ def ban_between(
     return None
 
 
-def moved_to(state: ProfileState, via: Identifier) -> str | None:
+def moved_to(secret: bytes, state: ProfileState, via: Identifier) -> str | None:
     """The profile a split moved `via` to, if this profile gave it up to a split: a merge
     through it (asked before the split was known) belongs with that side, which the ban's
     handshake then judges. None when `via` is here or left for another reason."""
@@ -366,9 +366,10 @@ def moved_to(state: ProfileState, via: Identifier) -> str | None:
     ban = state.bans.get(reason.removeprefix(BAN_REASON))
     if ban is None:
         return None
-    if via.key in ban.right:
+    left, right = ban.sides_of(secret, [via.key])
+    if right:
         return ban.right_profile
-    if via.key in ban.left:
+    if left:
         return ban.left_profile
     return None
 

@@ -542,7 +542,7 @@ def _on_merge_request(
     rules: IdentityRules, state: ProfileState, command: MergeRequest, outputs: list[Output]
 ) -> None:
     loser = command.loser
-    moved_to = operations.moved_to(state, command.via)
+    moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None:
         outputs.extend(_merge_request(moved_to, loser, command))
         return
@@ -590,7 +590,7 @@ def _on_merge_offer(
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
         return state
-    moved_to = operations.moved_to(state, command.via)
+    moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None:
         outputs.append(
             OfferRedirected(
