@@ -153,11 +153,14 @@ def test_collector_answers_503_within_its_bound_and_the_retry_is_the_only_copy(
         private_broker.kill()
         failed = post(event)
         private_broker.start()
-        # As an SDK does: retry the 503 until accepted (the producer may still be reconnecting).
-        for _attempt in range(5):
+        # As an SDK does: retry the 503 until accepted, with a pause. After a restart the
+        # producer reconnects and gets a new idempotent producer id before it can deliver,
+        # which took tens of seconds on this loaded machine.
+        for _attempt in range(20):
             retried = post(event)
             if retried.status_code == 200:
                 break
+            time.sleep(2)
     # The SDK saw the 503 (it did not time out first: its own timeout is 15 s or 10 s) ...
     assert failed.status_code == 503
     assert failed.json()["reason"] == "unavailable"
