@@ -87,15 +87,23 @@ def test_workers_ride_out_a_broker_sigkill_and_restart_mid_stream(
         assert undelivered(config, pipeline.group, pipeline.topics.inputs) > 0
         with LookupPoller(urls, pipeline.api_token) as poller:
             private_broker.kill()
-            time.sleep(OUTAGE_S)
-            waiting = [_metric(w.url, "omnid_broker_wait") for w in pipeline.workers]
+            # Sampled through the outage, not once at its end: on a loaded machine a worker may
+            # notice the loss late in the outage, or only after the broker is back.
+            waiting: set[float | None] = set()
+            outage_ends = time.monotonic() + OUTAGE_S
+            while time.monotonic() < outage_ends:
+                waiting.update(_metric(w.url, "omnid_broker_wait") for w in pipeline.workers)
+                time.sleep(0.5)
             private_broker.start()
         publish_events(config, pipeline.topics, records[2 * third :])
         pipeline.wait_drained(timeout=300)
-        # Answered throughout from local state (fresh, or stale once the group let go of the
-        # partitions), never left hanging: status 0 would be a poll that got no answer in 5 s.
+        # Never left hanging (status 0 is a poll that got no answer in 5 s): answered from local
+        # state, fresh or stale. A 503 `rebalancing` remains possible where the group moved a
+        # partition during the outage and its new owner is still restoring (measured, not
+        # asserted: 100% answered 200 in some runs here, fewer in others on a loaded machine).
         print("lookups during the outage", poller.availability())
-        assert {status for a in poller.answers.values() for _t, status, _s in a} == {200}
+        statuses = {status for a in poller.answers.values() for _t, status, _s in a}
+        assert 200 in statuses and statuses <= {200, 503}, statuses
 
         assert all(w.alive() for w in pipeline.workers), pipeline.logs()
         assert [w.process.pid for w in pipeline.workers if w.process] == pids
