@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,8 +61,9 @@ def write_chart(
         rate_axis.plot(xs, ys, "o-", color="tab:blue", label="omnid, paced load")
         low, high = min(xs) / 2, max(xs) * 4
         rate_axis.plot([low, high], [low, high], ":", color="grey", label="achieved = offered")
-    styles = iter(["--", "-.", (0, (5, 1)), (0, (1, 1))])
-    colours = iter(["tab:red", "tab:orange", "tab:green", "tab:purple"])
+    # Cycled: the number of ceilings grows with the peers measured (five since quix-streams).
+    styles = itertools.cycle(["--", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))])
+    colours = itertools.cycle(["tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown"])
     for name, value in ceilings.items():
         if value:
             rate_axis.axhline(
