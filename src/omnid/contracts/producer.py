@@ -3,7 +3,7 @@ way it sends through one (`OutputSender`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -72,3 +72,16 @@ class OutputSender:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+
+    def send_acknowledged(
+        self, records: Iterable[tuple[str, bytes, bytes]], timeout_s: float = 30
+    ) -> bool:
+        """Sends (topic, key, value) records and waits for their delivery reports: True only if
+        Kafka acknowledged every one within `timeout_s` (an API answers its caller from this)."""
+        errors: list[KafkaError | None] = []
+        sent = 0
+        for topic, key, value in records:
+            self.send(topic, key, value, on_delivery=lambda error, _m: errors.append(error))
+            sent += 1
+        self.producer.flush(timeout_s)
+        return len(errors) == sent and all(error is None for error in errors)

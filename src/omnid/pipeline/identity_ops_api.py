@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Message
 
 from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.api_auth import Scope, authenticated_token, requires
@@ -225,16 +225,10 @@ class IdentityOperationsApi:
         if self._sender is None:
             # Keyed like the workers key their commands, so a command reaches its profile.
             self._sender = OutputSender(make_producer(self.settings, partitioner="murmur2_random"))
-        outcome: list[KafkaError | None] = []
-        for command in commands:
-            self._sender.send(
-                self.topics.command_topic(command.stage),
-                command.key.encode(),
-                records.encode(command),
-                on_delivery=lambda error, _message: outcome.append(error),
-            )
-        self._sender.producer.flush(30)
-        if len(outcome) != len(commands) or any(e is not None for e in outcome):
+        if not self._sender.send_acknowledged(
+            (self.topics.command_topic(c.stage), c.key.encode(), records.encode(c))
+            for c in commands
+        ):
             raise RuntimeError("the operation was not acknowledged by Kafka")
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from aiohttp import web
 from confluent_kafka import (
-    KafkaError,
     Message,
 )
 
@@ -157,15 +156,9 @@ class PrivacyApi:
     def _send(self, key: str, value: bytes) -> None:
         if self._sender is None:
             self._sender = OutputSender(make_producer(self.settings))
-        outcome: list[KafkaError | None] = []
-        self._sender.send(
-            self.topics.privacy_requests,
-            key.encode(),
-            value,
-            on_delivery=lambda error, _message: outcome.append(error),
-        )
-        self._sender.producer.flush(30)
-        if not outcome or outcome[0] is not None:
+        if not self._sender.send_acknowledged(
+            [(self.topics.privacy_requests, key.encode(), value)]
+        ):
             raise RuntimeError("the request was not acknowledged by Kafka; nothing was sent")
 
     @requires(Scope.PRIVACY_WRITE)
