@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 PRIVATE_BROKER_PORT = 9192
 PARTITIONS = 6
 # Its final profiles do not depend on delivery order (checked over many simulator seeds).
-SPEC = WorkloadSpec(customers=60, events=1200, seed=9, shared_tablet_rate=0.0)
+SPEC = WorkloadSpec(customers=60, events=1200, seed=9).without_shared_values()
 # Longer than the session timeout (6 s) and the transaction timeout (10 s): the workers lose
 # their group membership and their open transactions, and must still carry on.
 OUTAGE_S = 12.0

@@ -22,7 +22,7 @@ from omnid.pipeline.harness import (
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 PARTITIONS = 6
-SPEC = WorkloadSpec(customers=40, events=600, seed=5, shared_tablet_rate=0.0)
+SPEC = WorkloadSpec(customers=40, events=600, seed=5).without_shared_values()
 
 
 def test_sigterm_mid_stream_stops_cleanly_and_loses_nothing(

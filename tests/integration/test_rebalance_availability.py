@@ -24,7 +24,7 @@ from omnid.pipeline.partitioning import partition_for
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 PARTITIONS = 6
-SPEC = WorkloadSpec(customers=40, events=400, seed=5, shared_tablet_rate=0.0)
+SPEC = WorkloadSpec(customers=40, events=400, seed=5).without_shared_values()
 KEYS = 24
 
 

@@ -11,12 +11,17 @@ from fastavro import parse_schema
 from fastavro.validation import validate
 
 from omnid.bench.workload import (
+    TILL_EMAIL,
+    GenericKind,
     IdentifierRole,
     WorkloadSpec,
     channel_events,
     deterministic_links,
+    families,
+    family_card,
     ground_truth,
     labelled_events,
+    store_phone,
 )
 from omnid.config import PROJECT_ROOT
 from omnid.identity.normalisers import RejectedIdentifier
@@ -72,6 +77,8 @@ def test_ground_truth_agrees_with_the_event_labels(events: list) -> None:
                 assert truth.owner_by_key[key] == event.customer_id
             elif role is IdentifierRole.SHARED:
                 assert key in truth.shared_keys and key not in truth.owner_by_key
+            elif role is IdentifierRole.GENERIC:
+                assert key in truth.generic_kinds and key not in truth.owner_by_key
             else:
                 assert key in truth.junk_keys and key not in truth.owner_by_key
 
@@ -128,3 +135,47 @@ def test_default_rules_keep_customer_identifiers_and_refuse_junk(events: list) -
                     normalise(rules, identifier["type"], identifier["value"])
             else:
                 assert normalise(rules, identifier["type"], identifier["value"]).key == key
+
+
+def test_generic_values_are_typed_in_for_many_customers_and_join_none_of_them(
+    events: list,
+) -> None:
+    truth = ground_truth(SPEC)
+    kinds = truth.generic_kinds
+    assert set(kinds.values()) == set(GenericKind)
+    assert kinds[f"email:{TILL_EMAIL}"] is GenericKind.TILL_EMAIL
+    store_phones = {f"phone:{store_phone(s)}" for s in range(SPEC.stores)}
+    assert {k for k, kind in kinds.items() if kind is GenericKind.STORE_PHONE} <= store_phones
+    assert max(len(truth.generic_claimants[k]) for k in store_phones & kinds.keys()) >= 4
+    households = {
+        f"loyalty_id:{family_card(SPEC, f)}": {f"cust-{i:07d}" for i in members}
+        for f, members in enumerate(families(SPEC))
+    }
+    cards = {k for k, kind in kinds.items() if kind is GenericKind.FAMILY_CARD}
+    assert cards and any(len(truth.generic_claimants[k]) > 1 for k in cards)
+    assert all(truth.generic_claimants[card] <= households[card] for card in cards)
+    # Ground truth: a generic value is nobody's identifier, so no expected link goes through it.
+    linked = {key for pair in deterministic_links(events) for key in pair}
+    assert not linked & kinds.keys()
+    # Generic values sit in events next to a customer's own identifiers: the glue.
+    beside_a_customer = {
+        key
+        for event in events
+        if event.customer_keys
+        for key, role in zip(event.keys, event.roles, strict=True)
+        if role is IdentifierRole.GENERIC
+    }
+    assert {kinds[key] for key in beside_a_customer} == set(GenericKind)
+
+
+def test_households_are_disjoint_and_fit_the_customers() -> None:
+    small = WorkloadSpec(customers=5, events=10, family_cards=4)
+    members = [i for household in families(small) for i in household]
+    assert len(members) == len(set(members)) <= 5
+    assert all(2 <= len(household) <= 5 for household in families(small))
+
+
+def test_without_shared_values_has_no_tablet_and_no_generic_value() -> None:
+    plain = list(labelled_events(SPEC.without_shared_values()))
+    roles = {role for event in plain for role in event.roles}
+    assert IdentifierRole.SHARED not in roles and IdentifierRole.GENERIC not in roles

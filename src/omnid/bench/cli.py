@@ -10,6 +10,7 @@ import shlex
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,6 +179,10 @@ def _workload_facts(labelled: Sequence[LabelledEvent], truth: GroundTruth) -> di
         "customers_seen": len(set(truth.owner_by_key.values())),
         "shared_identifiers": len(truth.shared_keys),
         "junk_identifiers": len(truth.junk_keys),
+        "generic_identifiers": dict(sorted(Counter(truth.generic_kinds.values()).items())),
+        "customers_per_generic_identifier_max": max(
+            (len(who) for who in truth.generic_claimants.values()), default=0
+        ),
     }
 
 

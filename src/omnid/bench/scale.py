@@ -119,7 +119,7 @@ def cached_workload(spec: WorkloadSpec, cache_dir: Path) -> tuple[list[EncodedEv
     from omnid.identity.model import event_from_record
     from omnid.identity.rules import IdentityRules
 
-    path = cache_dir / f"workload-v2-{spec.customers}-{spec.events}-{spec.seed}.msgpack"
+    path = cache_dir / f"workload-v3-{spec.customers}-{spec.events}-{spec.seed}.msgpack"
     if not path.exists():
         rules = IdentityRules.load(Settings().rules_file)
         codec = AvroCodec.from_settings()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -58,7 +58,21 @@ class IdentifierRole(StrEnum):
 
     CUSTOMER = "customer"  # belongs to exactly one customer
     SHARED = "shared"  # a store tablet used by many customers: links nobody
+    GENERIC = "generic"  # a valid-looking value typed in for many customers: links nobody
     JUNK = "junk"  # a placeholder or test value: must be blocked or rejected
+
+
+class GenericKind(StrEnum):
+    """The generic values of the workload. They pass every normaliser and blocklist (they look
+    like anybody's phone, email or card), so only quarantine can tell them from a customer's."""
+
+    STORE_PHONE = "store_phone"  # the store's own number, typed at the till for "no phone"
+    TILL_EMAIL = "till_email"  # the chain's placeholder address on walk-in receipts
+    FAMILY_CARD = "family_card"  # one loyalty card shared by a household
+
+
+# The chain's till placeholder, `kasse@filiale.de` style, under the reserved `.example` TLD.
+TILL_EMAIL = "kasse@filiale.example"
 
 
 @dataclass(frozen=True)
@@ -78,11 +92,24 @@ class WorkloadSpec:
     out_of_order_rate: float = 0.05  # events held back behind later ones
     late_rate: float = 0.01  # events received hours after they occurred (offline tills)
     no_identifier_rate: float = 0.01  # cash purchases with no identifier at all
+    # Store purchases where the till fills a field the customer left empty with a generic
+    # value: the store's phone or the till placeholder email.
+    till_placeholder_rate: float = 0.12
+    family_cards: int = 4  # households of 2-5 customers sharing one loyalty card
+    family_card_rate: float = 0.6  # a household member's loyalty scans that use the shared card
     concurrent_journeys: int = 64  # journeys interleaved at any moment
 
     def __post_init__(self) -> None:
         if self.customers < 1 or self.events < 0:
             raise ValueError("a workload needs at least one customer and a non-negative size")
+        if self.stores > 1_000:
+            raise ValueError("store phones come from a 1,000-number range: at most 1,000 stores")
+
+    def without_shared_values(self) -> WorkloadSpec:
+        """This workload without store tablets and generic values: what they link depends on
+        arrival order by design (limits, quarantine), so only without them is one in-memory
+        run an exact oracle for the pipeline."""
+        return replace(self, shared_tablet_rate=0.0, till_placeholder_rate=0.0, family_cards=0)
 
 
 @dataclass(frozen=True)
@@ -108,7 +135,7 @@ class LabelledEvent:
 
     record: dict[str, Any]
     keys: tuple[str, ...]  # "<type>:<normalised value>", aligned with record["identifiers"]
-    owners: tuple[str | None, ...]  # customer id, or None for shared or junk identifiers
+    owners: tuple[str | None, ...]  # customer id, or None for shared, generic or junk ones
     roles: tuple[IdentifierRole, ...]
     customer_id: str | None  # who caused the event (None: an anonymous cash purchase)
     is_duplicate: bool = False
@@ -125,11 +152,16 @@ class LabelledEvent:
 
 @dataclass
 class GroundTruth:
-    """Which customer owns each identifier key seen in the workload, and which keys link nobody."""
+    """Which customer owns each identifier key seen in the workload, and which keys link nobody.
+
+    `generic_claimants` names, per generic value, the customers it was typed in for: separate
+    people that the value must not join (the expected partition keeps them apart)."""
 
     owner_by_key: dict[str, str] = field(default_factory=dict)
     shared_keys: set[str] = field(default_factory=set)
     junk_keys: set[str] = field(default_factory=set)
+    generic_kinds: dict[str, GenericKind] = field(default_factory=dict)
+    generic_claimants: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, event: LabelledEvent) -> None:
         for key, owner, role in zip(event.keys, event.owners, event.roles, strict=True):
@@ -137,6 +169,11 @@ class GroundTruth:
                 self.owner_by_key[key] = owner
             elif role is IdentifierRole.SHARED:
                 self.shared_keys.add(key)
+            elif role is IdentifierRole.GENERIC:
+                self.generic_kinds[key] = generic_kind_of(key)
+                claimants = self.generic_claimants.setdefault(key, set())
+                if event.customer_id is not None and event.customer_keys:
+                    claimants.add(event.customer_id)
             else:
                 self.junk_keys.add(key)
 
@@ -189,6 +226,41 @@ def tablet_device_id(spec: WorkloadSpec, store: int) -> str:
     return _uuid(random.Random(f"omnid-tablet:{spec.seed}:{store}"))
 
 
+def store_phone(store: int) -> str:
+    """The phone number of `store` (E.164): Ofcom's drama range 0113 496 0000-0999, valid to
+    libphonenumber and nobody's; apart from the customers' mobile numbers."""
+    return f"+44113496{store:04d}"
+
+
+def family_card(spec: WorkloadSpec, family: int) -> str:
+    """The loyalty card household `family` shares; customers' own cards start with a 6."""
+    return f"F{spec.seed % 1000:03d}{family:06d}"
+
+
+def generic_kind_of(key: str) -> GenericKind:
+    """Which generic value a key of the workload is, from the shapes above."""
+    if key.startswith("phone:"):
+        return GenericKind.STORE_PHONE
+    if key.startswith("email:"):
+        return GenericKind.TILL_EMAIL
+    return GenericKind.FAMILY_CARD
+
+
+@lru_cache(maxsize=64)
+def families(spec: WorkloadSpec) -> tuple[tuple[int, ...], ...]:
+    """The households sharing a loyalty card: disjoint tuples of customer indices."""
+    rng = random.Random(f"omnid-families:{spec.seed}:{spec.customers}")
+    sizes = [rng.choice((2, 3, 3, 4, 5)) for _ in range(spec.family_cards)]
+    while sizes and sum(sizes) > spec.customers:
+        sizes.pop()
+    members = rng.sample(range(spec.customers), sum(sizes))
+    households, start = [], 0
+    for size in sizes:
+        households.append(tuple(members[start : start + size]))
+        start += size
+    return tuple(households)
+
+
 # --- journeys: short per-customer sequences whose order matters (anonymous before login) ---
 
 _Identifier = tuple[str, str, str, IdentifierRole]  # (type, raw value, canonical key, role)
@@ -212,6 +284,11 @@ class _Journeys:
     def __init__(self, spec: WorkloadSpec, rng: random.Random) -> None:
         self.spec = spec
         self.rng = rng
+        self.family_card_of = {
+            f"cust-{index:07d}": family_card(spec, family)
+            for family, members in enumerate(families(spec))
+            for index in members
+        }
         kinds = {
             self.web_session: 30,
             self.app_session: 18,
@@ -248,6 +325,16 @@ class _Journeys:
         if roll < 0.2:
             return f" {email.capitalize()} "
         return email
+
+    def generic(self, id_type: str, raw: str, key: str) -> _Identifier:
+        return (id_type, raw, f"{id_type}:{key}", IdentifierRole.GENERIC)
+
+    def loyalty_card(self, c: Customer) -> _Identifier:
+        """The card scanned for `c`: a household's shared card, often, for its members."""
+        shared = self.family_card_of.get(c.customer_id)
+        if shared is not None and self.rng.random() < self.spec.family_card_rate:
+            return self.generic("loyalty_id", shared.lower(), shared)
+        return self.customer_id("loyalty_id", c.loyalty_id)
 
     def anonymous(self) -> _Identifier:
         value = _uuid(self.rng)
@@ -310,16 +397,34 @@ class _Journeys:
         identifiers: list[_Identifier]
         if roll < self.spec.no_identifier_rate:
             identifiers = []  # paid cash, no card: the pipeline must dead-letter it, not crash
+        elif roll < self.spec.no_identifier_rate + self.spec.till_placeholder_rate:
+            identifiers = self.walk_in_receipt(c, store)
         elif roll < 0.6:
-            identifiers = [self.customer_id("loyalty_id", c.loyalty_id)]
+            identifiers = [self.loyalty_card(c)]
         elif roll < 0.85:
             identifiers = [self.customer_id("phone", self.rng.choice(c.phones))]
         else:
             identifiers = [
-                self.customer_id("loyalty_id", c.loyalty_id),
+                self.loyalty_card(c),
                 self.customer_id("phone", self.rng.choice(c.phones)),
             ]
         return [_Draft("pos", source, "purchase", identifiers, purchase=self.order(), traits={})]
+
+    def walk_in_receipt(self, c: Customer, store: int) -> list[_Identifier]:
+        """The till wants a phone and an email; what the customer does not give, the cashier
+        fills in with the store's number or the placeholder address."""
+        phone = store_phone(store)
+        typed = phone if self.rng.random() < 0.5 else f"0113 496 {store:04d}"
+        placeholder_phone = self.generic("phone", typed, phone)
+        roll = self.rng.random()
+        if roll < 0.1:
+            return [placeholder_phone]  # gave nothing at all
+        if roll < 0.4:
+            return [self.loyalty_card(c), placeholder_phone]
+        if roll < 0.7:
+            return [self.customer_id("email", self.rng.choice(c.emails)), placeholder_phone]
+        till_email = self.generic("email", self.vary_email(TILL_EMAIL), TILL_EMAIL)
+        return [self.customer_id("phone", self.rng.choice(c.phones)), till_email]
 
     def tablet_session(self, c: Customer) -> list[_Draft]:
         store = self.rng.randrange(self.spec.stores)
@@ -327,7 +432,7 @@ class _Journeys:
         tablet = ("device_id", tablet_value, f"device_id:{tablet_value}", IdentifierRole.SHARED)
         source = f"store-{store:03d}-kiosk"
         login = (
-            self.customer_id("loyalty_id", c.loyalty_id)
+            self.loyalty_card(c)
             if self.rng.random() < 0.6
             else self.customer_id("email", self.rng.choice(c.emails))
         )
@@ -366,10 +471,7 @@ class _Journeys:
         return [_Draft("call_centre", "contact-centre", "call", identifiers)]
 
     def loyalty(self, c: Customer) -> list[_Draft]:
-        identifiers = [
-            self.customer_id("loyalty_id", c.loyalty_id),
-            self.customer_id("email", c.emails[0]),
-        ]
+        identifiers = [self.loyalty_card(c), self.customer_id("email", c.emails[0])]
         return [
             _Draft(
                 "loyalty",
@@ -505,7 +607,7 @@ def ground_truth_of(events: Iterable[LabelledEvent]) -> GroundTruth:
 
 
 def linked_key_sets(events: Iterable[LabelledEvent]) -> Iterator[tuple[str, ...]]:
-    """Per event, the customer identifiers it links (junk and shared tablets left out).
+    """Per event, the customer identifiers it links (junk, tablets and generic values left out).
 
     Events with a single such key still yield it: that identifier must end up in some profile.
     """
