@@ -15,9 +15,10 @@ from omnid.identity.commands import (
 )
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
-from omnid.identity.protocol import handle_identifier, handle_profile, profile_id_for
+from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import IdentifierState, ProfileState
+from omnid.identity.ulid import profile_id_for
 
 RULES = IdentityRules.load()
 ANN = Identifier("email", "ann@shop.io")

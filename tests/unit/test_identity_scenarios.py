@@ -9,10 +9,10 @@ import pytest
 
 from omnid.identity.invariants import check_all, check_limits
 from omnid.identity.model import Event, Identifier, Purchase, event_digest
-from omnid.identity.protocol import profile_id_for
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator, partition_of
 from omnid.identity.state import ProfileState
+from omnid.identity.ulid import profile_id_for
 
 RULES = IdentityRules.load()
 DELIVERIES = [(1, 0), (3, 1), (8, 2), (16, 3)]

@@ -352,6 +352,15 @@ class ProfileSnapshot:
         return f"ProfileSnapshot({self.profile_id!r}, version={self.version})"
 
 
+def touch(state: ProfileState, kind: str, event_id: str | None, at: int) -> ProfileSnapshot:
+    """Count a change to the profile (version, cause, time): the snapshot that publishes it."""
+    state.version += 1
+    state.cause_kind = kind
+    state.cause_event_id = event_id
+    state.updated_at = max(state.updated_at, at)
+    return ProfileSnapshot(state.profile_id, state.version, profile=state)
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileTombstone:
     """The profile was merged away: publish a null value under its id (compaction drops it)."""

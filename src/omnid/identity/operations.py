@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from omnid.identity import protocol
 from omnid.identity.commands import (
     IdentityChangeEmission,
     MergeByHand,
@@ -21,13 +20,15 @@ from omnid.identity.commands import (
     Split,
     SplitOff,
     Unban,
+    touch,
 )
 from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.history import recompute
 from omnid.identity.model import Identifier
 from omnid.identity.rendering import identity_change_record
 from omnid.identity.rules import IdentityRules
-from omnid.identity.state import Ban, IdentifierState, ProfileState, identifier_digest
+from omnid.identity.state import Ban, IdentifierState, ProfileState, identifier_digest, remember
+from omnid.identity.ulid import profile_id_for
 
 BAN_REASON = "ban:"
 # Operation request ids a profile remembers (a redelivered Split must not split again).
@@ -51,9 +52,7 @@ def ban_sides(ban_id: str) -> tuple[str, str]:
 
 
 def split_profile_id(command: Split, anchor: Identifier) -> str:
-    return protocol.profile_id_for(
-        command.at, anchor, f"split:{command.profile_id}:{command.request_id}"
-    )
+    return profile_id_for(command.at, anchor, f"split:{command.profile_id}:{command.request_id}")
 
 
 def _change(
@@ -74,9 +73,7 @@ def _change(
 
 
 def _remember(state: ProfileState, request_id: str) -> None:
-    state.operations[request_id] = None
-    while len(state.operations) > OPERATIONS_WINDOW:
-        del state.operations[next(iter(state.operations))]
+    remember(state.operations, request_id, OPERATIONS_WINDOW)
 
 
 def _identifier(key: str) -> Identifier:
@@ -112,14 +109,14 @@ def _refusal_kind(command: Split | Unban | MergeByHand) -> str:
 
 
 def on_split(
-    rules: IdentityRules, state: ProfileState, command: Split, outputs: list[Output]
-) -> None:
+    rules: IdentityRules, state: ProfileState, command: Split
+) -> tuple[ProfileState, list[Output]]:
     if command.request_id in state.operations:
-        return
+        return state, []
     if state.awaiting is not None:
         # Mid-merge the profile's identifiers are about to change: split what it ends up with.
         state.deferred.append(command)
-        return
+        return state, []
     named_set = set(command.identifiers)
     missing = sorted(named_set - set(state.identifiers))
     kept = sorted(k for k in state.identifiers if k not in named_set)
@@ -132,19 +129,17 @@ def on_split(
         reason = "names_every_identifier"
     if reason is not None:
         _remember(state, command.request_id)
-        outputs.append(
-            _change(
-                "split_refused",
-                state.profile_id,
-                None,
-                [_identifier(k) for k in missing],
-                command.request_id,
-                reason,
-                command.at,
-                command.operator,
-            )
+        refused = _change(
+            "split_refused",
+            state.profile_id,
+            None,
+            [_identifier(k) for k in missing],
+            command.request_id,
+            reason,
+            command.at,
+            command.operator,
         )
-        return
+        return state, [refused]
     named = sorted(named_set)
     # The side that stays also has the identifiers it claimed and has not heard back about.
     staying_keys = sorted(k for k in state.linked() if k not in named_set)
@@ -173,6 +168,7 @@ def on_split(
         else:
             staying[event_id] = event
     new = ProfileState(new_id, created_at=command.at)
+    outputs: list[Output] = []
     for key in named:
         held_identifier = state.identifiers.pop(key)
         # The identifier enters a new ownership epoch at the new profile (see MoveOwner).
@@ -202,7 +198,7 @@ def on_split(
     new.cause_kind = "split"
     new.cause_event_id = command.request_id
     outputs.append(SplitOff(new, command.request_id, command.at))
-    outputs.append(protocol._touch(state, "split", command.request_id, command.at))
+    outputs.append(touch(state, "split", command.request_id, command.at))
     outputs.append(
         _change(
             "split",
@@ -215,20 +211,21 @@ def on_split(
             command.operator,
         )
     )
+    return state, outputs
 
 
 def on_split_off(
-    state: ProfileState | None, command: SplitOff
-) -> tuple[ProfileState | None, list[Output]]:
+    rules: IdentityRules, state: ProfileState | None, command: SplitOff
+) -> tuple[ProfileState, list[Output]]:
     """The new side starts with the state its split profile computed (once)."""
     if state is not None:
         return state, []
     new = command.profile
-    return new, [protocol._touch(new, "split", command.request_id, command.at)]
+    return new, [touch(new, "split", command.request_id, command.at)]
 
 
 def on_move_owner(
-    state: IdentifierState | None, command: MoveOwner
+    rules: IdentityRules, state: IdentifierState | None, command: MoveOwner
 ) -> tuple[IdentifierState | None, list[Output]]:
     if state is None or state.epoch != command.epoch or state.owner is None:
         return state, []
@@ -240,64 +237,64 @@ def on_move_owner(
 # --- unban -------------------------------------------------------------------------------------
 
 
-def on_unban(state: ProfileState, command: Unban, outputs: list[Output]) -> None:
+def on_unban(
+    rules: IdentityRules, state: ProfileState, command: Unban
+) -> tuple[ProfileState, list[Output]]:
     ban = state.bans.pop(command.ban_id, None)
     if ban is None:
-        if command.request_id not in state.operations:  # answered once, like the unban itself
-            _remember(state, command.request_id)
-            outputs.append(
-                _change(
-                    "unban_refused",
-                    state.profile_id,
-                    None,
-                    [],
-                    command.request_id,
-                    "not_banned",
-                    command.at,
-                    command.operator,
-                )
-            )
-        return
+        if command.request_id in state.operations:  # answered once, like the unban itself
+            return state, []
+        _remember(state, command.request_id)
+        refused = _change(
+            "unban_refused",
+            state.profile_id,
+            None,
+            [],
+            command.request_id,
+            "not_banned",
+            command.at,
+            command.operator,
+        )
+        return state, [refused]
     reason = ban_reason(command.ban_id)
     # What the ban refused may link again: the next shared event merges the two sides.
     state.refused = {k: r for k, r in state.refused.items() if r != reason}
     state.declined = {p: r for p, r in state.declined.items() if r != reason}
     other = ban.right_profile if ban.left_profile == state.profile_id else ban.left_profile
-    outputs.append(
-        _change(
-            "unbanned",
-            state.profile_id,
-            other,
-            [],
-            command.request_id,
-            reason,
-            command.at,
-            command.operator,
-        )
+    unbanned = _change(
+        "unbanned",
+        state.profile_id,
+        other,
+        [],
+        command.request_id,
+        reason,
+        command.at,
+        command.operator,
     )
+    return state, [unbanned]
 
 
 # --- merge by hand -----------------------------------------------------------------------------
 
 
-def on_merge_by_hand(state: ProfileState, command: MergeByHand, outputs: list[Output]) -> None:
+def on_merge_by_hand(
+    rules: IdentityRules, state: ProfileState, command: MergeByHand
+) -> tuple[ProfileState, list[Output]]:
     if command.other == state.profile_id:
-        outputs.append(
-            _change(
-                "merge_refused",
-                state.profile_id,
-                command.other,
-                [],
-                command.request_id,
-                "same_profile",
-                command.at,
-                command.operator,
-            )
+        refused = _change(
+            "merge_refused",
+            state.profile_id,
+            command.other,
+            [],
+            command.request_id,
+            "same_profile",
+            command.at,
+            command.operator,
         )
-        return
+        return state, [refused]
     winner, loser = sorted((state.profile_id, command.other))
     via = Identifier(MANUAL_LINK, command.operator)
-    outputs.append(MergeRequest(winner, loser, via, command.request_id, command.at))
+    return state, [MergeRequest(winner, loser, via, command.request_id, command.at)]
 
 
 def is_manual(via: Identifier) -> bool:

@@ -61,7 +61,9 @@ from omnid.identity.state import (
 )
 
 MARKER_PREFIX = "suppressed:"
-# Profile-stage commands this module always handles (the graph's own never reach it active).
+# Commands this module handles whatever the state's status (the graph's own commands reach it
+# only at a suppressed identifier or an erased profile: `at_suppressed`, `at_erased`).
+IDENTIFIER_COMMANDS = (SubjectRequest, Suppress, Unsuppress)
 PROFILE_COMMANDS = (ProfileRequest, EraseMerged, Forget)
 
 
@@ -174,24 +176,16 @@ def commands_for_request(request: PrivacyRequest) -> list[Output]:
 # --- identity stage ----------------------------------------------------------------------------
 
 
-def on_identifier(
-    rules: IdentityRules, state: IdentifierState | None, command: IdentityCommand
-) -> tuple[IdentifierState | None, list[Output]] | None:
-    """Handles privacy commands and anything reaching a suppressed identifier; None otherwise."""
-    if isinstance(command, SubjectRequest):
-        return _on_subject_request(state, command.request)
-    if isinstance(command, Suppress):
-        return _on_suppress(state, command)
-    if isinstance(command, Unsuppress):
-        return _on_unsuppress(state, command)
-    if state is None or state.status is not IdentifierStatus.SUPPRESSED:
-        return None
+def at_suppressed(
+    rules: IdentityRules, state: IdentifierState, command: IdentityCommand
+) -> tuple[IdentifierState, list[Output]]:
+    """A graph command reaching a suppressed identifier."""
     if isinstance(command, Resolve):
         return state, resolve_without(rules, command.event, command.probe, command.create)
     if isinstance(command, Claim):
         dropped = SuppressedDrop(command.identifier.type, event_dropped=False)
         return state, [dropped, Forget(command.profile_id, command.identifier)]
-    return state, []  # Relabel, Release: ownership of a suppressed identifier does not move
+    return state, []  # Relabel, Release, MoveOwner: a suppressed identifier's owner stays
 
 
 def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool) -> list[Output]:
@@ -215,9 +209,10 @@ def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool
     return outputs
 
 
-def _on_subject_request(
-    state: IdentifierState | None, request: PrivacyRequest
+def on_subject_request(
+    rules: IdentityRules, state: IdentifierState | None, command: SubjectRequest
 ) -> tuple[IdentifierState | None, list[Output]]:
+    request = command.request
     subject = request.subject
     assert subject is not None
     if state is not None and state.owner is not None:
@@ -246,8 +241,8 @@ def _on_subject_request(
     return state, [receipt(request, ReceiptStatus.FAILED, reason="unknown_subject")]
 
 
-def _on_suppress(
-    state: IdentifierState | None, command: Suppress
+def on_suppress(
+    rules: IdentityRules, state: IdentifierState | None, command: Suppress
 ) -> tuple[IdentifierState | None, list[Output]]:
     owner = state.owner if state is not None else None
     if owner is not None and owner not in command.profiles:
@@ -266,8 +261,8 @@ def _on_suppress(
     return marker_state(command.identifier, command.request_id), outputs
 
 
-def _on_unsuppress(
-    state: IdentifierState | None, command: Unsuppress
+def on_unsuppress(
+    rules: IdentityRules, state: IdentifierState | None, command: Unsuppress
 ) -> tuple[IdentifierState | None, list[Output]]:
     if (
         state is not None
@@ -282,28 +277,19 @@ def _on_unsuppress(
 # --- profile stage -----------------------------------------------------------------------------
 
 
-def on_profile(
-    rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
-) -> tuple[ProfileState | None, list[Output]] | None:
-    """Handles privacy commands and anything reaching an erased profile; None otherwise."""
-    if isinstance(command, ProfileRequest):
-        return _on_profile_request(rules, state, command)
-    if isinstance(command, EraseMerged):
-        return _on_erase_merged(state, command), []
-    if isinstance(command, Forget):
-        if state is None:
-            return None, []
-        if state.status is ProfileStatus.MERGED and state.merged_into is not None:
-            return state, [Forget(state.merged_into, command.identifier)]
-        state.claimed.pop(command.identifier.key, None)
-        state.refused.pop(command.identifier.key, None)
-        return state, []
-    if state is None or state.status is not ProfileStatus.ERASED:
-        return None
-    return state, _at_erased(rules, state, command)
+def on_forget(
+    rules: IdentityRules, state: ProfileState | None, command: Forget
+) -> tuple[ProfileState | None, list[Output]]:
+    if state is None:
+        return None, []
+    if state.status is ProfileStatus.MERGED and state.merged_into is not None:
+        return state, [Forget(state.merged_into, command.identifier)]
+    state.claimed.pop(command.identifier.key, None)
+    state.refused.pop(command.identifier.key, None)
+    return state, []
 
 
-def _on_profile_request(
+def on_profile_request(
     rules: IdentityRules, state: ProfileState | None, command: ProfileRequest
 ) -> tuple[ProfileState | None, list[Output]]:
     request = command.request
@@ -366,7 +352,7 @@ def _erase_contents(
         outputs.append(ProfileTombstone(profile_id))
     stub.absorbed.update(profiles)
     for waiting in erased.deferred:
-        outputs.extend(_at_erased(rules, stub, waiting))
+        outputs.extend(at_erased(rules, stub, waiting)[1])
     counts = stub.erased_counts
     for name, added in (
         (Count.PROFILES_ERASED, len(profiles)),
@@ -384,42 +370,46 @@ def _erased_change(stub: ProfileState, other: str | None, at: int) -> IdentityCh
     return IdentityChangeEmission(record)
 
 
-def _at_erased(rules: IdentityRules, stub: ProfileState, command: ProfileCommand) -> list[Output]:
+def at_erased(
+    rules: IdentityRules, stub: ProfileState, command: ProfileCommand
+) -> tuple[ProfileState, list[Output]]:
     """A command that reaches an erased profile (late, or deferred when it was erased)."""
     request_id = stub.erased_by or ""
     if isinstance(command, Apply):
         # The event found the person through identifiers[probe], which is being suppressed.
-        return resolve_without(rules, command.event, command.probe, create=False)
+        return stub, resolve_without(rules, command.event, command.probe, create=False)
     if isinstance(command, Attach):
-        return [Suppress(command.identifier, request_id, (stub.profile_id,), True, command.at)]
+        suppress = Suppress(command.identifier, request_id, (stub.profile_id,), True, command.at)
+        return stub, [suppress]
     if isinstance(command, MergeOffer):
-        return [
-            MergeDeclined(
-                command.winner, command.loser, ERASED, command.via, command.event_id, command.at
-            )
-        ]
+        declined = MergeDeclined(
+            command.winner, command.loser, ERASED, command.via, command.event_id, command.at
+        )
+        return stub, [declined]
     if isinstance(command, MergeRequest):
         other = command.loser if command.winner == stub.profile_id else command.winner
-        return [Forget(other, command.via)]
+        return stub, [Forget(other, command.via)]
     if isinstance(command, Absorb):
         # A merge accepted just before the erasure: the absorbed profile is the person too. It
         # is counted in the `erased` change; the receipt already sent keeps its counts.
         loser = command.loser
         if loser.profile_id in stub.absorbed:
-            return []
+            return stub, []
         stub.absorbed.add(loser.profile_id)
         outputs = _erase_contents(rules, stub, loser, request_id, command.at)
         outputs.append(_erased_change(stub, loser.profile_id, command.at))
-        return outputs
-    return []  # MergeDeclined, OfferRedirected: answers to offers an erased profile dropped
+        return stub, outputs
+    return stub, []  # MergeDeclined, OfferRedirected: answers to offers an erased profile dropped
 
 
-def _on_erase_merged(state: ProfileState | None, command: EraseMerged) -> ProfileState:
+def on_erase_merged(
+    rules: IdentityRules, state: ProfileState | None, command: EraseMerged
+) -> tuple[ProfileState, list[Output]]:
     if state is not None and state.status is ProfileStatus.ERASED:
-        return state
+        return state, []
     created_at = state.created_at if state is not None else command.at
     version = state.version if state is not None else 0
-    return _stub(command.profile_id, created_at, version, command.request_id, command.at)
+    return _stub(command.profile_id, created_at, version, command.request_id, command.at), []
 
 
 def _stub(profile_id: str, created_at: int, version: int, request_id: str, at: int) -> ProfileState:

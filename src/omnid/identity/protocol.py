@@ -4,16 +4,21 @@
 partition that owns a profile id. Each takes the current state (None if the key is new) and one
 command, and returns the new state and the outputs: commands for other keys, and emissions.
 Handlers are deterministic and idempotent: delivering a command twice changes nothing more.
+
+Every handler has one shape, `(rules, state, command) -> (state, outputs)`, and is found in a
+table by the command's type (`_IDENTIFIER_HANDLERS`, `_PRIVACY_HANDLERS`, `_GRAPH_HANDLERS`).
+The state's status decides before the table does: a suppressed identifier
+(`privacy.at_suppressed`), an erased profile (`privacy.at_erased`) and a merged one
+(`_forward`) answer every graph command in their own way. A handler owns the state it is given
+and the list it returns; `handle_profile` concatenates the lists of a replay.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-# operations imports this module back; it uses profile_id_for and _touch only at call time.
 from omnid.identity import evidence, history, operations, privacy
 from omnid.identity.commands import (
     Absorb,
@@ -39,21 +44,29 @@ from omnid.identity.commands import (
     Split,
     SplitOff,
     Unban,
+    touch,
 )
 from omnid.identity.model import Identifier
 from omnid.identity.rendering import identity_change_record
-from omnid.identity.requests import ERASED
+from omnid.identity.requests import (
+    ERASED,
+    EraseMerged,
+    Forget,
+    ProfileRequest,
+    SubjectRequest,
+    Suppress,
+    Unsuppress,
+)
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     IdentifierState,
+    IdentifierStatus,
     ProfileState,
     ProfileStatus,
+    remember,
 )
 from omnid.identity.survivorship import absorb, apply_event
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
-_MAX_TIME = (1 << 48) - 1
+from omnid.identity.ulid import profile_id_for
 
 RULE_ANCHOR = "anchor"
 RULE_SAME_EVENT = "same_event"
@@ -67,19 +80,8 @@ WEAK_LINK = "weak_link"
 # tablet is claimed by every customer who logs in on it; beyond it the oldest are forgotten.
 TURNED_AWAY_WINDOW = 32
 
-
-def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
-    """A ULID-shaped id: 48-bit millisecond time then 80 bits of a hash of the anchor.
-
-    Deterministic, so a replayed command creates the same id; time first, so comparing ids
-    compares ages and the older profile can always be the one that survives a merge."""
-    millis = min(max(at, 0), _MAX_TIME)
-    digest = hashlib.sha256(f"{anchor.key}\x00{salt}".encode()).digest()
-    # 26 Crockford digits of the 128-bit number (two leading zero bits) via the C base32
-    # encoder: shifted left by 6 into 17 bytes, its first 26 symbols are exactly those digits.
-    padded = millis.to_bytes(6, "big") + digest[:10] + b"\x00"
-    shifted = (int.from_bytes(padded, "big") >> 2).to_bytes(17, "big")
-    return base64.b32encode(shifted)[:26].decode().translate(_TO_CROCKFORD)
+IdentifierStep = tuple[IdentifierState | None, list[Output]]
+ProfileStep = tuple[ProfileState, list[Output]]
 
 
 # --- identity stage ----------------------------------------------------------------------------
@@ -87,25 +89,19 @@ def profile_id_for(at: int, anchor: Identifier, salt: str) -> str:
 
 def handle_identifier(
     rules: IdentityRules, state: IdentifierState | None, command: IdentityCommand
-) -> tuple[IdentifierState | None, list[Output]]:
-    handled = privacy.on_identifier(rules, state, command)
-    if handled is not None:
-        return handled
-    if isinstance(command, Resolve):
-        return _on_resolve(rules, state, command)
-    if isinstance(command, Claim):
-        return _on_claim(state, command)
-    if isinstance(command, Relabel):
-        return _on_relabel(state, command)
-    if isinstance(command, MoveOwner):
-        return operations.on_move_owner(state, command)
-    assert isinstance(command, Release)
-    return _on_release(state, command)
+) -> IdentifierStep:
+    if (
+        state is not None
+        and state.status is IdentifierStatus.SUPPRESSED
+        and not isinstance(command, privacy.IDENTIFIER_COMMANDS)
+    ):
+        return privacy.at_suppressed(rules, state, command)
+    return _IDENTIFIER_HANDLERS[type(command)](rules, state, command)
 
 
 def _on_resolve(
     rules: IdentityRules, state: IdentifierState | None, command: Resolve
-) -> tuple[IdentifierState | None, list[Output]]:
+) -> IdentifierStep:
     event = command.event
     identifier = event.identifiers[command.probe]
     at = event.event_time
@@ -117,9 +113,7 @@ def _on_resolve(
             state = IdentifierState(identifier, first_seen=at, last_seen=at)
         elif digest in state.recent_events:
             return state, []
-        state.recent_events[digest] = None
-        if len(state.recent_events) > rules.recent_event_window:
-            del state.recent_events[next(iter(state.recent_events))]
+        remember(state.recent_events, digest, rules.recent_event_window)
     if state is not None and state.owner is not None:
         _seen(state, at)
         return state, [Apply(state.owner, event, command.probe)]
@@ -143,8 +137,8 @@ def _seen(state: IdentifierState, at: int) -> None:
 
 
 def _on_claim(
-    state: IdentifierState | None, command: Claim
-) -> tuple[IdentifierState | None, list[Output]]:
+    rules: IdentityRules, state: IdentifierState | None, command: Claim
+) -> IdentifierStep:
     if state is None:
         state = IdentifierState(command.identifier, first_seen=command.at, last_seen=command.at)
     _seen(state, command.at)
@@ -162,18 +156,16 @@ def _on_claim(
         return state, [attach]
     if owner == command.profile_id or command.profile_id in state.refused_by:
         return state, []
-    turned_away = state.turned_away
-    turned_away.pop(command.profile_id, None)
-    turned_away[command.profile_id] = None
-    if len(turned_away) > TURNED_AWAY_WINDOW:
-        del turned_away[next(iter(turned_away))]
+    # Asked again is newest again: the window forgets the claimants that stopped asking.
+    state.turned_away.pop(command.profile_id, None)
+    remember(state.turned_away, command.profile_id, TURNED_AWAY_WINDOW)
     winner, loser = sorted((owner, command.profile_id))
     return state, [MergeRequest(winner, loser, command.identifier, command.event_id, command.at)]
 
 
 def _on_relabel(
-    state: IdentifierState | None, command: Relabel
-) -> tuple[IdentifierState | None, list[Output]]:
+    rules: IdentityRules, state: IdentifierState | None, command: Relabel
+) -> IdentifierStep:
     # Only ever towards an older profile, and only within the current ownership epoch, so
     # relabels arriving late or out of order cannot move the identifier backwards.
     if (
@@ -187,8 +179,8 @@ def _on_relabel(
 
 
 def _on_release(
-    state: IdentifierState | None, command: Release
-) -> tuple[IdentifierState | None, list[Output]]:
+    rules: IdentityRules, state: IdentifierState | None, command: Release
+) -> IdentifierStep:
     if state is None or state.epoch != command.epoch or state.owner is None:
         return state, []
     # The identifier gets a profile of its own rather than no owner: every identifier that is
@@ -211,16 +203,30 @@ def _on_release(
     return state, outputs
 
 
+_IDENTIFIER_HANDLERS: dict[
+    type, Callable[[IdentityRules, IdentifierState | None, Any], IdentifierStep]
+] = {
+    Resolve: _on_resolve,
+    Claim: _on_claim,
+    Relabel: _on_relabel,
+    Release: _on_release,
+    MoveOwner: operations.on_move_owner,
+    SubjectRequest: privacy.on_subject_request,
+    Suppress: privacy.on_suppress,
+    Unsuppress: privacy.on_unsuppress,
+}
+
+
 # --- profile stage -----------------------------------------------------------------------------
 
 
 def handle_profile(
     rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
 ) -> tuple[ProfileState | None, list[Output]]:
-    handled = privacy.on_profile(rules, state, command)
-    if handled is not None:
-        return handled
-    assert not isinstance(command, privacy.PROFILE_COMMANDS)
+    if isinstance(command, privacy.PROFILE_COMMANDS):  # whatever the profile's status, or none
+        return _PRIVACY_HANDLERS[type(command)](rules, state, command)
+    if state is not None and state.status is ProfileStatus.ERASED:
+        return privacy.at_erased(rules, state, command)
     if state is None:
         # Operations name profiles: one nobody holds is answered, never created.
         if isinstance(command, Split | Unban | MergeByHand):
@@ -228,15 +234,15 @@ def handle_profile(
         if isinstance(command, MergeOffer) and operations.is_manual(command.via):
             return None, operations.unknown_loser(command)
         if isinstance(command, SplitOff):
-            return operations.on_split_off(None, command)
+            return operations.on_split_off(rules, None, command)
         state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
-    outputs: list[Output] = []
-    state = _dispatch(rules, state, command, outputs)
+    state, outputs = _step(rules, state, command)
     if state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
         # A merge that finished frees the profile to replay what it deferred while waiting.
         while state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
             waiting = state.deferred.pop(0)
-            state = _dispatch(rules, state, waiting, outputs)
+            state, more = _step(rules, state, waiting)
+            outputs.extend(more)
         # Snapshots render the live profile: one, the last, says all the replay changed.
         last = max((i for i, o in enumerate(outputs) if isinstance(o, ProfileSnapshot)), default=0)
         outputs = [
@@ -251,77 +257,44 @@ def _time_of(command: GraphProfileCommand) -> int:
     return command.at
 
 
-def _dispatch(
-    rules: IdentityRules, state: ProfileState, command: ProfileCommand, outputs: list[Output]
-) -> ProfileState:
+def _step(rules: IdentityRules, state: ProfileState, command: ProfileCommand) -> ProfileStep:
     if state.status is not ProfileStatus.ACTIVE:
-        _forward(state, command, outputs)
-        return state
-    if isinstance(command, Apply):
-        _on_apply(rules, state, command, outputs)
-    elif isinstance(command, Attach):
-        _on_attach(rules, state, command, outputs)
-    elif isinstance(command, MergeRequest):
-        _on_merge_request(rules, state, command, outputs)
-    elif isinstance(command, MergeOffer):
-        return _on_merge_offer(rules, state, command, outputs)
-    elif isinstance(command, MergeDeclined):
-        _on_merge_declined(state, command)
-    elif isinstance(command, OfferRedirected):
-        _on_offer_redirected(rules, state, command, outputs)
-    elif isinstance(command, Absorb):
-        _on_absorb(rules, state, command, outputs)
-    elif isinstance(command, Split):
-        operations.on_split(rules, state, command, outputs)
-    elif isinstance(command, Unban):
-        operations.on_unban(state, command, outputs)
-    elif isinstance(command, MergeByHand):
-        operations.on_merge_by_hand(state, command, outputs)
-    # A SplitOff for a profile that exists is a redelivery: nothing to do.
-    return state
+        return _forward(rules, state, command)
+    return _GRAPH_HANDLERS[type(command)](rules, state, command)
 
 
-def _forward(state: ProfileState, command: ProfileCommand, outputs: list[Output]) -> None:
+def _forward(rules: IdentityRules, state: ProfileState, command: ProfileCommand) -> ProfileStep:
     """Commands reaching a merged profile go to its successor; identifiers they name are
     relabelled to it on the way (path compression)."""
     successor = state.merged_into
     if successor is None:  # erased profiles keep nothing and link nothing
-        return
-    if isinstance(command, Apply):
-        outputs.append(Apply(successor, command.event, command.probe))
-    elif isinstance(command, Attach):
-        outputs.append(
-            Attach(
-                successor,
-                command.identifier,
-                command.epoch,
-                command.event_id,
-                command.at,
-                command.rule,
-            )
+        return state, []
+    if isinstance(command, Attach):
+        return state, [
+            _readdress(command, successor),
+            Relabel(command.identifier, successor, command.epoch),
+        ]
+    if isinstance(command, Apply | Split | Unban | MergeByHand):
+        # An operator who named a profile that has merged since: the survivor holds what it held.
+        return state, [_readdress(command, successor)]
+    if isinstance(command, Absorb):
+        return state, [dataclasses.replace(command, winner=successor)]
+    if isinstance(command, MergeRequest):
+        return state, [*_merge_request(successor, command.loser, command)]
+    if isinstance(command, MergeOffer) and successor != command.winner:
+        redirected = OfferRedirected(
+            command.winner, command.loser, successor, command.via, command.event_id, command.at
         )
-        outputs.append(Relabel(command.identifier, successor, command.epoch))
-    elif isinstance(command, MergeRequest):
-        outputs.extend(_merge_request(successor, command.loser, command))
-    elif isinstance(command, MergeOffer):
-        if successor != command.winner:
-            outputs.append(
-                OfferRedirected(
-                    command.winner,
-                    command.loser,
-                    successor,
-                    command.via,
-                    command.event_id,
-                    command.at,
-                )
-            )
-    elif isinstance(command, Absorb):
-        outputs.append(Absorb(successor, command.loser, command.via, command.event_id, command.at))
-    elif isinstance(command, Split | Unban | MergeByHand):
-        # The operator named a profile that has merged since: the survivor holds what it held.
-        outputs.append(dataclasses.replace(command, profile_id=successor))
+        return state, [redirected]
     # MergeDeclined / OfferRedirected to a merged profile are late duplicates: the profile was
     # not waiting (a waiting profile defers offers, so it cannot have been merged).
+    return state, []
+
+
+def _readdress(
+    command: Apply | Attach | Split | Unban | MergeByHand, profile_id: str
+) -> Apply | Attach | Split | Unban | MergeByHand:
+    return dataclasses.replace(command, profile_id=profile_id)
 
 
 def _merge_request(a: str, b: str, cause: MergeRequest | OfferRedirected) -> list[MergeRequest]:
@@ -331,15 +304,8 @@ def _merge_request(a: str, b: str, cause: MergeRequest | OfferRedirected) -> lis
     return [MergeRequest(winner, loser, cause.via, cause.event_id, cause.at)]
 
 
-def _touch(state: ProfileState, kind: str, event_id: str | None, at: int) -> ProfileSnapshot:
-    state.version += 1
-    state.cause_kind = kind
-    state.cause_event_id = event_id
-    state.updated_at = max(state.updated_at, at)
-    return ProfileSnapshot(state.profile_id, state.version, profile=state)
-
-
 def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:
+    """The identifier types of which `counts` holds more than the rules' limit, in name order."""
     over = []
     for identifier_type, count in sorted(counts.items()):
         limit = rules.limit(identifier_type)
@@ -348,16 +314,33 @@ def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:
     return over
 
 
+def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
+    """The refusal reason when `counts` exceed a limit (the first type over it), else None."""
+    over = _types_over(rules, counts)
+    return _limit_reason(over[0]) if over else None
+
+
+def _limit_reason(identifier_type: str) -> str:
+    return f"limit:{identifier_type}"
+
+
+def _refuse_link(state: ProfileState, via: Identifier, reason: str) -> None:
+    """A declined pair's link identifier: refused here (the first reason stays), no longer
+    claimed. The callers that must not refuse what the profile holds check that first."""
+    state.refused.setdefault(via.key, reason)
+    state.claimed.pop(via.key, None)
+
+
 def _release_surplus(
     rules: IdentityRules,
     state: ProfileState,
     over: list[str],
     winner_linked: dict[str, str],
     command: MergeOffer,
-    outputs: list[Output],
-) -> None:
+) -> list[Output]:
     """Before merging, the loser lets go of identifiers the winner has no room for (oldest kept).
     Room counts what the winner holds or has claimed, so it never overestimates."""
+    outputs: list[Output] = []
     for identifier_type in over:
         limit = rules.limit(identifier_type) or 0
         room = limit - sum(1 for t in winner_linked.values() if t == identifier_type)
@@ -366,7 +349,7 @@ def _release_surplus(
             for key, held in state.identifiers.items()
             if held.type == identifier_type
         )
-        reason = f"limit:{identifier_type}"
+        reason = _limit_reason(identifier_type)
         for _, key in mine[max(room, 0) :]:
             held = state.identifiers.pop(key)
             identifier = Identifier(held.type, held.value)
@@ -381,6 +364,7 @@ def _release_surplus(
                     "identifier_released", state.profile_id, None, [identifier], command, reason
                 )
             )
+    return outputs
 
 
 def _declined_for(rules: IdentityRules, reason: str | None, via: Identifier) -> str | None:
@@ -396,60 +380,47 @@ def _is_known(rules: IdentityRules, types: Iterable[str]) -> bool:
     return any(identifier_type not in weak for identifier_type in types)
 
 
-def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
-    for identifier_type, count in sorted(counts.items()):
-        limit = rules.limit(identifier_type)
-        if limit is not None and count > limit:
-            return f"limit:{identifier_type}"
-    return None
-
-
-def _on_apply(
-    rules: IdentityRules, state: ProfileState, command: Apply, outputs: list[Output]
-) -> None:
+def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> ProfileStep:
     event = command.event
     digest = event.digest
     if digest in state.applied:
-        return
+        return state, []
     found_by = event.identifiers[command.probe].key
     if found_by not in state.identifiers and state.refused.get(found_by, "").startswith(
         operations.BAN_REASON
     ):
         # Found through an identifier a split just moved away (the event was in flight): it
         # belongs to that identifier's new side, which its owner now points at.
-        state.passed_on[digest] = None
-        outputs.append(Resolve(event, command.probe, create=True))
-        return
+        remember(state.passed_on, digest, rules.applied_event_window)
+        return state, [Resolve(event, command.probe, create=True)]
     if command.probe > 0:
         if digest in state.passed_on:
-            return
+            return state, []
         via_weak = rules.is_weak(event.identifiers[command.probe].type)
         if via_weak and state.awaiting is not None:
             # Whether this profile is known may change with the merge it awaits, and the
             # newer profile is deciding on the identifiers offered: decide after the answer.
             state.deferred.append(command)
-            return
+            return state, []
         stronger = event.identifiers[: command.probe]
         if _conflicts(rules, state, stronger) or (
             via_weak and _weakly_linked(rules, state, stronger)
         ):
             # Found through a lower-priority identifier (a shared device, say) but the event's
             # stronger identifiers do not fit here: the anchor founds or finds its own profile.
-            state.passed_on[digest] = None
-            if len(state.passed_on) > rules.applied_event_window:
-                del state.passed_on[next(iter(state.passed_on))]
-            outputs.append(Resolve(event, 0, create=True))
-            return
+            remember(state.passed_on, digest, rules.applied_event_window)
+            return state, [Resolve(event, 0, create=True)]
     apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)
     history.record_event(rules, state, event)
     evidence.applied(state, event)
-    outputs.append(_touch(state, "event", event.event_id, event.event_time))
+    outputs: list[Output] = [touch(state, "event", event.event_id, event.event_time)]
     at = event.event_time
     for identifier in event.identifiers:
         key = identifier.key
         if key not in state.identifiers and key not in state.refused:
             state.claimed[key] = identifier.type
             outputs.append(Claim(identifier, state.profile_id, event.event_id, at))
+    return state, outputs
 
 
 def _conflicts(rules: IdentityRules, state: ProfileState, stronger: tuple[Identifier, ...]) -> bool:
@@ -461,7 +432,7 @@ def _conflicts(rules: IdentityRules, state: ProfileState, stronger: tuple[Identi
         return False
     linked = state.linked_counts()
     counts = {t: linked.get(t, 0) + n for t, n in new.items()}
-    return _over_limit(rules, counts) is not None
+    return bool(_types_over(rules, counts))
 
 
 def _weakly_linked(
@@ -474,16 +445,14 @@ def _weakly_linked(
     return new_strong and _is_known(rules, linked.values())
 
 
-def _on_attach(
-    rules: IdentityRules, state: ProfileState, command: Attach, outputs: list[Output]
-) -> None:
+def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> ProfileStep:
     if state.awaiting is not None:
         state.deferred.append(command)
-        return
+        return state, []
     identifier = command.identifier
     key = identifier.key
     if key in state.identifiers:
-        return
+        return state, []
     state.claimed.pop(key, None)
     reason = state.refused.get(key)
     if reason is None:
@@ -492,23 +461,25 @@ def _on_attach(
         first_refusal = key not in state.refused
         state.refused[key] = reason
         # Released again every time: a new ownership epoch may point here through a merge.
-        outputs.append(
+        outputs: list[Output] = [
             Release(
                 identifier, state.profile_id, command.epoch, command.event_id, command.at, reason
             )
-        )
+        ]
         if first_refusal:
             outputs.append(
                 _change(
                     "identifier_released", state.profile_id, None, [identifier], command, reason
                 )
             )
-        return
+        return state, outputs
     state.identifiers[key] = evidence.attached(
         state, identifier, command.at, command.event_id, command.rule, command.epoch
     )
-    outputs.append(_touch(state, "identifier_added", command.event_id, command.at))
-    outputs.append(_change("identifier_added", state.profile_id, None, [identifier], command, None))
+    return state, [
+        touch(state, "identifier_added", command.event_id, command.at),
+        _change("identifier_added", state.profile_id, None, [identifier], command, None),
+    ]
 
 
 def _change(
@@ -539,105 +510,63 @@ def _change(
 
 
 def _on_merge_request(
-    rules: IdentityRules, state: ProfileState, command: MergeRequest, outputs: list[Output]
-) -> None:
+    rules: IdentityRules, state: ProfileState, command: MergeRequest
+) -> ProfileStep:
     loser = command.loser
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None:
-        outputs.extend(_merge_request(moved_to, loser, command))
-        return
+        return state, [*_merge_request(moved_to, loser, command)]
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
-        state.refused.setdefault(command.via.key, declined)
-        state.claimed.pop(command.via.key, None)
+        _refuse_link(state, command.via, declined)
     if operations.is_manual(command.via) and (loser in state.absorbed or declined is not None):
-        outputs.extend(operations.manual_answer(state, command, declined or "already_merged"))
-        return
+        return state, operations.manual_answer(state, command, declined or "already_merged")
     if loser == state.profile_id or loser in state.absorbed or declined is not None:
-        return
+        return state, []
     if state.awaiting is not None:
         # Even a request for the pair being offered waits: if that offer is redirected or
         # declined, this request's link identifier must still be settled (or marked refused).
         state.deferred.append(command)
-        return
+        return state, []
     if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
-        outputs.append(
-            MergeRequest(loser, state.profile_id, command.via, command.event_id, command.at)
-        )
-        return
+        swapped = MergeRequest(loser, state.profile_id, command.via, command.event_id, command.at)
+        return state, [swapped]
     state.awaiting = loser
     linked = tuple(sorted(state.linked().items()))
-    outputs.append(
-        MergeOffer(
-            state.profile_id,
-            loser,
-            linked,
-            command.via,
-            command.event_id,
-            command.at,
-            tuple(state.bans.values()),
-        )
+    offer = MergeOffer(
+        state.profile_id,
+        loser,
+        linked,
+        command.via,
+        command.event_id,
+        command.at,
+        tuple(state.bans.values()),
     )
+    return state, [offer]
 
 
-def _on_merge_offer(
-    rules: IdentityRules, state: ProfileState, command: MergeOffer, outputs: list[Output]
-) -> ProfileState:
+def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOffer) -> ProfileStep:
     winner = command.winner
     if winner in state.absorbed:  # cannot happen while ids only merge downwards; be safe
-        return state
+        return state, []
     if state.awaiting is not None:
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
-        return state
+        return state, []
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None:
-        outputs.append(
-            OfferRedirected(
-                winner, state.profile_id, moved_to, command.via, command.event_id, command.at
-            )
+        redirected = OfferRedirected(
+            winner, state.profile_id, moved_to, command.via, command.event_id, command.at
         )
-        return state
+        return state, [redirected]
+    outputs: list[Output] = []
     reason = _declined_for(rules, state.declined.get(winner), command.via)
     if reason is None:
-        mine = state.linked()
-        together = dict(command.winner_linked)
-        together.update(mine)
-        combined: dict[str, int] = {}
-        for identifier_type in together.values():
-            combined[identifier_type] = combined.get(identifier_type, 0) + 1
-        over = _types_over(rules, combined)
-        # Too many of a type at least as strong as the link (two user ids joined by a shared
-        # tablet) means two people: decline. Too many of weaker types (an eleventh device
-        # joined by a user id) means one person: merge and let the surplus go.
-        # A merge by hand releases nothing to fit: any type over its limit blocks it.
-        via_priority = (
-            min(rules.priority(t) for t in rules.identifier_types)
-            if operations.is_manual(command.via)
-            else rules.priority(command.via.type)
-        )
-        blocking = [t for t in over if rules.priority(t) >= via_priority]
-        reason = f"limit:{blocking[0]}" if blocking else None
-        if reason is None:  # a re-link ban of either side keeps the two apart
-            reason = operations.ban_between(
-                rules.recognition_key,
-                command.winner_bans,
-                [k for k, _ in command.winner_linked],
-                state,
-            )
-        if (
-            reason is None
-            and rules.is_weak(command.via.type)
-            and _is_known(rules, (t for _, t in command.winner_linked))
-            and _is_known(rules, mine.values())
-        ):
-            reason = f"{WEAK_LINK}:{command.via.type}"
-        if reason is None and over:
-            _release_surplus(rules, state, over, dict(command.winner_linked), command, outputs)
+        reason, outputs = _judge_offer(rules, state, command)
         if reason is not None:
             state.declined[winner] = reason
-            state.refused.setdefault(command.via.key, reason)
-            state.claimed.pop(command.via.key, None)
+            # The loser refuses the link even when it holds it: it keeps what it holds.
+            _refuse_link(state, command.via, reason)
             outputs.append(
                 _change("merge_refused", winner, state.profile_id, [command.via], command, reason)
             )
@@ -647,7 +576,7 @@ def _on_merge_offer(
                 winner, state.profile_id, reason, command.via, command.event_id, command.at
             )
         )
-        return state
+        return state, outputs
     # Accept: the whole state travels to the winner; this id keeps only the forwarding pointer.
     merged = ProfileState(
         state.profile_id,
@@ -664,52 +593,94 @@ def _on_merge_offer(
     for held in state.identifiers.values():
         outputs.append(Relabel(Identifier(held.type, held.value), winner, held.epoch))
     outputs.append(ProfileTombstone(state.profile_id))
-    return merged
+    return merged, outputs
 
 
-def _on_merge_declined(state: ProfileState, command: MergeDeclined) -> None:
+def _judge_offer(
+    rules: IdentityRules, state: ProfileState, command: MergeOffer
+) -> tuple[str | None, list[Output]]:
+    """The loser's answer to an offer no earlier decline settles: the reason to decline it, or
+    None to accept, with the identifiers released to make room (none when declined)."""
+    mine = state.linked()
+    together = dict(command.winner_linked)
+    together.update(mine)
+    combined: dict[str, int] = {}
+    for identifier_type in together.values():
+        combined[identifier_type] = combined.get(identifier_type, 0) + 1
+    over = _types_over(rules, combined)
+    # Too many of a type at least as strong as the link (two user ids joined by a shared
+    # tablet) means two people: decline. Too many of weaker types (an eleventh device
+    # joined by a user id) means one person: merge and let the surplus go.
+    # A merge by hand releases nothing to fit: any type over its limit blocks it.
+    via_priority = (
+        min(rules.priority(t) for t in rules.identifier_types)
+        if operations.is_manual(command.via)
+        else rules.priority(command.via.type)
+    )
+    blocking = [t for t in over if rules.priority(t) >= via_priority]
+    if blocking:
+        return _limit_reason(blocking[0]), []
+    # A re-link ban of either side keeps the two apart.
+    reason = operations.ban_between(
+        rules.recognition_key, command.winner_bans, [k for k, _ in command.winner_linked], state
+    )
+    if reason is not None:
+        return reason, []
+    if (
+        rules.is_weak(command.via.type)
+        and _is_known(rules, (t for _, t in command.winner_linked))
+        and _is_known(rules, mine.values())
+    ):
+        return f"{WEAK_LINK}:{command.via.type}", []
+    if not over:
+        return None, []
+    return None, _release_surplus(rules, state, over, dict(command.winner_linked), command)
+
+
+def _on_merge_declined(
+    rules: IdentityRules, state: ProfileState, command: MergeDeclined
+) -> ProfileStep:
     if command.reason == ERASED:
         # The other profile was erased: its link identifier is suppressed, not refused here.
         state.claimed.pop(command.via.key, None)
         if state.awaiting == command.loser:
             state.awaiting = None
-        return
+        return state, []
     recorded = state.declined.get(command.loser)
     if recorded is None or recorded.startswith(WEAK_LINK):
         state.declined[command.loser] = command.reason
     if command.via.key not in state.identifiers:
-        state.refused.setdefault(command.via.key, command.reason)
-        state.claimed.pop(command.via.key, None)
+        _refuse_link(state, command.via, command.reason)
     if state.awaiting == command.loser:
         state.awaiting = None
+    return state, []
 
 
 def _on_offer_redirected(
-    rules: IdentityRules, state: ProfileState, command: OfferRedirected, outputs: list[Output]
-) -> None:
+    rules: IdentityRules, state: ProfileState, command: OfferRedirected
+) -> ProfileStep:
     if state.awaiting != command.loser:
-        return
+        return state, []
     state.awaiting = None
     successor = command.successor
     declined = _declined_for(rules, state.declined.get(successor), command.via)
     if declined is not None and command.via.key not in state.identifiers:
-        state.refused.setdefault(command.via.key, declined)
-        state.claimed.pop(command.via.key, None)
+        _refuse_link(state, command.via, declined)
     if successor in state.absorbed or declined is not None:
-        return
+        return state, []
+    outputs: list[Output] = []
     for request in _merge_request(state.profile_id, successor, command):
         if request.winner == state.profile_id:
             state.deferred.insert(0, request)
         else:
             outputs.append(request)
+    return state, outputs
 
 
-def _on_absorb(
-    rules: IdentityRules, state: ProfileState, command: Absorb, outputs: list[Output]
-) -> None:
+def _on_absorb(rules: IdentityRules, state: ProfileState, command: Absorb) -> ProfileStep:
     loser = command.loser
     if loser.profile_id in state.absorbed:
-        return
+        return state, []
     winner_keys = list(state.identifiers)
     absorb(state, loser, rules.applied_event_window)
     history.join_history(rules, state, loser)
@@ -717,33 +688,42 @@ def _on_absorb(
     operations.join_operations(state, loser)
     if state.awaiting == loser.profile_id:
         state.awaiting = None
+    outputs: list[Output] = []
     # Merge requests the loser was coordinating become the survivor's.
     for waiting in loser.deferred:
         if isinstance(waiting, MergeRequest):
             outputs.extend(_merge_request(state.profile_id, waiting.loser, waiting))
-        else:
+        elif isinstance(waiting, Attach):
             outputs.append(_readdress(waiting, state.profile_id))
-    outputs.append(_touch(state, "merged", command.event_id, command.at))
+        else:
+            outputs.append(waiting)
+    outputs.append(touch(state, "merged", command.event_id, command.at))
     outputs.append(
-        _change(
-            "merged",
-            state.profile_id,
-            loser.profile_id,
-            [command.via],
-            command,
-            None,
-        )
+        _change("merged", state.profile_id, loser.profile_id, [command.via], command, None)
     )
+    return state, outputs
 
 
-def _readdress(command: ProfileCommand, profile_id: str) -> ProfileCommand:
-    if isinstance(command, Attach):
-        return Attach(
-            profile_id,
-            command.identifier,
-            command.epoch,
-            command.event_id,
-            command.at,
-            command.rule,
-        )
-    return command
+_PRIVACY_HANDLERS: dict[
+    type,
+    Callable[[IdentityRules, ProfileState | None, Any], tuple[ProfileState | None, list[Output]]],
+] = {
+    ProfileRequest: privacy.on_profile_request,
+    EraseMerged: privacy.on_erase_merged,
+    Forget: privacy.on_forget,
+}
+
+_GRAPH_HANDLERS: dict[type, Callable[[IdentityRules, ProfileState, Any], ProfileStep]] = {
+    Apply: _on_apply,
+    Attach: _on_attach,
+    MergeRequest: _on_merge_request,
+    MergeOffer: _on_merge_offer,
+    MergeDeclined: _on_merge_declined,
+    OfferRedirected: _on_offer_redirected,
+    Absorb: _on_absorb,
+    Split: operations.on_split,
+    Unban: operations.on_unban,
+    MergeByHand: operations.on_merge_by_hand,
+    # A SplitOff for a profile that exists is a redelivery: nothing to do.
+    SplitOff: operations.on_split_off,
+}

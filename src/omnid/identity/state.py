@@ -12,12 +12,15 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from omnid.identity.model import Event, EventDigest, Identifier, Scalar
 
 if TYPE_CHECKING:
     from omnid.identity.commands import ProfileCommand
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 # Survivorship order of a value: (event_time, source_priority, event_id); greatest wins.
 Stamp = tuple[int, int, str]
@@ -252,3 +255,20 @@ class ProfileState:
         for identifier_type in self.linked().values():
             counts[identifier_type] = counts.get(identifier_type, 0) + 1
         return counts
+
+
+# --- bounded windows ---------------------------------------------------------------------------
+# Dicts used as insertion-ordered sets of what a state last saw (events, claimants, requests):
+# each is bounded, and past its bound the oldest entries are forgotten.
+
+
+def remember(window: dict[_K, None], key: _K, limit: int) -> None:
+    """Add `key` to `window` (where it already is, it keeps its place) and trim to `limit`."""
+    window[key] = None
+    trim(window, limit)
+
+
+def trim(window: dict[_K, _V], limit: int) -> None:
+    """Forget the oldest entries of `window` beyond `limit`."""
+    while len(window) > limit:
+        del window[next(iter(window))]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 
-from omnid.identity.model import Event, EventDigest
+from omnid.identity.model import Event
 from omnid.identity.state import (
     ConsentState,
     OrderLine,
     ProfileState,
     Stamp,
     TraitValue,
+    trim,
 )
 
 
@@ -46,7 +47,7 @@ def apply_event(profile: ProfileState, event: Event, source_priority: int, windo
             state = ConsentState(change.granted, stamp, event.source)
             _keep_consent(profile.consent, change.purpose, state)
     profile.applied[event.digest] = event.channel
-    _trim(profile.applied, window)
+    trim(profile.applied, window)
 
 
 def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
@@ -87,10 +88,10 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
         _merge_consent(winner.consent, purpose, state)
     for event_id, channel in loser.applied.items():
         winner.applied.setdefault(event_id, channel)
-    _trim(winner.applied, window)
+    trim(winner.applied, window)
     for event_id in loser.passed_on:
         winner.passed_on.setdefault(event_id, None)
-    _trim(winner.passed_on, window)
+    trim(winner.passed_on, window)
     winner.absorbed.add(loser.profile_id)
     winner.absorbed.update(loser.absorbed)
     winner.merged_from = sorted({*winner.merged_from, loser.profile_id, *loser.merged_from})
@@ -128,11 +129,6 @@ def _merge_consent(consent: dict[str, ConsentState], purpose: str, other: Consen
     newer = other if held.stamp < other.stamp else held
     conflict = held.granted != other.granted or held.conflict or other.conflict
     consent[purpose] = ConsentState(newer.granted, newer.stamp, newer.source, conflict)
-
-
-def _trim(applied: dict[EventDigest, str] | dict[EventDigest, None], window: int) -> None:
-    while len(applied) > window:
-        del applied[next(iter(applied))]
 
 
 def revenue(profile: ProfileState) -> dict[str, float]:
