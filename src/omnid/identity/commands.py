@@ -41,13 +41,18 @@ class Resolve:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Profile `profile_id` saw `identifier` in event `event_id` and wants to hold it."""
+    """Profile `profile_id` saw `identifier` in event `event_id` and wants to hold it. `known`:
+    the profile stands for a known person (holds a strong identifier besides this one); known
+    claims, with the event's channel and source, count towards the type's quarantine."""
 
     stage: ClassVar[Stage] = Stage.IDENTITY
     identifier: Identifier
     profile_id: str
     event_id: str
     at: int
+    known: bool = False
+    channel: str = ""
+    source: str = ""
 
     @property
     def key(self) -> str:
@@ -290,7 +295,106 @@ class MergeByHand:
         return self.profile_id
 
 
-IdentityCommand = Resolve | Claim | Relabel | Release | MoveOwner | PrivacyIdentityCommand
+# --- quarantine (identity/quarantine.py) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """The owner of `identifier` took an event found through it that brought a known person new
+    to the profile (strong identifiers it does not hold): like a known claim, it counts towards
+    quarantine. `slot` names that person without their data (`seen:<digest>`)."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    slot: str
+    event_id: str
+    at: int
+    channel: str = ""
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRelease:
+    """An operator lets a quarantined identifier link again: the merges it had follow again
+    from its recorded claims, and it is never quarantined again."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    operator: str
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineBlock:
+    """An operator keeps a quarantined identifier out for good: it is dropped from every event
+    like a blocked value, and kept only as a marker under an HMAC of its key."""
+
+    stage: ClassVar[Stage] = Stage.IDENTITY
+    identifier: Identifier
+    operator: str
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.identifier.key
+
+
+@dataclass(frozen=True, slots=True)
+class Unlink:
+    """`identifier` was quarantined (at `at`, by a claim in event `event_id`): the profile
+    holding it marks it so it links nothing more, and splits off every known person joined to
+    it only through it. `drop` (a block): the profile lets go of the identifier too."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    identifier: Identifier
+    event_id: str
+    at: int
+    drop: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+@dataclass(frozen=True, slots=True)
+class Relink:
+    """An operator released quarantined `identifier`: the holder lets it link again and asks
+    each recorded claimant to merge through it, as their claims did before."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    identifier: Identifier
+    claimants: tuple[str, ...]
+    request_id: str
+    at: int
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+
+IdentityCommand = (
+    Resolve
+    | Claim
+    | Relabel
+    | Release
+    | MoveOwner
+    | Sighting
+    | QuarantineRelease
+    | QuarantineBlock
+    | PrivacyIdentityCommand
+)
 GraphProfileCommand = (
     Apply
     | Attach
@@ -303,6 +407,8 @@ GraphProfileCommand = (
     | SplitOff
     | Unban
     | MergeByHand
+    | Unlink
+    | Relink
 )
 ProfileCommand = GraphProfileCommand | PrivacyProfileCommand
 Command = IdentityCommand | ProfileCommand

@@ -75,6 +75,12 @@ _KIND_CODES: dict[int, type[Any]] = {
     35: _state.MergeEvidence,
     36: _state.Ban,
     37: _state.EventHistory,
+    38: _state.Claimant,
+    39: _commands.Sighting,
+    40: _commands.QuarantineRelease,
+    41: _commands.QuarantineBlock,
+    42: _commands.Unlink,
+    43: _commands.Relink,
 }
 _CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
 _BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}

@@ -74,6 +74,8 @@ def identity_change_record(
     at: int,
     *,
     operator: str | None = None,
+    counts: dict[str, int] | None = None,
+    quarantine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An omnid.IdentityChange; change_id is a hash of its content, so a replay repeats it."""
     ordered = sorted(identifiers)
@@ -90,6 +92,7 @@ def identity_change_record(
         "event_id": event_id,
         "reason": reason,
         "at": at,
-        "counts": {},
+        "counts": dict(sorted((counts or {}).items())),
         "operator": operator,
+        "quarantine": quarantine,
     }

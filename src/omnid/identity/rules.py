@@ -29,6 +29,7 @@ from omnid.identity.normalisers import (
 __all__ = ["IdentityRules", "RejectedIdentifier", "Strength", "default_rules_path", "normalise"]
 
 _QUOTES = "\"'`"
+_DAY_MS = 86_400_000
 
 
 def default_rules_path() -> Path:
@@ -78,6 +79,15 @@ class IdentifierTypeRule(BaseModel):
     hashed: bool = Field(False, description="Store HMAC-SHA-256 of the normalised value.")
     max_length: int = Field(256, ge=1)
     blocked: Blocklist = Field(default_factory=Blocklist)
+    quarantine_after: int | None = Field(
+        None,
+        ge=2,
+        description="Distinct known profiles that may claim one value of this type within the "
+        "quarantine window before the value is quarantined (stops linking); absent = never.",
+    )
+    quarantine_window_days: int = Field(
+        30, ge=1, description="Claims count towards quarantine_after for this many days."
+    )
 
     @field_validator("limit")
     @classmethod
@@ -122,6 +132,8 @@ class _Compiled:
     priorities: dict[str, int]
     weak: frozenset[str]
     channel_priority: dict[str, int]
+    # type -> (quarantine_after, window in ms), for the types that have a quarantine threshold
+    quarantine: dict[str, tuple[int, int]]
     # (type, raw value) -> identifier or rejection: customers send the same values again and
     # again, and a phone number costs a libphonenumber parse. Bounded; cleared when full.
     normalised: dict[tuple[str, str], Identifier | RejectedIdentifier]
@@ -211,6 +223,11 @@ class IdentityRules(BaseModel):
                 if rule.strength is Strength.WEAK
             ),
             channel_priority=dict(self.channel_priority),
+            quarantine={
+                name: (rule.quarantine_after, rule.quarantine_window_days * _DAY_MS)
+                for name, rule in self.identifier_types.items()
+                if rule.quarantine_after is not None
+            },
             normalised={},
         )
         _COMPILED[id(self)] = compiled
@@ -258,12 +275,30 @@ class IdentityRules(BaseModel):
         return _lookups(self).weak
 
     def without_limits(self) -> IdentityRules:
-        """The same rules with no per-profile limits and no weak types: nothing stops a link, so
-        profiles are union-find components (invariant 1)."""
+        """The same rules with no per-profile limits, no weak types and no quarantine: nothing
+        stops a link, so profiles are union-find components (invariant 1)."""
         types = {
-            name: rule.model_copy(update={"limit": None, "strength": Strength.STRONG})
+            name: rule.model_copy(
+                update={"limit": None, "strength": Strength.STRONG, "quarantine_after": None}
+            )
             for name, rule in self.identifier_types.items()
         }
+        return self._with_types(types)
+
+    def quarantine(self, identifier_type: str) -> tuple[int, int] | None:
+        """(quarantine_after, window in ms) of a type, None when its values are never
+        quarantined."""
+        return _lookups(self).quarantine.get(identifier_type)
+
+    def without_quarantine(self) -> IdentityRules:
+        """The same rules with no quarantine thresholds (the benchmark's 'without' run)."""
+        types = {
+            name: rule.model_copy(update={"quarantine_after": None})
+            for name, rule in self.identifier_types.items()
+        }
+        return self._with_types(types)
+
+    def _with_types(self, types: dict[str, IdentifierTypeRule]) -> IdentityRules:
         return IdentityRules.model_validate(
             {
                 **self.model_dump(),

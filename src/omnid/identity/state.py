@@ -38,6 +38,16 @@ class ProfileStatus(StrEnum):
     ERASED = "erased"
 
 
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """One known profile's latest claim of an identifier: when, and the channel and source of
+    the event (what the quarantine review shows; never the profile's data)."""
+
+    at: int
+    channel: str = ""
+    source: str = ""
+
+
 @dataclass(slots=True)
 class IdentifierState:
     """Who owns an identifier. `epoch` grows when the owner releases it, so ownership messages
@@ -55,8 +65,16 @@ class IdentifierState:
     # released to a profile of its own, each is asked again, so no link is lost to the timing.
     turned_away: dict[str, None] = field(default_factory=dict)
     # The privacy request that suppressed (or erased) it. An erased identifier is stored only as
-    # a suppression marker: this id under an HMAC of its key (identity/privacy.py).
+    # a suppression marker: this id under an HMAC of its key (identity/privacy.py). A blocked
+    # quarantined value is such a marker too, suppressed by `block:<request id>`.
     suppressed_by: str | None = None
+    # Quarantine (identity/quarantine.py), for types with `quarantine_after`: the latest claim
+    # of each known profile that claimed it (profile id, or `seen:<digest>` for a customer who
+    # came to its owner through it) -> (event time, channel, source), bounded; when it was
+    # quarantined; and the operator request that released it (it then never quarantines again).
+    claimants: dict[str, Claimant] = field(default_factory=dict)
+    quarantined_at: int | None = None
+    released_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +93,8 @@ class ProfileIdentifier:
     channel: str = ""
     source: str = ""
     linked_by: str | None = None
+    # Quarantined: held (events with only it still count here) but it links nothing.
+    quarantined: bool = False
 
     @property
     def key(self) -> str:
@@ -233,6 +253,9 @@ class ProfileState:
     bans: dict[str, Ban] = field(default_factory=dict)
     operations: dict[str, None] = field(default_factory=dict)
     history: EventHistory = field(default_factory=EventHistory)
+    # identifiers an undone quarantine glue moved to another profile (key -> that profile,
+    # bounded): messages about them still in flight here are sent on there
+    moved_out: dict[str, str] = field(default_factory=dict)
 
     def count_of(self, identifier_type: str) -> int:
         return sum(1 for held in self.identifiers.values() if held.type == identifier_type)
