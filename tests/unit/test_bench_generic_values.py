@@ -1,0 +1,43 @@
+"""The detection delay of generic values: from the event where a second customer typed a value
+in to the one after which it was quarantined, counted on hand-made streams."""
+
+from __future__ import annotations
+
+from omnid.bench.generic_values import detection_facts, second_claims
+from omnid.bench.workload import GenericKind, GroundTruth, IdentifierRole, LabelledEvent
+
+STORE = "phone:+441134960001"
+TILL = "email:kasse@filiale.example"
+
+
+def walk_in(customer: str, *generic: str, own: bool = True) -> LabelledEvent:
+    keys = ((f"loyalty_id:{customer}",) if own else ()) + generic
+    roles = ((IdentifierRole.CUSTOMER,) if own else ()) + (IdentifierRole.GENERIC,) * len(generic)
+    owners = ((customer,) if own else ()) + (None,) * len(generic)
+    return LabelledEvent({}, keys, owners, roles, customer)
+
+
+def test_the_second_claim_is_the_first_event_of_a_second_customer_with_an_own_identifier() -> None:
+    stream = [
+        walk_in("ann", STORE),
+        walk_in("ann", STORE),  # the same customer again
+        walk_in("bob", STORE, own=False),  # gave nothing: no customer is known to it
+        walk_in("bob", STORE, TILL),  # position 3: bob is the second for the phone
+        walk_in("cat", TILL),  # position 4: cat is the second for the email
+    ]
+    assert second_claims(stream) == {STORE: 3, TILL: 4}
+
+
+def test_delay_counts_events_from_the_second_claim_and_reports_values_never_caught() -> None:
+    truth = GroundTruth(
+        generic_kinds={STORE: GenericKind.STORE_PHONE, TILL: GenericKind.TILL_EMAIL},
+        generic_claimants={STORE: {"ann", "bob", "cat", "dan"}, TILL: {"ann", "bob"}},
+    )
+    facts = detection_facts(truth, second={STORE: 3, TILL: 4}, quarantined_at={STORE: 10})
+    phones = facts["by_kind"]["store_phone"]
+    assert phones["quarantined"] == 1 and phones["delay_events"]["median"] == 7
+    emails = facts["by_kind"]["till_email"]
+    assert emails["typed_in_for_two_or_more_customers"] == 1 and emails["quarantined"] == 0
+    assert emails["not_quarantined_customers_per_value"] == [2]
+    assert facts["by_kind"]["family_card"]["delay_events"]["values"] == 0
+    assert facts["delay_events"] == {"values": 1, "median": 7, "min": 7, "max": 7}
