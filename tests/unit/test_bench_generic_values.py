@@ -3,8 +3,18 @@ in to the one after which it was quarantined, counted on hand-made streams."""
 
 from __future__ import annotations
 
-from omnid.bench.generic_values import detection_facts, second_claims
-from omnid.bench.workload import GenericKind, GroundTruth, IdentifierRole, LabelledEvent
+from omnid.bench import cli as bench_cli
+from omnid.bench.generic_values import detection_facts, generic_value_quality, second_claims
+from omnid.bench.workload import (
+    GenericKind,
+    GroundTruth,
+    IdentifierRole,
+    LabelledEvent,
+    WorkloadSpec,
+    ground_truth_of,
+    labelled_events,
+)
+from omnid.identity.rules import IdentityRules
 
 STORE = "phone:+441134960001"
 TILL = "email:kasse@filiale.example"
@@ -41,3 +51,15 @@ def test_delay_counts_events_from_the_second_claim_and_reports_values_never_caug
     assert emails["not_quarantined_customers_per_value"] == [2]
     assert facts["by_kind"]["family_card"]["delay_events"]["values"] == 0
     assert facts["delay_events"] == {"values": 1, "median": 7, "min": 7, "max": 7}
+    assert (facts["quarantined"], facts["typed_in_for_two_or_more_customers"]) == (1, 2)
+
+
+def test_without_generic_values_quarantine_changes_nothing_and_catches_no_customer() -> None:
+    labelled = list(labelled_events(WorkloadSpec(customers=80, events=800).without_shared_values()))
+    truth = ground_truth_of(labelled)
+    quality = generic_value_quality(
+        IdentityRules.load(), labelled, bench_cli._expected_groups(labelled), truth
+    )
+    assert quality["with_quarantine"] == quality["without_quarantine"]
+    assert quality["customer_identifiers_quarantined"] == 0
+    assert quality["with_quarantine"]["deterministic_links"]["precision"] == 1.0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from omnid.bench.components import same_partition, scipy_components, union_find_components
+from omnid.bench.generic_values import generic_value_quality
 from omnid.bench.measures import ratio
 from omnid.bench.quality import (
     assignment_of_groups,
@@ -36,6 +37,7 @@ from omnid.bench.workload import (
 )
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.errors import ConfigError
+from omnid.identity.rules import IdentityRules
 
 ENGINES = ("kafka", "memory", "all")
 
@@ -113,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         results["memory"] = _memory_engine(
             spec, args.engine == "memory", expected, truth.shared_keys
         )
+        results["generic_values"] = generic_value_quality(
+            IdentityRules.load(Settings().rules_file), labelled, expected, truth
+        )
 
     if args.engine in ("kafka", "all"):
         kafka = _kafka(args, plan, labelled, run_id, expected, truth)
@@ -135,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             headline[f"in memory: {name.replace('_', '-')} on deterministic links"] = (
                 memory_links.get(name)
             )
+    headline.update(_generic_values_headline(results.get("generic_values")))
     results["headline"] = headline
     results["machine"]["load_after"] = os.getloadavg()
 
@@ -337,6 +343,26 @@ def _split_near_mixed(
         "split_groups": len(split),
         "touching_an_over_merged_profile": sum(1 for p in split if p & mixed),
     }
+
+
+def _generic_values_headline(generic: dict[str, Any] | None) -> dict[str, Any]:
+    """Precision and recall with and without quarantine, and the detection delay."""
+    if not generic:
+        return {}
+    headline: dict[str, Any] = {}
+    for name in ("precision", "recall"):
+        for run in ("with", "without"):
+            links = generic[f"{run}_quarantine"]["deterministic_links"]
+            headline[f"generic values, in memory: {name} {run} quarantine"] = links[name]
+    detection = generic["detection"]
+    delay = detection["delay_events"]
+    headline["generic values: quarantined / typed in for 2+ customers"] = (
+        f"{detection['quarantined']} / {detection['typed_in_for_two_or_more_customers']}"
+    )
+    headline["generic values: detection delay in events, median (max)"] = (
+        f"{delay['median']} ({delay['max']})" if delay["values"] else None
+    )
+    return {k: v for k, v in headline.items() if v is not None}
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
