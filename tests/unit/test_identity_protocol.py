@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from omnid.identity import refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -17,7 +18,7 @@ from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.rules import IdentityRules
-from omnid.identity.state import IdentifierState, ProfileState
+from omnid.identity.state import IdentifierState, LinkRule, ProfileState
 from omnid.identity.ulid import profile_id_for
 
 RULES = IdentityRules.load()
@@ -77,12 +78,16 @@ def test_relabel_only_moves_to_an_older_profile_in_the_same_epoch() -> None:
 
 def test_a_released_identifier_gets_its_own_profile_and_ignores_stale_releases() -> None:
     state = IdentifierState(ANN, owner="01A")
-    state, outputs = handle_identifier(RULES, state, Release(ANN, "01A", 0, "e1", 5, "limit:email"))
+    state, outputs = handle_identifier(
+        RULES, state, Release(ANN, "01A", 0, "e1", 5, refusals.limit("email"))
+    )
     assert state is not None and state.epoch == 1 and state.owner not in (None, "01A")
     (attach,) = outputs
     assert isinstance(attach, Attach) and attach.profile_id == state.owner
     owner = state.owner
-    state, outputs = handle_identifier(RULES, state, Release(ANN, "01A", 0, "e1", 5, "limit:email"))
+    state, outputs = handle_identifier(
+        RULES, state, Release(ANN, "01A", 0, "e1", 5, refusals.limit("email"))
+    )
     assert outputs == [] and state is not None and state.owner == owner
     assert handle_identifier(RULES, state, Claim(ANN, "01A", "e9", 9))[1] == []
 
@@ -92,7 +97,9 @@ def test_claimants_turned_away_by_the_owner_are_asked_again_after_a_release() ->
     state, outputs = handle_identifier(RULES, state, Claim(ANN, "01C", "e2", 5))
     assert outputs == [MergeRequest("01B", "01C", ANN, "e2", 5)]
     # Their merge is declined (say); later the owner releases the identifier.
-    state, outputs = handle_identifier(RULES, state, Release(ANN, "01B", 0, "e3", 7, "limit:email"))
+    state, outputs = handle_identifier(
+        RULES, state, Release(ANN, "01B", 0, "e3", 7, refusals.limit("email"))
+    )
     assert state is not None and state.owner is not None
     attach, retry = outputs
     assert isinstance(attach, Attach) and attach.profile_id == state.owner
@@ -103,9 +110,9 @@ def test_attach_over_a_limit_is_refused_once_and_recorded() -> None:
     profile = ProfileState("01A", created_at=0)
     for n in range(5):
         email = Identifier("email", f"p{n}@shop.io")
-        handle_profile(RULES, profile, Attach("01A", email, 0, f"e{n}", n, "same_event"))
+        handle_profile(RULES, profile, Attach("01A", email, 0, f"e{n}", n, LinkRule.SAME_EVENT))
     sixth = Identifier("email", "p6@shop.io")
-    refusal = Attach("01A", sixth, 0, "e6", 6, "same_event")
+    refusal = Attach("01A", sixth, 0, "e6", 6, LinkRule.SAME_EVENT)
     profile_after, outputs = handle_profile(RULES, profile, refusal)
     assert profile_after is not None and len(profile_after.identifiers) == 5
     assert [type(o) for o in outputs] == [Release, IdentityChangeEmission]
@@ -148,10 +155,12 @@ def test_a_weak_link_between_known_profiles_is_declined_but_a_strong_one_later_m
     winner, outputs = handle_profile(RULES, winner, MergeRequest("01A", "01B", TABLET, "e2", 5))
     (offer,) = outputs
     loser, outputs = handle_profile(RULES, known("01B", BOB), offer)
-    assert isinstance(loser, ProfileState) and loser.declined == {"01A": "weak_link:device_id"}
+    assert isinstance(loser, ProfileState) and loser.declined == {
+        "01A": refusals.weak_link("device_id")
+    }
     winner, _ = handle_profile(RULES, winner, outputs[-1])
     assert winner is not None and winner.awaiting is None
-    assert winner.declined == {"01B": "weak_link:device_id"}
+    assert winner.declined == {"01B": refusals.weak_link("device_id")}
     # The same pair linked by a shared email is one person after all.
     winner, outputs = handle_profile(RULES, winner, MergeRequest("01A", "01B", BOB, "e3", 6))
     (offer,) = outputs

@@ -191,18 +191,6 @@ def test_collector_requests_labelled_by_route_and_status() -> None:
     assert get("omnid_collector_request_duration_seconds_count", {"endpoint": "/v1/track"}) == 1
 
 
-def test_identifier_rejection_labels_cover_every_reason_the_normaliser_gives() -> None:
-    normalisers = pytest.importorskip("omnid.identity.normalisers")
-    reasons = {reason.value for reason in normalisers.IdentifierRejection}
-    assert reasons | {metrics.SUPPRESSED} == metrics.IDENTIFIER_REJECTIONS
-
-
-def test_collector_refusal_labels_cover_every_reason_the_collector_gives() -> None:
-    collector = pytest.importorskip("omnid.adapters.collector")
-    reasons = {problem.value for problem in collector.RequestProblem}
-    assert reasons == metrics.REQUEST_PROBLEMS
-
-
 def test_refusal_reasons_of_identifier_types_from_the_rules_become_labels() -> None:
     worker = WorkerMetrics(CollectorRegistry())
     metrics.record_merge_refused("limit:membership_no", worker)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
+from omnid.identity.refusals import Refusal
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.requests import (
     PrivacyIdentityCommand,
@@ -18,7 +19,7 @@ from omnid.identity.requests import (
     SuppressedDrop,
 )
 from omnid.identity.stages import Stage
-from omnid.identity.state import Ban, ProfileState
+from omnid.identity.state import Ban, LinkRule, ProfileState
 
 # --- identity-stage commands (keyed by identifier key) ---------------------------------------
 
@@ -83,7 +84,7 @@ class Release:
     epoch: int
     event_id: str
     at: int
-    reason: str
+    reason: Refusal
 
     @property
     def key(self) -> str:
@@ -118,7 +119,7 @@ class Attach:
     epoch: int
     event_id: str
     at: int
-    rule: str
+    rule: LinkRule
 
     @property
     def key(self) -> str:
@@ -168,7 +169,7 @@ class MergeDeclined:
     stage: ClassVar[Stage] = Stage.PROFILE
     winner: str
     loser: str
-    reason: str
+    reason: Refusal
     via: Identifier
     event_id: str
     at: int

@@ -14,7 +14,7 @@ from typing import Any
 
 from omnid.identity.model import Event, Identifier
 from omnid.identity.rules import IdentityRules
-from omnid.identity.state import Ban, MergeEvidence, ProfileIdentifier, ProfileState
+from omnid.identity.state import Ban, LinkRule, MergeEvidence, ProfileIdentifier, ProfileState
 
 MERGE_EVIDENCE_WINDOW = 64
 # The pseudo identifier type of a merge by hand (`via` of its MergeRequest): its value is the
@@ -39,7 +39,7 @@ def attached(
     identifier: Identifier,
     added_at: int,
     event_id: str,
-    rule: str,
+    rule: LinkRule,
     epoch: int,
 ) -> ProfileIdentifier:
     """The evidence of an identifier joining `profile` through event `event_id`."""
@@ -120,7 +120,7 @@ def explain(profile: ProfileState, rules: IdentityRules) -> dict[str, Any]:
             {
                 "type": held.type,
                 "value": held.value,
-                "rule": held.rule,
+                "rule": held.rule.value,
                 "linked_by": _identifier_record(held.linked_by) if held.linked_by else None,
                 "event": _event_record(held.event_id, held.channel, held.source, held.added_at),
             }
@@ -138,11 +138,11 @@ def explain(profile: ProfileState, rules: IdentityRules) -> dict[str, Any]:
             for m in profile.merges
         ],
         "declined_merges": [
-            {"other_profile_id": other, "reason": reason}
+            {"other_profile_id": other, "reason": str(reason)}
             for other, reason in sorted(profile.declined.items())
         ],
         "refused_identifiers": [
-            {"identifier": _identifier_record(key), "reason": reason}
+            {"identifier": _identifier_record(key), "reason": str(reason)}
             for key, reason in sorted(profile.refused.items())
             if not key.startswith(f"{MANUAL_LINK}:")
         ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from omnid.identity import refusals
 from omnid.identity.commands import (
     IdentityChangeEmission,
     MergeByHand,
@@ -25,18 +26,14 @@ from omnid.identity.commands import (
 from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.history import recompute
 from omnid.identity.model import Identifier
+from omnid.identity.refusals import Refusal, RefusalKind
 from omnid.identity.rendering import identity_change_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import Ban, IdentifierState, ProfileState, identifier_digest, remember
 from omnid.identity.ulid import profile_id_for
 
-BAN_REASON = "ban:"
 # Operation request ids a profile remembers (a redelivered Split must not split again).
 OPERATIONS_WINDOW = 256
-
-
-def ban_reason(ban_id: str) -> str:
-    return f"{BAN_REASON}{ban_id}"
 
 
 def ban_id_for(left_profile: str, right_profile: str) -> str:
@@ -61,7 +58,7 @@ def _change(
     other: str | None,
     identifiers: list[Identifier],
     request_id: str,
-    reason: str | None,
+    reason: Refusal | None,
     at: int,
     operator: str,
 ) -> IdentityChangeEmission:
@@ -90,7 +87,7 @@ def unknown_profile(command: Split | Unban | MergeByHand) -> list[Output]:
             None,
             [],
             command.request_id,
-            "unknown_profile",
+            refusals.UNKNOWN_PROFILE,
             command.at,
             command.operator,
         )
@@ -120,14 +117,14 @@ def on_split(
     named_set = set(command.identifiers)
     missing = sorted(named_set - set(state.identifiers))
     kept = sorted(k for k in state.identifiers if k not in named_set)
-    reason = None
+    refusal = None
     if missing:
-        reason = "not_held"
+        refusal = refusals.NOT_HELD
     elif not named_set:
-        reason = "names_no_identifier"
+        refusal = refusals.NAMES_NO_IDENTIFIER
     elif not kept:
-        reason = "names_every_identifier"
-    if reason is not None:
+        refusal = refusals.NAMES_EVERY_IDENTIFIER
+    if refusal is not None:
         _remember(state, command.request_id)
         refused = _change(
             "split_refused",
@@ -135,7 +132,7 @@ def on_split(
             None,
             [_identifier(k) for k in missing],
             command.request_id,
-            reason,
+            refusal,
             command.at,
             command.operator,
         )
@@ -154,7 +151,7 @@ def on_split(
         tuple(sorted(identifier_digest(secret, k) for k in staying_keys)),
         tuple(sorted(identifier_digest(secret, k) for k in named)),
     )
-    reason = ban_reason(ban.ban_id)
+    reason = refusals.ban(ban.ban_id)
     # The events that came through the named identifiers go with them: those whose anchor
     # here (their highest-priority identifier the profile holds; event identifiers are in
     # priority order) is named. Weaker identifiers of such an event, a shared tablet say, came
@@ -251,12 +248,12 @@ def on_unban(
             None,
             [],
             command.request_id,
-            "not_banned",
+            refusals.NOT_BANNED,
             command.at,
             command.operator,
         )
         return state, [refused]
-    reason = ban_reason(command.ban_id)
+    reason = refusals.ban(command.ban_id)
     # What the ban refused may link again: the next shared event merges the two sides.
     state.refused = {k: r for k, r in state.refused.items() if r != reason}
     state.declined = {p: r for p, r in state.declined.items() if r != reason}
@@ -287,7 +284,7 @@ def on_merge_by_hand(
             command.other,
             [],
             command.request_id,
-            "same_profile",
+            refusals.SAME_PROFILE,
             command.at,
             command.operator,
         )
@@ -301,7 +298,7 @@ def is_manual(via: Identifier) -> bool:
     return via.type == MANUAL_LINK
 
 
-def manual_answer(state: ProfileState, command: MergeRequest, reason: str) -> list[Output]:
+def manual_answer(state: ProfileState, command: MergeRequest, reason: Refusal) -> list[Output]:
     """A merge by hand that the protocol would silently skip still gets an answer."""
     return [
         _change(
@@ -319,7 +316,7 @@ def manual_answer(state: ProfileState, command: MergeRequest, reason: str) -> li
 
 def unknown_loser(command: MergeOffer) -> list[Output]:
     """A merge by hand offered to a profile id nobody holds."""
-    reason = "unknown_profile"
+    reason = refusals.UNKNOWN_PROFILE
     return [
         MergeDeclined(
             command.winner, command.loser, reason, command.via, command.event_id, command.at
@@ -342,12 +339,12 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
 
 def ban_between(
     secret: bytes, winner_bans: tuple[Ban, ...], winner_keys: list[str], loser: ProfileState
-) -> str | None:
+) -> Refusal | None:
     """The decline reason if a ban of either side keeps the two apart, else None."""
     mine = list(loser.linked())
     for ban in (*winner_bans, *loser.bans.values()):
         if ban.separates(secret, winner_keys, mine):
-            return ban_reason(ban.ban_id)
+            return refusals.ban(ban.ban_id)
     return None
 
 
@@ -358,9 +355,9 @@ def moved_to(secret: bytes, state: ProfileState, via: Identifier) -> str | None:
     if via.key in state.identifiers:
         return None
     reason = state.refused.get(via.key)
-    if reason is None or not reason.startswith(BAN_REASON):
+    if reason is None or reason.kind is not RefusalKind.BAN:
         return None
-    ban = state.bans.get(reason.removeprefix(BAN_REASON))
+    ban = state.bans.get(reason.of)
     if ban is None:
         return None
     left, right = ban.sides_of(secret, [via.key])

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from omnid.errors import InvalidEvent, RejectionReason
+from omnid.identity import refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -122,10 +123,11 @@ def export_document(profile: ProfileState) -> dict[str, Any]:
     changed, orders, the events kept in its history, merges, refused links, declined merges."""
     document = profile_update_record(profile)
     document["refused_identifiers"] = [
-        {"identifier": key, "reason": reason} for key, reason in sorted(profile.refused.items())
+        {"identifier": key, "reason": str(reason)}
+        for key, reason in sorted(profile.refused.items())
     ]
     document["declined_merges"] = [
-        {"profile_id": other, "reason": reason}
+        {"profile_id": other, "reason": str(reason)}
         for other, reason in sorted(profile.declined.items())
     ]
     document["orders"] = [
@@ -383,7 +385,12 @@ def at_erased(
         return stub, [suppress]
     if isinstance(command, MergeOffer):
         declined = MergeDeclined(
-            command.winner, command.loser, ERASED, command.via, command.event_id, command.at
+            command.winner,
+            command.loser,
+            refusals.ERASED,
+            command.via,
+            command.event_id,
+            command.at,
         )
         return stub, [declined]
     if isinstance(command, MergeRequest):

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from omnid.identity import evidence, history, operations, privacy
+from omnid.identity import evidence, history, operations, privacy, refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -47,9 +47,9 @@ from omnid.identity.commands import (
     touch,
 )
 from omnid.identity.model import Identifier
+from omnid.identity.refusals import Refusal, RefusalKind
 from omnid.identity.rendering import identity_change_record
 from omnid.identity.requests import (
-    ERASED,
     EraseMerged,
     Forget,
     ProfileRequest,
@@ -61,20 +61,13 @@ from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     IdentifierState,
     IdentifierStatus,
+    LinkRule,
     ProfileState,
     ProfileStatus,
     remember,
 )
 from omnid.identity.survivorship import absorb, apply_event
 from omnid.identity.ulid import profile_id_for
-
-RULE_ANCHOR = "anchor"
-RULE_SAME_EVENT = "same_event"
-RULE_RELEASED = "released"
-
-# Decline reason when only a weak identifier (a shared tablet) joins two known profiles. Unlike a
-# limit, it holds for weak links only: a strong identifier shared later still merges the pair.
-WEAK_LINK = "weak_link"
 
 # Claimants an identifier remembers to ask again after a release. A bound, because a shared
 # tablet is claimed by every customer who logs in on it; beyond it the oldest are forgotten.
@@ -125,7 +118,7 @@ def _on_resolve(
     _seen(state, at)
     profile_id = profile_id_for(at, identifier, f"{state.epoch}")
     state.owner = profile_id
-    attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, RULE_ANCHOR)
+    attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, LinkRule.ANCHOR)
     return state, [attach, Apply(profile_id, event, command.probe)]
 
 
@@ -151,7 +144,7 @@ def _on_claim(
             state.epoch,
             command.event_id,
             command.at,
-            RULE_SAME_EVENT,
+            LinkRule.SAME_EVENT,
         )
         return state, [attach]
     if owner == command.profile_id or command.profile_id in state.refused_by:
@@ -190,7 +183,7 @@ def _on_release(
     profile_id = profile_id_for(command.at, command.identifier, f"{state.epoch}")
     state.owner = profile_id
     attach = Attach(
-        profile_id, command.identifier, state.epoch, command.event_id, command.at, RULE_RELEASED
+        profile_id, command.identifier, state.epoch, command.event_id, command.at, LinkRule.RELEASED
     )
     outputs: list[Output] = [attach]
     # Claimants turned away by earlier owners may fit with the identifier's new profile.
@@ -314,17 +307,13 @@ def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:
     return over
 
 
-def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> str | None:
-    """The refusal reason when `counts` exceed a limit (the first type over it), else None."""
+def _over_limit(rules: IdentityRules, counts: dict[str, int]) -> Refusal | None:
+    """The refusal when `counts` exceed a limit (the first type over it), else None."""
     over = _types_over(rules, counts)
-    return _limit_reason(over[0]) if over else None
+    return refusals.limit(over[0]) if over else None
 
 
-def _limit_reason(identifier_type: str) -> str:
-    return f"limit:{identifier_type}"
-
-
-def _refuse_link(state: ProfileState, via: Identifier, reason: str) -> None:
+def _refuse_link(state: ProfileState, via: Identifier, reason: Refusal) -> None:
     """A declined pair's link identifier: refused here (the first reason stays), no longer
     claimed. The callers that must not refuse what the profile holds check that first."""
     state.refused.setdefault(via.key, reason)
@@ -349,7 +338,7 @@ def _release_surplus(
             for key, held in state.identifiers.items()
             if held.type == identifier_type
         )
-        reason = _limit_reason(identifier_type)
+        reason = refusals.limit(identifier_type)
         for _, key in mine[max(room, 0) :]:
             held = state.identifiers.pop(key)
             identifier = Identifier(held.type, held.value)
@@ -367,9 +356,11 @@ def _release_surplus(
     return outputs
 
 
-def _declined_for(rules: IdentityRules, reason: str | None, via: Identifier) -> str | None:
-    """The decline recorded for a pair, if it still holds for a link through `via`."""
-    if reason is not None and reason.startswith(WEAK_LINK) and not rules.is_weak(via.type):
+def _declined_for(rules: IdentityRules, reason: Refusal | None, via: Identifier) -> Refusal | None:
+    """The decline recorded for a pair, if it still holds for a link through `via`: one for a
+    weak link (a shared tablet between two known profiles) holds for weak links only, so a
+    strong identifier shared later still merges the pair."""
+    if reason is not None and reason.kind is RefusalKind.WEAK_LINK and not rules.is_weak(via.type):
         return None
     return reason
 
@@ -386,8 +377,11 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     if digest in state.applied:
         return state, []
     found_by = event.identifiers[command.probe].key
-    if found_by not in state.identifiers and state.refused.get(found_by, "").startswith(
-        operations.BAN_REASON
+    refused_by = state.refused.get(found_by)
+    if (
+        found_by not in state.identifiers
+        and refused_by is not None
+        and refused_by.kind is RefusalKind.BAN
     ):
         # Found through an identifier a split just moved away (the event was in flight): it
         # belongs to that identifier's new side, which its owner now points at.
@@ -488,7 +482,7 @@ def _change(
     other: str | None,
     identifiers: list[Identifier],
     cause: Apply | Attach | MergeRequest | MergeOffer | Absorb,
-    reason: str | None,
+    reason: Refusal | None,
 ) -> IdentityChangeEmission:
     event_id = cause.event.event_id if isinstance(cause, Apply) else cause.event_id
     at = cause.event.event_time if isinstance(cause, Apply) else cause.at
@@ -520,7 +514,7 @@ def _on_merge_request(
     if declined is not None and command.via.key not in state.identifiers:
         _refuse_link(state, command.via, declined)
     if operations.is_manual(command.via) and (loser in state.absorbed or declined is not None):
-        return state, operations.manual_answer(state, command, declined or "already_merged")
+        return state, operations.manual_answer(state, command, declined or refusals.ALREADY_MERGED)
     if loser == state.profile_id or loser in state.absorbed or declined is not None:
         return state, []
     if state.awaiting is not None:
@@ -598,7 +592,7 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
 
 def _judge_offer(
     rules: IdentityRules, state: ProfileState, command: MergeOffer
-) -> tuple[str | None, list[Output]]:
+) -> tuple[Refusal | None, list[Output]]:
     """The loser's answer to an offer no earlier decline settles: the reason to decline it, or
     None to accept, with the identifiers released to make room (none when declined)."""
     mine = state.linked()
@@ -619,7 +613,7 @@ def _judge_offer(
     )
     blocking = [t for t in over if rules.priority(t) >= via_priority]
     if blocking:
-        return _limit_reason(blocking[0]), []
+        return refusals.limit(blocking[0]), []
     # A re-link ban of either side keeps the two apart.
     reason = operations.ban_between(
         rules.recognition_key, command.winner_bans, [k for k, _ in command.winner_linked], state
@@ -631,7 +625,7 @@ def _judge_offer(
         and _is_known(rules, (t for _, t in command.winner_linked))
         and _is_known(rules, mine.values())
     ):
-        return f"{WEAK_LINK}:{command.via.type}", []
+        return refusals.weak_link(command.via.type), []
     if not over:
         return None, []
     return None, _release_surplus(rules, state, over, dict(command.winner_linked), command)
@@ -640,14 +634,14 @@ def _judge_offer(
 def _on_merge_declined(
     rules: IdentityRules, state: ProfileState, command: MergeDeclined
 ) -> ProfileStep:
-    if command.reason == ERASED:
+    if command.reason.kind is RefusalKind.ERASED:
         # The other profile was erased: its link identifier is suppressed, not refused here.
         state.claimed.pop(command.via.key, None)
         if state.awaiting == command.loser:
             state.awaiting = None
         return state, []
     recorded = state.declined.get(command.loser)
-    if recorded is None or recorded.startswith(WEAK_LINK):
+    if recorded is None or recorded.kind is RefusalKind.WEAK_LINK:
         state.declined[command.loser] = command.reason
     if command.via.key not in state.identifiers:
         _refuse_link(state, command.via, command.reason)

@@ -32,6 +32,7 @@ from omnid.identity import commands as _commands
 from omnid.identity import model as _model
 from omnid.identity import requests as _requests
 from omnid.identity import state as _state
+from omnid.identity.refusals import Refusal
 
 VERSION = 1
 _JSON_VERSION_0 = ord("{")
@@ -178,6 +179,8 @@ def _keyed_values(hint: Any) -> type[Any] | None:
 def _encoder(hint: Any) -> Encode | None:
     if _is_record(hint):
         return _plan(hint).encode
+    if hint is Refusal:
+        return str  # its text, as before it had a type
     origin = typing.get_origin(hint)
     if _is_union(hint):
         options = _options(hint)
@@ -216,6 +219,8 @@ def _encoder(hint: Any) -> Encode | None:
 def _decoder(hint: Any) -> Decode | None:
     if _is_record(hint):
         return _plan(hint).decode
+    if hint is Refusal:
+        return Refusal.parse
     origin = typing.get_origin(hint)
     if _is_union(hint):
         options = _options(hint)

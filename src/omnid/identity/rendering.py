@@ -9,6 +9,7 @@ import hashlib
 from typing import Any
 
 from omnid.identity.model import Identifier
+from omnid.identity.refusals import Refusal
 from omnid.identity.state import ProfileState
 from omnid.identity.survivorship import revenue
 
@@ -27,7 +28,7 @@ def profile_update_record(profile: ProfileState) -> dict[str, Any]:
                 "value": held.value,
                 "added_at": held.added_at,
                 "event_id": held.event_id,
-                "rule": held.rule,
+                "rule": held.rule.value,
             }
             for _, held in sorted(profile.identifiers.items())
         ],
@@ -70,7 +71,7 @@ def identity_change_record(
     other_profile_id: str | None,
     identifiers: list[Identifier],
     event_id: str | None,
-    reason: str | None,
+    reason: Refusal | None,
     at: int,
     *,
     operator: str | None = None,
@@ -79,8 +80,16 @@ def identity_change_record(
 ) -> dict[str, Any]:
     """An omnid.IdentityChange; change_id is a hash of its content, so a replay repeats it."""
     ordered = sorted(identifiers)
+    reason_text = None if reason is None else str(reason)
     fingerprint = "|".join(
-        [kind, profile_id, other_profile_id or "", event_id or "", reason or "", operator or ""]
+        [
+            kind,
+            profile_id,
+            other_profile_id or "",
+            event_id or "",
+            reason_text or "",
+            operator or "",
+        ]
         + [i.key for i in ordered]
     )
     return {
@@ -90,7 +99,7 @@ def identity_change_record(
         "other_profile_id": other_profile_id,
         "identifiers": [{"type": i.type, "value": i.value} for i in ordered],
         "event_id": event_id,
-        "reason": reason,
+        "reason": reason_text,
         "at": at,
         "counts": dict(sorted((counts or {}).items())),
         "operator": operator,

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 from omnid.identity.model import Event, EventDigest, Identifier, Scalar
+from omnid.identity.refusals import Refusal
 
 if TYPE_CHECKING:
     from omnid.identity.commands import ProfileCommand
@@ -30,6 +31,14 @@ class IdentifierStatus(StrEnum):
     ACTIVE = "active"
     QUARANTINED = "quarantined"
     SUPPRESSED = "suppressed"
+
+
+class LinkRule(StrEnum):
+    """Why an identifier joined its profile (the `rule` of its evidence and of ProfileUpdate)."""
+
+    ANCHOR = "anchor"  # the event's first identifier nobody owned founded the profile
+    SAME_EVENT = "same_event"  # it came in an event the profile counted
+    RELEASED = "released"  # its previous profile refused it: it founded one of its own
 
 
 class ProfileStatus(StrEnum):
@@ -88,7 +97,7 @@ class ProfileIdentifier:
     value: str
     added_at: int
     event_id: str
-    rule: str
+    rule: LinkRule
     epoch: int = 0
     channel: str = ""
     source: str = ""
@@ -232,8 +241,8 @@ class ProfileState:
     # of the same weakly-found Apply may meet a state that would take it, and must not
     passed_on: dict[EventDigest, None] = field(default_factory=dict)
     # limits: profiles a merge with was declined, identifiers refused (key -> reason)
-    declined: dict[str, str] = field(default_factory=dict)
-    refused: dict[str, str] = field(default_factory=dict)
+    declined: dict[str, Refusal] = field(default_factory=dict)
+    refused: dict[str, Refusal] = field(default_factory=dict)
     # identifiers this profile claimed and has not heard back about (key -> type): they count
     # towards limits when deciding whether another event or profile fits here
     claimed: dict[str, str] = field(default_factory=dict)

@@ -29,6 +29,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.contracts.channel_event import Channel
 from omnid.errors import RejectionReason, RequestProblem
+from omnid.identity.normalisers import IdentifierRejection
+from omnid.identity.refusals import BY_IDENTIFIER_TYPE, Refusal
+from omnid.identity.requests import PrivacyKind, ReceiptStatus
+from omnid.identity.state import IdentifierStatus
 from omnid.kafka.stages import Table
 
 OTHER = "other"
@@ -78,16 +82,13 @@ def _values(enum: Iterable[StrEnum]) -> frozenset[str]:
 
 CHANNELS = _values(Channel)
 REJECTION_REASONS = _values(RejectionReason)
-# omnid.identity.normalisers.IdentifierRejection (a unit test keeps the two equal), plus
-# identifiers the graph refuses to link because they are suppressed (erased customers).
-SUPPRESSED = "suppressed"
-IDENTIFIER_REJECTIONS = frozenset(
-    {"unknown_type", "blocked", "unparseable", "too_long", "empty", SUPPRESSED}
-    | {"control_character", "invisible_character", "confusable"}
-)
+# What the normalisers reject, plus identifiers the graph refuses to link because they are
+# suppressed (erased customers).
+SUPPRESSED = IdentifierStatus.SUPPRESSED.value
+IDENTIFIER_REJECTIONS = _values(IdentifierRejection) | {SUPPRESSED}
 REQUEST_PROBLEMS = _values(RequestProblem)
-# Merges are refused because a limit of one identifier type would break: reason `limit:<type>`.
-# The default types; a worker adds its rules' own types with allow_identifier_types().
+# Merge refusals about an identifier type (`limit:<type>`, `weak_link:<type>`) are labels; the
+# default types here, a worker adds its rules' own types with allow_identifier_types().
 IDENTIFIER_TYPES = frozenset(
     {"user_id", "email", "phone", "anonymous_id", "device_id", "loyalty_id", "crm_id"}
     | {"pos_customer_id"}
@@ -96,15 +97,10 @@ _MAX_IDENTIFIER_TYPES = 64
 _identifier_types: set[str] = set(IDENTIFIER_TYPES)
 
 
-# The core's refusal reasons are "<kind>:<identifier type>": over a limit, or a weak identifier
-# (device, cookie) that would have joined two known people.
-MERGE_REFUSAL_KINDS = ("limit", "weak_link")
-
-
 def merge_refusals() -> frozenset[str]:
     return frozenset(
-        f"{kind}:{identifier_type}"
-        for kind in MERGE_REFUSAL_KINDS
+        str(Refusal(kind, identifier_type))
+        for kind in BY_IDENTIFIER_TYPE
         for identifier_type in _identifier_types
     )
 
@@ -390,8 +386,8 @@ def record_lookup_rate_limited(metrics: WorkerMetrics | None = None) -> None:
     (metrics or worker_metrics()).lookups_rate_limited.inc()
 
 
-_PRIVACY_KINDS = frozenset({"erase", "suppress", "unsuppress", "export"})
-_RECEIPT_STATUSES = frozenset({"accepted", "completed", "failed"})
+_PRIVACY_KINDS = _values(PrivacyKind)
+_RECEIPT_STATUSES = _values(ReceiptStatus)
 
 
 def record_privacy_receipt(
