@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from omnid.api_auth import ApiTokens, public
 from omnid.console.operations import CounterHistory, registry_samples, sample_into, summarise
 from omnid.identity.rules import IdentityRules
-from omnid.pipeline.lookup import group_members
+from omnid.pipeline.membership import group_members
 from omnid.pipeline.runtime import Worker
 
 STATIC = resources.files("omnid.console") / "static"

@@ -55,6 +55,8 @@ class WorkerProcess:
     env: dict[str, str]
     guarantee: str = "exactly_once"
     log_path: Path | None = None
+    # More `omnid worker` options, e.g. ("--standby-replicas", "0").
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -69,6 +71,7 @@ class WorkerProcess:
             "--port", str(self.port),
             "--host", "127.0.0.1",
             "--guarantee", self.guarantee,
+            *self.options,
         ]  # fmt: skip
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +486,13 @@ class Pipeline:
     def group(self) -> str:
         return self.topics.default_group()
 
-    def add_worker(self, name: str, guarantee: str, data_dir: Path | None = None) -> WorkerProcess:
+    def add_worker(
+        self,
+        name: str,
+        guarantee: str,
+        data_dir: Path | None = None,
+        options: tuple[str, ...] = (),
+    ) -> WorkerProcess:
         env = {
             "OMNID_TOPIC_PREFIX": self.topics.prefix,
             "OMNID_KAFKA_BOOTSTRAP": self.config["bootstrap.servers"],
@@ -499,6 +508,7 @@ class Pipeline:
             env=env,
             guarantee=guarantee,
             log_path=self.base_dir / f"{name}.log",
+            options=options,
         )
         self.workers.append(worker.start())
         return worker

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
 from omnid.observability.metrics import record_lookup_rate_limited, record_stale_lookup
+from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, group_members
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
@@ -39,33 +41,25 @@ ROUTED_HEADER = "X-Omnid-Routed"
 # merged_into chains are short after path compression; a longer one means a bug, not a customer.
 MAX_MERGE_HOPS = 32
 MEMBERS_TTL_S = 1.0
-# Asking the broker who owns what must not make a lookup hang while the broker is away.
-MEMBERS_TIMEOUT_S = 2.0
 MEMBERS_RETRY_AFTER_S = 4.0
-# Set while a request is answered from a local copy that may be behind: the reason.
-_STALE: ContextVar[str | None] = ContextVar("omnid_stale_answer", default=None)
+# An owner that could not answer (unreachable, or not ready itself) is asked again only after
+# this; meanwhile a worker holding a copy of its partitions answers from it, marked stale.
+OWNER_AWAY_S = 2.0
 
 
 @dataclass(frozen=True)
-class GroupMember:
-    """A worker in the consumer group, as its client.id ("omnid-worker NAME URL") tells."""
+class StaleAnswer:
+    """Why a request was answered from a local copy that may be behind, and by how many
+    changelog records when the copy is a standby replica (unknown otherwise)."""
 
-    name: str
-    url: str
-    partitions: tuple[tuple[str, int], ...]
+    reason: str
+    lag_records: int | None
 
 
-def group_members(admin: AdminClient, group: str) -> list[GroupMember]:
-    """The group's omnid workers (blocking: one describe request)."""
-    description = admin.describe_consumer_groups([group])[group].result(MEMBERS_TIMEOUT_S)
-    members = []
-    for member in description.members:
-        parts = member.client_id.split(" ")
-        if len(parts) != 3 or parts[0] != "omnid-worker":
-            continue
-        assigned = tuple((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
-        members.append(GroupMember(name=parts[1], url=parts[2], partitions=assigned))
-    return members
+# Set while a request is answered from a local copy that may be behind.
+_STALE: ContextVar[StaleAnswer | None] = ContextVar("omnid_stale_answer", default=None)
+# Set when this request found a key's owner away (the request is then answered once more).
+_OWNER_AWAY: ContextVar[bool] = ContextVar("omnid_owner_away", default=False)
 
 
 class NotHere(Exception):
@@ -116,6 +110,7 @@ class LookupApi:
         self._partitions: dict[str, int] = {}
         self._owners: dict[tuple[str, int], str] = {}
         self._owners_at = 0.0
+        self._away_until: dict[str, float] = {}
         self._http: aiohttp.ClientSession | None = None
 
     def routes(self, app: web.Application) -> None:
@@ -135,20 +130,34 @@ class LookupApi:
 
     @requires(Scope.PROFILES_READ)
     async def identifier(self, request: web.Request) -> web.Response:
-        return await self._identifier(request, export=False)
+        return await self._answer(request, lambda: self._identifier(request, export=False))
 
     @requires(Scope.PROFILES_READ)
     async def profile(self, request: web.Request) -> web.Response:
-        return await self._profile(request, export=False)
+        return await self._answer(request, lambda: self._profile(request, export=False))
 
     # Access requests (GDPR art. 15/20): everything held about the person, for privacy staff.
     @requires(Scope.PRIVACY_WRITE)
     async def identifier_export(self, request: web.Request) -> web.Response:
-        return await self._identifier(request, export=True)
+        return await self._answer(request, lambda: self._identifier(request, export=True))
 
     @requires(Scope.PRIVACY_WRITE)
     async def profile_export(self, request: web.Request) -> web.Response:
-        return await self._profile(request, export=True)
+        return await self._answer(request, lambda: self._profile(request, export=True))
+
+    async def _answer(
+        self, request: web.Request, answer: Callable[[], Awaitable[web.Response]]
+    ) -> web.Response:
+        """The answer, throttled per client. When a key's owner turned out away (SIGKILLed
+        and not yet out of the group, or not ready itself), the request is answered once more:
+        the owner is marked away now, so a copy held here (a standby) answers, marked stale."""
+        if (throttled := self._throttled(request)) is not None:
+            return throttled
+        response = await answer()
+        if _OWNER_AWAY.get():
+            _OWNER_AWAY.set(False)
+            response = await answer()
+        return response
 
     def _throttled(self, request: web.Request) -> web.Response | None:
         """429 when this client (its API token: lookups always need one) is over its rate."""
@@ -164,8 +173,6 @@ class LookupApi:
         )
 
     async def _identifier(self, request: web.Request, export: bool) -> web.Response:
-        if (throttled := self._throttled(request)) is not None:
-            return throttled
         identifier_type = request.match_info["type"]
         try:
             identifier = normalise(self.rules, identifier_type, request.match_info["value"])
@@ -188,8 +195,6 @@ class LookupApi:
         return self.worker.stores[Table.IDENTIFIERS].get(marker) is not None
 
     async def _profile(self, request: web.Request, export: bool) -> web.Response:
-        if (throttled := self._throttled(request)) is not None:
-            return throttled
         profile_id = request.match_info["profile_id"]
         try:
             raw = await self._local(Table.PROFILES, profile_id, request)
@@ -206,8 +211,9 @@ class LookupApi:
     async def explain(self, request: web.Request) -> web.Response:
         """The profile as a graph of evidence; with `from` and `to` (type:value), the shortest
         evidence path between those two identifiers of the profile."""
-        if (throttled := self._throttled(request)) is not None:
-            return throttled
+        return await self._answer(request, lambda: self._explain(request))
+
+    async def _explain(self, request: web.Request) -> web.Response:
         requested = request.match_info["profile_id"]
         ends = []
         for name in ("from", "to"):
@@ -230,7 +236,7 @@ class LookupApi:
                     return _error(503, "rebalancing")
                 query = f"?{request.rel_url.query_string}" if request.rel_url.query_string else ""
                 body, status = await self._get(
-                    f"{elsewhere.owner_url}/v1/profiles/{current}/explain{query}", request
+                    elsewhere.owner_url, f"/v1/profiles/{current}/explain{query}", request
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
@@ -264,6 +270,13 @@ class LookupApi:
                 "assigned": sorted(f"{t}:{p}" for t, p in status.assigned),
                 "ready": sorted(f"{t}:{p}" for t, p in status.ready),
                 "restored_records": status.restored_records,
+                "last_restore": status.last_restore,
+                # Table partitions kept warm here for other workers: changelog records behind.
+                "standby": {
+                    f"{lag.table.value}:{lag.partition}": lag.lag
+                    for lag in self.worker.standby.lags()
+                },
+                "standby_records": self.worker.standby.applied,
                 "processed": status.processed,
                 "table_sizes": {t.value: s.count() for t, s in self.worker.stores.items()},
             }
@@ -284,7 +297,7 @@ class LookupApi:
                     return _error(503, "rebalancing")
                 suffix = "/export" if export else ""
                 body, status = await self._get(
-                    f"{elsewhere.owner_url}/v1/profiles/{current}{suffix}", request
+                    elsewhere.owner_url, f"/v1/profiles/{current}{suffix}", request
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
@@ -307,7 +320,9 @@ class LookupApi:
         stale = _STALE.get()
         if stale is not None:
             body["stale"] = True
-            body["stale_reason"] = stale
+            body["stale_reason"] = stale.reason
+            if stale.lag_records is not None:
+                body["stale_lag_records"] = stale.lag_records
         return _json(body)
 
     # -- routing -----------------------------------------------------------------------------
@@ -316,9 +331,10 @@ class LookupApi:
         """The key's stored value if this worker owns its partition, else NotHere(owner).
 
         While nobody can answer fresh — the group is rebalancing, this worker is restoring the
-        partition, or the broker is away and its owner unknown — a worker that holds a local
-        copy of the partition (it owned it before) answers from it, marked stale: an answer
-        that may miss the latest events beats a 503 or a hang."""
+        partition, the owner is away (SIGKILLed, its session not timed out yet), or the broker
+        is away and the owner unknown — a worker that holds a local copy of the partition (a
+        standby replica, or it owned it before) answers from it, marked stale: an answer that
+        may miss the latest events beats a 503 or a hang."""
         topic = self.topics.source_of(table)
         partition = partition_for(key, await self._partition_count(topic))
         store = self.worker.stores[table]
@@ -327,23 +343,32 @@ class LookupApi:
         held = store.checkpoint(partition) > 0
         if request is not None and request.headers.get(ROUTED_HEADER):
             if held:
-                return self._stale(store.get(key), "rebalancing")
+                return self._stale(table, partition, key, "rebalancing")
             raise NotHere(None)  # routed here by a peer with an older view: do not bounce
         owner = await self._owner(topic, partition)
-        if held and owner in (None, self.worker.options.web_url):
-            return self._stale(store.get(key), "rebalancing" if owner is None else "not_ready")
+        if held:
+            if owner is None:
+                return self._stale(table, partition, key, "rebalancing")
+            if owner == self.worker.options.web_url:
+                return self._stale(table, partition, key, "not_ready")
+            if self._away(owner):
+                return self._stale(table, partition, key, "owner_away")
         raise NotHere(owner)
 
-    @staticmethod
-    def _stale(value: bytes | None, reason: str) -> bytes | None:
-        _STALE.set(reason)
+    def _stale(self, table: Table, partition: int, key: str, reason: str) -> bytes | None:
+        _STALE.set(StaleAnswer(reason, self.worker.standby.lag(table, partition)))
         record_stale_lookup()
-        return value
+        return self.worker.stores[table].get(key)
+
+    def _away(self, owner_url: str) -> bool:
+        return self._away_until.get(owner_url, 0.0) > time.monotonic()
 
     async def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
             try:
-                metadata = await asyncio.to_thread(self.admin.list_topics, topic, MEMBERS_TIMEOUT_S)
+                metadata = await asyncio.to_thread(
+                    self.admin.list_topics, topic, DESCRIBE_TIMEOUT_S
+                )
             except KafkaException:
                 raise NotHere(None) from None  # broker away and the count never known: 503
             found = metadata.topics.get(topic)
@@ -375,12 +400,18 @@ class LookupApi:
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
         if elsewhere.owner_url is None:
             return _error(503, "rebalancing")
-        body, status = await self._get(f"{elsewhere.owner_url}{request.rel_url}", request)
+        body, status = await self._get(elsewhere.owner_url, str(request.rel_url), request)
         return _json(body, status=status)
 
-    async def _get(self, url: str, request: web.Request) -> tuple[dict[str, Any], int]:
+    async def _get(
+        self, owner_url: str, path: str, request: web.Request
+    ) -> tuple[dict[str, Any], int]:
         """GET from the peer that owns the key, with the caller's own credentials: every worker
-        reads the same tokens file, so the peer authorizes the caller, not this worker."""
+        reads the same tokens file, so the peer authorizes the caller, not this worker. A peer
+        that cannot answer (unreachable, or 503 itself) is marked away for OWNER_AWAY_S."""
+        if self._away(owner_url):
+            _OWNER_AWAY.set(True)
+            return {"error": "owner_unreachable"}, 503
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=10),
@@ -388,7 +419,11 @@ class LookupApi:
             )
         headers = {ROUTED_HEADER: "1", "Authorization": request.headers.get("Authorization", "")}
         try:
-            async with self._http.get(url, headers=headers) as response:
-                return await response.json(), response.status
+            async with self._http.get(f"{owner_url}{path}", headers=headers) as response:
+                body, status = await response.json(), response.status
         except (aiohttp.ClientError, TimeoutError):
-            return {"error": "owner_unreachable"}, 503
+            body, status = {"error": "owner_unreachable"}, 503
+        if status == 503:
+            self._away_until[owner_url] = time.monotonic() + OWNER_AWAY_S
+            _OWNER_AWAY.set(True)
+        return body, status

@@ -52,6 +52,7 @@ from omnid.pipeline.processor import (
     StageProcessor,
 )
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES, ChangelogRestorer
+from omnid.pipeline.standby import StandbyReplicas
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
 
@@ -91,6 +92,8 @@ class WorkerOptions:
     session_timeout_ms: int = 6_000
     # An open transaction of a SIGKILLed worker blocks its partitions until it times out.
     transaction_timeout_ms: int = 10_000
+    # Other workers' table partitions kept warm here (see omnid.pipeline.standby); 0: none.
+    standby_replicas: int = 1
 
 
 @dataclass
@@ -101,6 +104,8 @@ class WorkerStatus:
     assigned: set[tuple[str, int]] = field(default_factory=set)
     ready: set[tuple[str, int]] = field(default_factory=set)
     restored_records: dict[str, int] = field(default_factory=dict)
+    # The last restore after an assignment: records read from changelogs, and how long it took.
+    last_restore: dict[str, float] = field(default_factory=dict)
     processed: int = 0
     batches: int = 0
 
@@ -181,6 +186,9 @@ class Worker:
             {table: topics.state_changelog(table) for table in Table},
             self.broker_wait,
         )
+        self.standby = StandbyReplicas(
+            client, self.group, options.name, self.stores, topics, options.standby_replicas
+        )
         # Exactly-once only: a command for a command-topic partition this worker owns is handled
         # in the same batch and transaction, not sent round the broker (a hop of latency, an
         # encode and a decode saved). Kafka keeps one producer's records to a partition in
@@ -238,6 +246,7 @@ class Worker:
 
     def run(self) -> None:
         self.ensure_changelogs()
+        self.standby.start()
         self._init_transactions()
         self._consumer.subscribe(
             list(self.topics.inputs), on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -299,7 +308,8 @@ class Worker:
         if not self._retrying:
             self._retrying = True
             self._paused = self._consumer.assignment()
-            self._consumer.pause(self._paused)
+            if self._paused:
+                self._consumer.pause(self._paused)
         self._held = list(batch)
         metrics.record_batch_retried()
 
@@ -308,7 +318,8 @@ class Worker:
         # what was paused, wherever it went, and whatever is assigned now.
         partitions = {(tp.topic, tp.partition) for tp in self._paused}
         partitions |= {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        self._consumer.resume([TopicPartition(t, p) for t, p in sorted(partitions)])
+        if partitions:
+            self._consumer.resume([TopicPartition(t, p) for t, p in sorted(partitions)])
         self._retrying = False
         self._paused = []
         self._held = []
@@ -460,16 +471,34 @@ class Worker:
             highest[key] = max(highest.get(key, -1), message.offset())
         return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
+    def _tables(self, partitions: Iterable[TopicPartition]) -> list[tuple[Table, int]]:
+        return [(t, tp.partition) for tp in partitions for t in self.topics.tables_of(tp.topic)]
+
     def _restore(self, partitions: list[TopicPartition]) -> None:
-        """Brings the tables of `partitions` up to their changelogs."""
-        tables = [(t, tp.partition) for tp in partitions for t in self.topics.tables_of(tp.topic)]
+        """Brings the tables of `partitions` up to their changelogs (from where this worker's
+        copy stands: a standby's copy is behind by seconds at most)."""
+        tables = self._tables(partitions)
+        if not tables:
+            return
+        self.standby.own(tables)
         report = self._restorer.restore(tables)
         for table, count in report.restored.items():
             self.status.restored_records[table.value] += count
+        self.status.last_restore = {
+            "records": sum(report.restored.values()),
+            "seconds": round(report.seconds, 3),
+        }
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions given to this worker: all of them under the classic protocol (after
+        everything was revoked), only the added ones under the consumer protocol — the ones
+        kept are neither revoked nor restored, and never stop answering."""
+        if not partitions:
+            self.operations.recovery_completed()  # nothing to restore (perhaps nothing at all)
+            return
+        log.info("assigned %d partitions", len(partitions))
         self.operations.rebalance_started()
-        self.status.assigned = {(tp.topic, tp.partition) for tp in partitions}
+        self.status.assigned |= {(tp.topic, tp.partition) for tp in partitions}
         owned = [tp for tp in partitions if self.topics.table_of(tp.topic) is not None]
         committed: list[TopicPartition] = []
         if owned:
@@ -508,6 +537,9 @@ class Worker:
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if revoked:
+            log.info("revoked %d partitions", len(revoked))
+        self.standby.disown(self._tables(partitions))
         # Their next owner (perhaps this worker again) reads them from the committed offsets.
         self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
         for tp in partitions:
@@ -521,6 +553,7 @@ class Worker:
             self._consumer.close()  # leaves the group: its partitions move without a timeout
             log.info("left the group")
         finally:
+            self.standby.close()
             self._restorer.close()
             try:
                 self._producer.flush(10)

@@ -71,6 +71,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--group", default=None, help="consumer group (default from prefix)")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--standby-replicas",
+        type=int,
+        default=1,
+        help="warm copies kept of each table partition on other workers, by tailing its "
+        "changelog (0: none; with one worker there is nobody to stand by for)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=run)
 
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         guarantee=ProcessingGuarantee(args.guarantee),
         group=args.group,
         batch_size=args.batch_size,
+        standby_replicas=args.standby_replicas,
     )
     rules = IdentityRules.load(settings.rules_file)
     metrics.allow_identifier_types(rules.identifier_types)

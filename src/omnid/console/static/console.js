@@ -89,6 +89,12 @@ function describeError(result) {
   return reasons[body.error] || `The API answered ${result.status} ${body.error || ""}`.trim();
 }
 
+// Why a lookup was answered from a local copy (the lookup API's stale_reason).
+const STALE_REASONS = {
+  rebalancing: "the workers rebalance",
+  not_ready: "the workers restore this partition",
+  owner_away: "the worker that owns it does not answer",
+};
 const OUTCOME_POLL_MS = 500;
 const OUTCOME_WAIT_MS = 120000;
 
@@ -288,7 +294,7 @@ function renderProfile(profile) {
       el("span", { className: "badge" }, `version ${profile.version}`),
       el("span", { className: "hint" }, `updated ${when(profile.updated_at)} by ${profile.cause.kind}`)),
     profile.stale ? el("p", { id: "stale-notice", className: "notice" },
-      `Served from a local copy while the workers ${profile.stale_reason === "rebalancing" ? "rebalance" : "restore this partition"}: `
+      `Served from a local copy while ${STALE_REASONS[profile.stale_reason] || "the workers restore this partition"}: `
         + "changes since then (new events, merges, erasures) may be missing. Look again in a moment.") : null,
     merged ? el("p", { id: "merged-notice", className: "notice" },
       "You asked for ", el("code", {}, profile.requested_profile_id),

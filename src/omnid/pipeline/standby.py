@@ -1,0 +1,251 @@
+"""Standby replicas: warm copies of table partitions this worker does not own, kept by tailing
+their changelogs, so that taking a partition over restores seconds of changelog, not the table,
+and the lookup API can answer (marked stale) while the partition's owner is away.
+
+Which partitions a worker stands by for is decided by every worker alone, from the group as the
+broker describes it: for each stateful partition number, the `replicas` members other than its
+owner that rank highest by a hash of (member name, partition number) — rendezvous hashing. Every
+worker computes the same answer; a member joining or leaving moves only the standbys it must;
+co-partitioned tables (same partition number) stand by on the same members; with `replicas` at
+least the number of other members, a worker stands by for every partition it does not own.
+
+The tailing writes each batch of changelog records and the new checkpoint in one RocksDB write
+batch, exactly as a restore does, so a partition this worker is given later is restored from
+where its standby stopped. Before a partition's restore the runtime `release`s it: from then on
+the standby writes nothing to it (ownership and standby never write the same partition).
+Model read for the idea: Kafka Streams' standby tasks (num.standby.replicas).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from omnid.kafka.stages import Table
+from omnid.pipeline.membership import GroupView, describe_group
+from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES
+from omnid.pipeline.state_store import TableStore
+from omnid.pipeline.topology import PipelineTopics
+
+log = logging.getLogger(__name__)
+
+# How often the group is described to choose the standby partitions.
+REFRESH_EVERY_S = 3.0
+# One tailing poll waits at most this long for changelog records.
+TAIL_POLL_S = 0.2
+TAIL_BATCH = 1000
+
+
+def _rank(member: str, partition: int) -> int:
+    digest = hashlib.blake2b(f"{member}\0{partition}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def standby_partitions(
+    me: str, owners: Mapping[tuple[str, int], str], members: Iterable[str], replicas: int
+) -> set[tuple[str, int]]:
+    """The source partitions (topic, partition) that `me` stands by for, given every owned
+    source partition's owner and the group's members: pure, the same on every worker."""
+    names = sorted(set(members))
+    chosen = set()
+    for (topic, partition), owner in owners.items():
+        if owner == me:
+            continue
+        others = sorted((n for n in names if n != owner), key=lambda n: _rank(n, partition))
+        if replicas > 0 and me in others[-replicas:]:
+            chosen.add((topic, partition))
+    return chosen
+
+
+@dataclass(frozen=True)
+class StandbyLag:
+    """How far one standby table partition is behind its changelog (records and markers)."""
+
+    table: Table
+    partition: int
+    lag: int
+
+
+class StandbyReplicas:
+    """Tails the changelogs of the partitions this worker stands by for, in a daemon thread."""
+
+    def __init__(
+        self,
+        client_config: dict[str, str],
+        group: str,
+        me: str,
+        stores: dict[Table, TableStore],
+        topics: PipelineTopics,
+        replicas: int,
+    ) -> None:
+        self.group = group
+        self.me = me
+        self.stores = stores
+        self.topics = topics
+        self.replicas = replicas
+        self._client_config = dict(client_config)
+        self._changelogs = {topics.state_changelog(table): table for table in Table}
+        self._lock = threading.Lock()
+        # Changelog partitions (topic, partition): owned by this worker (never tailed), tailed
+        # now, assigned to the tailing consumer, and each one's lag at the last poll.
+        self._owned: set[tuple[str, int]] = set()
+        self._wanted: set[tuple[str, int]] = set()
+        self._assigned: set[tuple[str, int]] = set()
+        self._lags: dict[tuple[str, int], int] = {}
+        self.applied = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what the runtime and the lookup API ask -----------------------------------------------
+
+    def start(self) -> None:
+        if self.replicas <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name="omnid-standby", daemon=True)
+        self._thread.start()
+
+    def own(self, tables: Iterable[tuple[Table, int]]) -> None:
+        """This worker owns these table partitions now: the standby stops writing them, and
+        once this returns it never writes them again until they are `disown`ed."""
+        sources = self._sources(tables)
+        with self._lock:
+            self._owned |= sources
+            self._wanted -= sources
+            for source in sources:
+                self._lags.pop(source, None)
+
+    def disown(self, tables: Iterable[tuple[Table, int]]) -> None:
+        """These table partitions were revoked: they may be stood by for again."""
+        with self._lock:
+            self._owned -= self._sources(tables)
+
+    def _sources(self, tables: Iterable[tuple[Table, int]]) -> set[tuple[str, int]]:
+        return {(self.topics.state_changelog(table), partition) for table, partition in tables}
+
+    def lag(self, table: Table, partition: int) -> int | None:
+        """Records (and transaction markers) the standby copy is behind; None if not a standby."""
+        with self._lock:
+            return self._lags.get((self.topics.state_changelog(table), partition))
+
+    def lags(self) -> list[StandbyLag]:
+        with self._lock:
+            return [
+                StandbyLag(self._changelogs[topic], partition, lag)
+                for (topic, partition), lag in sorted(self._lags.items())
+            ]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        admin = AdminClient(self._client_config)
+        consumer = Consumer(
+            {
+                **self._client_config,
+                "group.id": f"{self.group}.standby.{self.me}",  # assigned, never committed
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "queued.max.messages.kbytes": CONSUMER_QUEUE_KBYTES,
+            }
+        )
+        next_refresh = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    if time.monotonic() >= next_refresh:
+                        next_refresh = time.monotonic() + REFRESH_EVERY_S
+                        self._choose(admin)
+                    self._tail(consumer)
+                except Exception:  # a standby is an optimisation: it never stops the worker
+                    log.exception("standby replicas: step failed; trying again")
+                    self._stop.wait(1.0)
+        finally:
+            consumer.close()
+
+    def _choose(self, admin: AdminClient) -> None:
+        """Recomputes the standby partitions from a settled group (during a rebalance the ones
+        held stay: that is when they are needed)."""
+        try:
+            view = describe_group(admin, self.group)
+        except (KafkaException, TimeoutError) as error:
+            log.debug("standby replicas: group not described (%s)", error)
+            return
+        if not view.settled:
+            return
+        chosen = self._standby_changelogs(view)
+        with self._lock:
+            wanted = chosen - self._owned
+            added = wanted - self._wanted
+            if added or wanted != self._wanted:
+                log.info("standing by for %d table partitions (%d new)", len(wanted), len(added))
+            self._wanted = wanted
+
+    def _standby_changelogs(self, view: GroupView) -> set[tuple[str, int]]:
+        owners = {
+            source: member.name
+            for member in view.members
+            for source in member.partitions
+            if self.topics.table_of(source[0]) is not None
+        }
+        chosen = standby_partitions(self.me, owners, (m.name for m in view.members), self.replicas)
+        return {
+            (self.topics.state_changelog(table), partition)
+            for topic, partition in chosen
+            for table in self.topics.tables_of(topic)
+        }
+
+    def _tail(self, consumer: Consumer) -> None:
+        with self._lock:
+            wanted = set(self._wanted)
+        if wanted != self._assigned:
+            # From each store's checkpoint: where a restore or an earlier standby stopped.
+            consumer.assign(
+                [
+                    TopicPartition(topic, p, self.stores[self._changelogs[topic]].checkpoint(p))
+                    for topic, p in sorted(wanted)
+                ]
+            )
+            self._assigned = wanted
+        if not wanted:
+            self._stop.wait(TAIL_POLL_S)
+            return
+        messages = consumer.consume(TAIL_BATCH, timeout=TAIL_POLL_S)
+        positions = consumer.position([TopicPartition(t, p) for t, p in sorted(wanted)])
+        with self._lock:
+            self._apply(consumer, messages, positions)
+
+    def _apply(
+        self, consumer: Consumer, messages: list[Message], positions: list[TopicPartition]
+    ) -> None:
+        """Writes what was read of partitions still wanted (the lock is held: `release` waits)."""
+        entries: dict[tuple[str, int], list[tuple[str, bytes | None]]] = {}
+        for message in messages:
+            source = (message.topic(), message.partition())
+            if message.error() is None and message.key() is not None and source in self._wanted:
+                entries.setdefault(source, []).append((message.key().decode(), message.value()))
+        for tp in positions:
+            source = (tp.topic, tp.partition)
+            if source not in self._wanted:
+                continue
+            table = self._changelogs[tp.topic]
+            store = self.stores[table]
+            applied = entries.get(source, [])
+            # Before its first record the consumer has no position: the checkpoint stands.
+            at = tp.offset if tp.offset >= 0 else store.checkpoint(tp.partition)
+            if applied or at != store.checkpoint(tp.partition):
+                store.write(applied, {tp.partition: at})
+                self.applied += len(applied)
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0:
+                self._lags[source] = max(0, high - at)
