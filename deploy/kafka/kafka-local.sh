@@ -15,7 +15,9 @@
 #   KAFKA_LOCAL_STOP_TIMEOUT (seconds between SIGTERM and SIGKILL, 30),
 #   KAFKA_LOCAL_SECURITY (plaintext, or sasl_ssl: clients must use TLS and SCRAM-SHA-512; the
 #   CA, the broker's certificate and the user's password are generated once under tls/),
-#   KAFKA_LOCAL_SASL_USERNAME (omnid).
+#   KAFKA_LOCAL_SASL_USERNAME (omnid),
+#   KAFKA_LOCAL_REQUIRE_OWN (0; 1: a broker not started by this script answering on the port is
+#   an error, not a broker to use as is: a private broker that a test will SIGKILL).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +28,7 @@ CONTROLLER_PORT="$((PORT + 1))"
 HEAP="${KAFKA_LOCAL_HEAP:-1g}"
 START_TIMEOUT="${KAFKA_LOCAL_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_LOCAL_STOP_TIMEOUT:-30}"
+REQUIRE_OWN="${KAFKA_LOCAL_REQUIRE_OWN:-0}"
 
 POM="$HERE/pom.xml"
 PID_FILE="$KAFKA_HOME_DIR/broker.pid"
@@ -195,20 +198,28 @@ port_open() {
   (exec 3<>"/dev/tcp/localhost/$PORT") 2>/dev/null
 }
 
+# The cluster id this script's storage was formatted with (empty before the first format).
+own_cluster_id() {
+  sed -n 's/^cluster\.id=//p' "$DATA_DIR/meta.properties" 2>/dev/null || true
+}
+
 # Waits up to $1 seconds for a Kafka broker to answer a metadata request on $BOOTSTRAP; gives up
-# early when the process $2 (if given) exits. Exit status: 0 answered, 1 no answer, 2 process gone.
+# early when the process $2 (if given) exits. With a cluster id $3, only a broker of that
+# cluster counts: another one answering on the port (it took the port while ours was down) is
+# no sign that ours is up. Exit status: 0 answered, 1 no answer, 2 process gone, 3 another
+# cluster answers.
 await_metadata() {
-  local seconds="$1" pid="${2:-}"
+  local seconds="$1" pid="${2:-}" cluster="${3:-}"
   if python3 -c 'import confluent_kafka' 2>/dev/null; then
     # One Python process polls (starting one per poll costs more than the broker's start-up).
-    KAFKA_LOCAL_CLIENT_ENV="$(cmd_env)" python3 - "$seconds" "$pid" <<'PY' 2>/dev/null
+    KAFKA_LOCAL_CLIENT_ENV="$(cmd_env)" python3 - "$seconds" "$pid" "$cluster" <<'PY' 2>/dev/null
 import os
 import sys
 import time
 
 from confluent_kafka.admin import AdminClient
 
-seconds, pid = float(sys.argv[1]), sys.argv[2]
+seconds, pid, cluster = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 lines = os.environ["KAFKA_LOCAL_CLIENT_ENV"].splitlines()
 settings = dict(line.split("=", 1) for line in lines if "=" in line)
 names = {
@@ -224,10 +235,11 @@ admin = AdminClient({**config, "log_level": 0})
 deadline = time.monotonic() + seconds
 while True:
     try:
-        if admin.list_topics(timeout=2).brokers:
-            sys.exit(0)
+        metadata = admin.list_topics(timeout=2)
     except Exception:
-        pass
+        metadata = None
+    if metadata is not None and metadata.brokers:
+        sys.exit(0 if not cluster or metadata.cluster_id == cluster else 3)
     if pid:
         try:
             os.kill(int(pid), 0)
@@ -253,15 +265,40 @@ answers_metadata() {
   port_open && await_metadata 3
 }
 
+# "PORT (what) is in use by: <process>" for each of our two ports that another process listens
+# on; empty when both are free. A broker that cannot bind its controller port logs "Unable to
+# start acceptor for CONTROLLER" and never serves, so this is checked before starting one.
+ports_held() {
+  local port what holder
+  for port in "$PORT" "$CONTROLLER_PORT"; do
+    what=client
+    [[ "$port" == "$CONTROLLER_PORT" ]] && what=controller
+    holder=""
+    if command -v ss >/dev/null 2>&1; then
+      holder="$(ss -Hltnp "sport = :$port" 2>/dev/null | sed -n 's/.*users:((\(.*\)))$/\1/p' | head -n 1)"
+      [[ -z "$holder" ]] && ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && holder="an unnamed process"
+    elif (exec 3<>"/dev/tcp/localhost/$port") 2>/dev/null; then
+      holder="a process listening"
+    fi
+    [[ -n "$holder" ]] && echo "port $port ($what) is in use by: $holder"
+  done
+  return 0
+}
+
 wait_until_ready() {
   local pid="$1" status=0
-  await_metadata "$START_TIMEOUT" "$pid" || status=$?
+  await_metadata "$START_TIMEOUT" "$pid" "$(own_cluster_id)" || status=$?
   case "$status" in
     0) return 0 ;;
     2)
       tail -n 30 "$LOG_FILE" >&2
       rm -f "$PID_FILE"
       fail "the broker exited during start-up; full log: $LOG_FILE"
+      ;;
+    3)
+      kill -KILL "$pid" 2>/dev/null || true
+      rm -f "$PID_FILE"
+      fail "another Kafka cluster answers on $BOOTSTRAP (it took the port while this broker was starting); stopped ours (pid $pid)"
       ;;
     *) fail "the broker (pid $pid) did not answer a metadata request within ${START_TIMEOUT}s; log: $LOG_FILE" ;;
   esac
@@ -276,9 +313,14 @@ cmd_up() {
   fi
   require_java
   if answers_metadata; then
+    [[ "$REQUIRE_OWN" == 1 ]] &&
+      fail "a Kafka broker not started from $KAFKA_HOME_DIR already answers on $BOOTSTRAP (KAFKA_LOCAL_REQUIRE_OWN=1: choose another KAFKA_LOCAL_PORT)"
     say "a Kafka broker not started by this script already answers on $BOOTSTRAP; using it as is"
     return 0
   fi
+  local held
+  held="$(ports_held)"
+  [[ -z "$held" ]] || fail "cannot start the broker: $held (choose another KAFKA_LOCAL_PORT; the controller uses port+1)"
   mkdir -p "$KAFKA_HOME_DIR" "$DATA_DIR"
   local classpath
   classpath="$(broker_classpath)"
@@ -323,6 +365,11 @@ cmd_down() {
   if kill -0 "$pid" 2>/dev/null; then
     say "still running after ${STOP_TIMEOUT}s: sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
+    # Gone, not merely signalled: a broker started right after must find both ports free.
+    deadline=$((SECONDS + 30))
+    while [[ -r "/proc/$pid/stat" ]] && ! grep -q ') Z ' "/proc/$pid/stat" && ((SECONDS < deadline)); do
+      sleep 0.2
+    done
   fi
   rm -f "$PID_FILE"
   say "stopped (data kept in $DATA_DIR)"

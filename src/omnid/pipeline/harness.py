@@ -24,6 +24,7 @@ from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
+    KafkaException,
     Producer,
     TopicPartition,
 )
@@ -42,6 +43,7 @@ from omnid.identity.model import event_from_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.kafka.stages import Table
+from omnid.pipeline.outage import Fault, classify, kafka_error
 from omnid.pipeline.topology import PipelineTopics
 
 
@@ -170,6 +172,34 @@ def publish_events(
     return sent
 
 
+def committed_ends(
+    config: Mapping[str, str],
+    admin: AdminClient,
+    partitions: Iterable[TopicPartition],
+    timeout: float = 60.0,
+) -> dict[tuple[str, int], int]:
+    """The read-committed end offset of each partition. Right after a broker restart the
+    answer can be a retriable error (UNKNOWN_LEADER_EPOCH: the client's metadata predates the
+    restart): asked again, by a new admin client, until `timeout`."""
+    wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    deadline = time.monotonic() + timeout
+    while True:
+        futures = admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in wanted},
+            isolation_level=IsolationLevel.READ_COMMITTED,
+        )
+        try:
+            return {(tp.topic, tp.partition): f.result(30).offset for tp, f in futures.items()}
+        except KafkaException as error:
+            cause = kafka_error(error)
+            if cause is None or classify(cause) is not Fault.RETRIABLE:
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)
+        admin = AdminClient(dict(config))
+
+
 def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) -> int:
     """Committed records on `topics` that `group` has not committed as processed yet.
 
@@ -178,10 +208,7 @@ def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) ->
     admin = AdminClient(dict(config))
     metadata = admin.list_topics(timeout=10)
     partitions = [TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions]
-    ends = admin.list_offsets(
-        {tp: OffsetSpec.latest() for tp in partitions},
-        isolation_level=IsolationLevel.READ_COMMITTED,
-    )
+    ends = committed_ends(config, admin, partitions)
     committed_future = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group, partitions)], require_stable=True
     )[group]
@@ -190,8 +217,8 @@ def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) ->
         for tp in committed_future.result(30).topic_partitions
     }
     behind = []
-    for tp, future in ends.items():
-        end = future.result(30).offset
+    for tp in partitions:
+        end = ends[(tp.topic, tp.partition)]
         start = committed.get((tp.topic, tp.partition), 0)
         if end > start:
             behind.append((TopicPartition(tp.topic, tp.partition, start), end))
@@ -254,11 +281,8 @@ def read_topic(
     )
     admin = AdminClient(dict(config))
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = admin.list_offsets(
-        {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
-        isolation_level=IsolationLevel.READ_COMMITTED,
-    )
-    remaining = {tp.partition: f.result(30).offset for tp, f in ends.items()}
+    ends = committed_ends(config, admin, [TopicPartition(topic, p) for p in partitions])
+    remaining = {partition: end for (_topic, partition), end in ends.items()}
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     records: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
     idle_since = time.monotonic()
@@ -331,6 +355,9 @@ class LocalBroker:
             "KAFKA_LOCAL_HEAP": self.heap,
             "KAFKA_LOCAL_START_TIMEOUT": "300",
             "KAFKA_LOCAL_STOP_TIMEOUT": "20",
+            # Another broker answering on this port is a collision to report, never one to
+            # use: this one is SIGKILLed by pid, and the workers must see that happen.
+            "KAFKA_LOCAL_REQUIRE_OWN": "1",
         }
 
     def _share_maven_repository(self) -> None:
@@ -369,14 +396,17 @@ class LocalBroker:
         """SIGKILL, as a crashed node: no controlled shutdown, no leader hand-over."""
         pid = self.pid()
         if pid is None:
-            return
+            raise RuntimeError(f"no broker.pid in {self.home}: the private broker is not running")
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            return
+            raise RuntimeError(f"the private broker (pid {pid}) had already exited") from None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _process_exists(pid):
             time.sleep(0.1)
+        if _process_exists(pid):
+            # Still holding its ports: a restart now would fail to bind them.
+            raise RuntimeError(f"the private broker (pid {pid}) outlived SIGKILL for 30 s")
 
     def stop(self) -> None:
         subprocess.run(
