@@ -7,12 +7,15 @@ import json
 import pytest
 
 from omnid.identity import records
+from omnid.identity.commands import Apply, Claim, Command, MergeOffer, MergeRequest, Output
 from omnid.identity.model import ConsentChange, Event, Identifier
 from omnid.identity.privacy import export_document, marker_key
+from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
-from omnid.identity.state import IdentifierStatus, ProfileStatus
+from omnid.identity.stages import Stage
+from omnid.identity.state import IdentifierStatus, ProfileState, ProfileStatus
 
 RULES = IdentityRules.load()
 DELIVERIES = [(1, 0), (4, 1), (8, 2)]
@@ -187,3 +190,127 @@ def test_the_export_document_holds_the_profile_its_events_and_consent_as_it_chan
     ]
     assert {e["event_id"] for e in document["events"]} == {"e1", "e2", "e3", "e7"}
     json.dumps(document)  # the API serves it as JSON as it is
+
+
+# --- merges on their way to the person when the erasure runs ------------------------------------
+
+
+def deliver(result: SimulationResult, command: Command) -> list[Output]:
+    """One command handled by hand, as a worker would; what it sends on is returned unsent,
+    so the test decides when that arrives (after the erasure, here)."""
+    key = command.key
+    if command.stage is Stage.IDENTITY:
+        id_state, outputs = handle_identifier(RULES, result.identifiers.get(key), command)
+        if id_state is not None:
+            result.identifiers[key] = id_state
+    else:
+        profile, outputs = handle_profile(RULES, result.profiles.get(key), command)
+        if profile is not None:
+            result.profiles[key] = profile
+    return outputs
+
+
+def merge_in_flight(
+    before: SimulationResult, profile: ProfileState, event_: Event
+) -> MergeRequest | MergeOffer:
+    """`profile` takes `event_`, whose identifier the other person holds: the merge request
+    its claim sends, and if `profile` is the older, the offer that request makes."""
+    (claim,) = [
+        o for o in deliver(before, Apply(profile.profile_id, event_)) if isinstance(o, Claim)
+    ]
+    (merge_request,) = deliver(before, claim)
+    assert isinstance(merge_request, MergeRequest)
+    if merge_request.winner != profile.profile_id:
+        return merge_request
+    (offer,) = deliver(before, merge_request)
+    assert isinstance(offer, MergeOffer)
+    return offer
+
+
+ANN_AT_1 = event("e1", 1, ("email", "ann@shop.io"), ("user_id", "u1"), name="Ann")
+ANN_AT_7 = event("e1", 7, ("email", "ann@shop.io"), ("user_id", "u1"), name="Ann")
+BOB_AT_5 = event("b1", 5, ("email", "bob@shop.io"), name="Bob")
+# Bob's login with Ann's user id: the two are one person (and one user id fits a profile).
+BOB_AS_U1 = event("b2", 8, ("email", "bob@shop.io"), ("user_id", "u1"), tier="gold")
+
+
+@pytest.mark.parametrize(
+    ("ann", "in_flight"),
+    [(ANN_AT_1, MergeRequest), (ANN_AT_7, MergeOffer)],
+    ids=["request-to-the-erased-winner", "offer-to-the-erased-loser"],
+)
+def test_a_merge_on_its_way_to_the_person_when_erased_is_erased_with_them(
+    ann: Event, in_flight: type[MergeRequest | MergeOffer]
+) -> None:
+    simulator = Simulator(RULES, 4, 3, duplicate_rate=0.2, serialise=True)
+    before = simulator.run([ann, BOB_AT_5])
+    bob = before.profile_of("email:bob@shop.io")
+    assert bob is not None
+    pending = merge_in_flight(before, bob, BOB_AS_U1)
+    assert isinstance(pending, in_flight)
+    erased = simulator.run([request("r1", PrivacyKind.ERASE, ("email", "ann@shop.io"))], before)
+    assert erased.receipts["r1:completed"]["counts"]["profiles_erased"] == 1
+    assert erased.profiles[bob.profile_id].status is ProfileStatus.ACTIVE
+
+    after = simulator.run([lambda _: [pending]], after=erased)
+
+    assert after.profiles[bob.profile_id].status is ProfileStatus.ERASED
+    assert bob.profile_id in after.tombstoned and bob.profile_id not in after.updates
+    assert after.identifiers["email:bob@shop.io"].status is IdentifierStatus.SUPPRESSED
+    # The receipt, sent again, counts Bob's profile and email (u1, claimed by both, once).
+    assert after.receipts["r1:completed"]["counts"] == {
+        "identifiers_suppressed": 3,
+        "profiles_erased": 2,
+        "records_removed": 5,
+    }
+    (change,) = [c for c in after.changes if c["kind"] == "erased" and c["other_profile_id"]]
+    assert change["other_profile_id"] == bob.profile_id and change["identifiers"] == []
+    values = ["ann@shop.io", "u1", "Ann", "bob@shop.io", "Bob", "gold"]
+    assert not [value for value in values if value in stored_text(after)]
+    replayed = simulator.run([ann, BOB_AT_5, BOB_AS_U1], after=after)
+    assert not replayed.active_profiles()
+
+
+@pytest.mark.parametrize(
+    ("ann", "bob", "bob_with_ann"),
+    [
+        # a shared tablet between two known people links nobody
+        (
+            event("e1", 1, ("email", "ann@shop.io"), ("device_id", "tablet"), name="Ann"),
+            BOB_AT_5,
+            event("b2", 8, ("email", "bob@shop.io"), ("device_id", "tablet"), tier="gold"),
+        ),
+        # Bob's own user id and Ann's would be two in one profile: over the limit
+        (
+            ANN_AT_1,
+            event("b1", 5, ("user_id", "u2"), name="Bob"),
+            event("b2", 8, ("user_id", "u2"), ("email", "ann@shop.io"), tier="gold"),
+        ),
+    ],
+    ids=["weak-link", "over-a-limit"],
+)
+def test_a_merge_on_its_way_that_would_have_been_declined_leaves_the_other_profile(
+    ann: Event, bob: Event, bob_with_ann: Event
+) -> None:
+    simulator = Simulator(RULES, 4, 3, duplicate_rate=0.2)
+    before = simulator.run([ann, bob])
+    bob_profile = before.profile_of(bob.identifiers[0].key)
+    assert bob_profile is not None
+    pending = merge_in_flight(before, bob_profile, bob_with_ann)
+    erased = simulator.run([request("r1", PrivacyKind.ERASE, ("email", "ann@shop.io"))], before)
+    changes_before = len(erased.changes)
+
+    after = simulator.run([lambda _: [pending]], after=erased)
+
+    kept = after.profiles[bob_profile.profile_id]
+    assert kept.status is ProfileStatus.ACTIVE
+    assert set(kept.identifiers) == {bob.identifiers[0].key}
+    assert not kept.claimed and not kept.refused, "nothing of Ann is kept, not even a refusal"
+    assert after.receipts["r1:completed"]["counts"]["profiles_erased"] == 1
+    ann_keys = {i.key for i in ann.identifiers}
+    suppressed = {
+        k for k, s in after.identifiers.items() if s.status is IdentifierStatus.SUPPRESSED
+    }
+    assert suppressed == ann_keys
+    later = after.changes[changes_before:]
+    assert not [c for c in later if c["identifiers"]], "no change names Ann's identifiers"

@@ -156,6 +156,10 @@ class MergeOffer:
     at: int
     # the winner's re-link bans: the loser refuses if joining would put both sides together
     winner_bans: tuple[Ban, ...] = ()
+    # An erased profile offering itself to a merge that was on its way to the person it erased
+    # (identity/privacy.py): `winner_linked` then holds digests, not keys. Accepting means
+    # being erased too, by the Absorb; declining leaves nothing of the link behind.
+    winner_erased: bool = False
 
     @property
     def key(self) -> str:

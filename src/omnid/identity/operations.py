@@ -337,13 +337,17 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
 # --- bans in the merge handshake ---------------------------------------------------------------
 
 
-def ban_between(
-    secret: bytes, winner_bans: tuple[Ban, ...], winner_keys: list[str], loser: ProfileState
-) -> Refusal | None:
+def ban_between(secret: bytes, offer: MergeOffer, loser: ProfileState) -> Refusal | None:
     """The decline reason if a ban of either side keeps the two apart, else None."""
-    mine = list(loser.linked())
-    for ban in (*winner_bans, *loser.bans.values()):
-        if ban.separates(secret, winner_keys, mine):
+    bans = (*offer.winner_bans, *loser.bans.values())
+    if not bans:
+        return None
+    winner = [key for key, _ in offer.winner_linked]
+    if not offer.winner_erased:  # an erased winner offers digests already
+        winner = [identifier_digest(secret, key) for key in winner]
+    mine = [identifier_digest(secret, key) for key in loser.linked()]
+    for ban in bans:
+        if ban.separates_digests(winner, mine):
             return refusals.ban(ban.ban_id)
     return None
 

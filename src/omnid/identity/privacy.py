@@ -7,9 +7,14 @@ and, per identifier, a suppression marker: the request id stored under an HMAC o
 identifier's key, never the key itself (`marker_key`). A suppressed identifier is dropped from
 every later event that carries it, so a replay of the inputs does not bring the person back.
 
-Races: a merge whose Absorb reaches an erased profile erases the absorbed profile too; an offer
-to an erased profile is declined with reason `erased`; an event that resolved to the person
-just before the erasure is resolved again without the identifier that found the person.
+Races: a merge with the person that is still on its way when the erasure runs (a MergeRequest,
+MergeOffer or Absorb in flight, or deferred) erases the other profile too, if it would have been
+accepted. The erased stub keeps, of the identifiers it erased, only keyed digests and their types
+(`erased_linked`), and offers itself with them; the other profile judges the offer like any
+other (limits, the weak-link rule, bans) and, accepting, sends its Absorb, which erases it here:
+tombstones, suppression, an `erased` IdentityChange, and the receipt sent again with the new
+counts. An event that resolved to the person just before the erasure is resolved again without
+the identifier that found the person (it had not joined them yet).
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from omnid.identity.commands import (
     MergeDeclined,
     MergeOffer,
     MergeRequest,
+    OfferRedirected,
     Output,
     ProfileCommand,
     ProfileTombstone,
     Resolve,
 )
+from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.model import Event, Identifier, epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.rendering import identity_change_record, profile_update_record
@@ -43,6 +50,7 @@ from omnid.identity.requests import (
     EraseMerged,
     Forget,
     PrivacyKind,
+    PrivacyReceiptEmission,
     PrivacyRequest,
     ProfileRequest,
     ReceiptStatus,
@@ -314,7 +322,9 @@ def on_profile_request(
         stub = _stub(state.profile_id, state.created_at, state.version, request.request_id, at)
         outputs = _erase_contents(rules, stub, state, request.request_id, at)
         outputs.append(_erased_change(stub, None, at))
-        outputs.append(receipt(request, ReceiptStatus.COMPLETED, profile_id, stub.erased_counts))
+        done = receipt(request, ReceiptStatus.COMPLETED, profile_id, stub.erased_counts)
+        stub.erased_receipt = done.record
+        outputs.append(done)
         return stub, outputs
     held = [Identifier(h.type, h.value) for _, h in sorted(state.identifiers.items())]
     if request.kind is PrivacyKind.SUPPRESS:
@@ -336,11 +346,17 @@ def _erase_contents(
     rules: IdentityRules, stub: ProfileState, erased: ProfileState, request_id: str, at: int
 ) -> list[Output]:
     """Everything `erased` holds goes: its identifiers (held or claimed) become markers, the
-    profiles merged into it become stubs, each of its ids gets a tombstone. Counted in `stub`."""
+    profiles merged into it become stubs, each of its ids gets a tombstone. Counted in `stub`
+    (what it erased before, from an earlier part of the person, is not counted again)."""
     profiles = sorted({erased.profile_id, *erased.absorbed, *erased.merged_from})
     owners = tuple(sorted({stub.profile_id, *profiles}))
     outputs: list[Output] = []
     linked = erased.linked()
+    secret = rules.recognition_key
+    digests = {identifier_digest(secret, key): t for key, t in linked.items()}
+    new_identifiers = len(digests.keys() - stub.erased_linked.keys())
+    new_profiles = len(set(profiles) - stub.absorbed)
+    stub.erased_linked.update(digests)
     # The other side of a split refuses this side's identifiers by its ban (`ban:<id>`), which
     # the identifiers do not record as a refusal: that profile is told to forget them too.
     banned_with = {s for b in erased.bans.values() for s in (b.left_profile, b.right_profile)}
@@ -350,16 +366,16 @@ def _erase_contents(
         outputs.extend(Forget(other, identifier) for other in sorted(banned_with - set(owners)))
     for profile_id in profiles:
         if profile_id != stub.profile_id:
-            outputs.append(EraseMerged(profile_id, request_id, at))
+            outputs.append(EraseMerged(profile_id, request_id, at, stub.profile_id))
         outputs.append(ProfileTombstone(profile_id))
     stub.absorbed.update(profiles)
     for waiting in erased.deferred:
         outputs.extend(at_erased(rules, stub, waiting)[1])
     counts = stub.erased_counts
     for name, added in (
-        (Count.PROFILES_ERASED, len(profiles)),
-        (Count.IDENTIFIERS_SUPPRESSED, len(linked)),
-        (Count.RECORDS_REMOVED, len(profiles) + len(linked)),
+        (Count.PROFILES_ERASED, new_profiles),
+        (Count.IDENTIFIERS_SUPPRESSED, new_identifiers),
+        (Count.RECORDS_REMOVED, new_profiles + new_identifiers),
     ):
         counts[name.value] = counts.get(name.value, 0) + added
     return outputs
@@ -383,30 +399,69 @@ def at_erased(
     if isinstance(command, Attach):
         suppress = Suppress(command.identifier, request_id, (stub.profile_id,), True, command.at)
         return stub, [suppress]
-    if isinstance(command, MergeOffer):
-        declined = MergeDeclined(
-            command.winner,
-            command.loser,
-            refusals.ERASED,
-            command.via,
-            command.event_id,
-            command.at,
-        )
-        return stub, [declined]
-    if isinstance(command, MergeRequest):
-        other = command.loser if command.winner == stub.profile_id else command.winner
-        return stub, [Forget(other, command.via)]
+    if isinstance(command, MergeRequest | MergeOffer | OfferRedirected):
+        return stub, _join_erased(stub, command)
     if isinstance(command, Absorb):
-        # A merge accepted just before the erasure: the absorbed profile is the person too. It
-        # is counted in the `erased` change; the receipt already sent keeps its counts.
+        if stub.erased_with is not None:
+            via, event_id, at = command.via, command.event_id, command.at
+            return stub, [Absorb(stub.erased_with, command.loser, via, event_id, at)]
+        # A merge accepted just before the erasure, or a racing merge that accepted this
+        # stub's offer: the absorbed profile is the person too.
         loser = command.loser
         if loser.profile_id in stub.absorbed:
             return stub, []
-        stub.absorbed.add(loser.profile_id)
         outputs = _erase_contents(rules, stub, loser, request_id, command.at)
         outputs.append(_erased_change(stub, loser.profile_id, command.at))
+        if stub.erased_receipt is not None:  # the receipt counts it: sent again, compacted
+            counts = dict(sorted(stub.erased_counts.items()))
+            stub.erased_receipt = {**stub.erased_receipt, "counts": counts}
+            outputs.append(PrivacyReceiptEmission(stub.erased_receipt))
         return stub, outputs
-    return stub, []  # MergeDeclined, OfferRedirected: answers to offers an erased profile dropped
+    return stub, []  # MergeDeclined: the other side would not have joined the person
+
+
+def _join_erased(
+    stub: ProfileState, command: MergeRequest | MergeOffer | OfferRedirected
+) -> list[Output]:
+    """A merge with the person reached their erased stub: the stub offers itself to the other
+    profile, which judges the offer as it would the person's (`MergeOffer.winner_erased`)."""
+    via, event_id, at = command.via, command.event_id, command.at
+    manual = via.type == MANUAL_LINK  # an operator's merge with an erased person erases nobody
+    outputs: list[Output] = []
+    if isinstance(command, MergeRequest):
+        other = command.loser if command.winner == stub.profile_id else command.winner
+        if manual:
+            return [Forget(other, via)]
+    elif isinstance(command, MergeOffer):
+        if command.winner_erased:
+            return []  # both are erased: nothing is left to join
+        other = command.winner
+        # The winner waits for this answer before it can take the stub's offer.
+        outputs.append(MergeDeclined(other, command.loser, refusals.ERASED, via, event_id, at))
+    else:
+        other = command.successor  # the profile this stub offered itself to merged there
+    if manual:
+        return outputs
+    if stub.erased_with is not None:
+        outputs.append(MergeRequest(stub.erased_with, other, via, event_id, at))
+        return outputs
+    linked = tuple(sorted(stub.erased_linked.items()))
+    outputs.append(
+        MergeOffer(stub.profile_id, other, linked, via, event_id, at, winner_erased=True)
+    )
+    return outputs
+
+
+def linked_for_offer(
+    rules: IdentityRules, loser: ProfileState, offer: MergeOffer
+) -> dict[str, str]:
+    """What the loser of `offer` holds or has claimed (key -> type), keyed like the winner's
+    side: by digest when the winner is an erased profile, so the two are joined exactly."""
+    linked = loser.linked()
+    if not offer.winner_erased:
+        return linked
+    secret = rules.recognition_key
+    return {identifier_digest(secret, key): t for key, t in linked.items()}
 
 
 def on_erase_merged(
@@ -416,7 +471,9 @@ def on_erase_merged(
         return state, []
     created_at = state.created_at if state is not None else command.at
     version = state.version if state is not None else 0
-    return _stub(command.profile_id, created_at, version, command.request_id, command.at), []
+    stub = _stub(command.profile_id, created_at, version, command.request_id, command.at)
+    stub.erased_with = command.erased_with
+    return stub, []
 
 
 def _stub(profile_id: str, created_at: int, version: int, request_id: str, at: int) -> ProfileState:

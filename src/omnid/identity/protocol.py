@@ -559,12 +559,19 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
         reason, outputs = _judge_offer(rules, state, command)
         if reason is not None:
             state.declined[winner] = reason
-            # The loser refuses the link even when it holds it: it keeps what it holds.
-            _refuse_link(state, command.via, reason)
-            outputs.append(
-                _change("merge_refused", winner, state.profile_id, [command.via], command, reason)
-            )
+            if not command.winner_erased:
+                # The loser refuses the link even when it holds it: it keeps what it holds.
+                _refuse_link(state, command.via, reason)
+                outputs.append(
+                    _change(
+                        "merge_refused", winner, state.profile_id, [command.via], command, reason
+                    )
+                )
     if reason is not None:
+        if command.winner_erased:
+            # An erased person this profile would not have joined: nothing of theirs is kept,
+            # not even the link identifier as refused (it is suppressed).
+            state.claimed.pop(command.via.key, None)
         outputs.append(
             MergeDeclined(
                 winner, state.profile_id, reason, command.via, command.event_id, command.at
@@ -595,7 +602,7 @@ def _judge_offer(
 ) -> tuple[Refusal | None, list[Output]]:
     """The loser's answer to an offer no earlier decline settles: the reason to decline it, or
     None to accept, with the identifiers released to make room (none when declined)."""
-    mine = state.linked()
+    mine = privacy.linked_for_offer(rules, state, command)
     together = dict(command.winner_linked)
     together.update(mine)
     combined: dict[str, int] = {}
@@ -615,9 +622,7 @@ def _judge_offer(
     if blocking:
         return refusals.limit(blocking[0]), []
     # A re-link ban of either side keeps the two apart.
-    reason = operations.ban_between(
-        rules.recognition_key, command.winner_bans, [k for k, _ in command.winner_linked], state
-    )
+    reason = operations.ban_between(rules.recognition_key, command, state)
     if reason is not None:
         return reason, []
     if (

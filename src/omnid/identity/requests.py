@@ -124,12 +124,14 @@ class Unsuppress:
 
 @dataclass(frozen=True, slots=True)
 class EraseMerged:
-    """A profile id merged into an erased profile: keep only an erased stub under it."""
+    """A profile id merged into an erased profile: keep only an erased stub under it, which
+    sends merges with the person on to `erased_with`, the stub that judges them."""
 
     stage: ClassVar[Stage] = Stage.PROFILE
     profile_id: str
     request_id: str
     at: int
+    erased_with: str | None = None
 
     @property
     def key(self) -> str:

@@ -44,6 +44,10 @@ _EMISSIONS = (
 
 # Called after every delivered command with the stage, the key and the key's new state.
 Observer = Callable[[Stage, str, IdentifierState | ProfileState | None], None]
+# Called with every delivered graph command and the state it finds, before it is handled (read
+# the state at once: the handler changes it in place). Oracles use it to see what the graph was
+# asked and when, without relying on what the handlers decided.
+Witness = Callable[[Command, IdentifierState | ProfileState | None], None]
 # An operator's action at some point among the events (split, unban, merge by hand): given the
 # graph as it is when the action is delivered, the commands it sends.
 Operation = Callable[["SimulationResult"], list[Command]]
@@ -102,6 +106,7 @@ class Simulator:
         serialise: bool = False,
         keep_outputs: bool = True,
         observer: Observer | None = None,
+        witness: Witness | None = None,
     ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
@@ -112,6 +117,7 @@ class Simulator:
         self.serialise = serialise
         self.keep_outputs = keep_outputs
         self.observer = observer
+        self.witness = witness
 
     def run(
         self,
@@ -137,7 +143,7 @@ class Simulator:
             queues[index].append(item)
         result = after or SimulationResult({}, {}, {}, set(), [], {}, set())
         identifiers, profiles = result.identifiers, result.profiles
-        rules, rng, observer = self.rules, self.random, self.observer
+        rules, rng, observer, witness = self.rules, self.random, self.observer, self.witness
         uniform = rng.random  # int(random() * n) is several times cheaper than randrange(n)
         steps = result.steps
 
@@ -188,6 +194,8 @@ class Simulator:
                 send(intake.commands)  # type: ignore[arg-type]
             elif index < 2 * n:
                 key = item.key
+                if witness is not None:
+                    witness(item, identifiers.get(key))
                 id_state, outputs = handle_identifier(rules, identifiers.get(key), item)
                 if id_state is not None:
                     if self.serialise:
@@ -198,6 +206,8 @@ class Simulator:
                 send(outputs)
             else:
                 key = item.key
+                if witness is not None:
+                    witness(item, profiles.get(key))
                 profile_state, outputs = handle_profile(rules, profiles.get(key), item)
                 if profile_state is not None:
                     if self.serialise:
@@ -243,5 +253,6 @@ __all__ = [
     "ProfileCommand",
     "SimulationResult",
     "Simulator",
+    "Witness",
     "partition_of",
 ]

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnid.identity.model import Event, EventDigest, Identifier, Scalar
 from omnid.identity.refusals import Refusal
@@ -175,21 +175,29 @@ class Ban:
 
     def sides_of(self, secret: bytes, keys: Iterable[str]) -> tuple[list[str], list[str]]:
         """The keys among `keys` on the left side and on the right side."""
-        left: list[str] = []
-        right: list[str] = []
+        by_digest = {identifier_digest(secret, key): key for key in keys}
+        left, right = self.sides_of_digests(by_digest)
+        return [by_digest[d] for d in left], [by_digest[d] for d in right]
+
+    def sides_of_digests(self, digests: Iterable[str]) -> tuple[list[str], list[str]]:
+        """The digests among `digests` on the left side and on the right side."""
         left_digests, right_digests = set(self.left_digests), set(self.right_digests)
-        for key in keys:
-            digest = identifier_digest(secret, key)
-            if digest in left_digests:
-                left.append(key)
-            elif digest in right_digests:
-                right.append(key)
+        left = [d for d in digests if d in left_digests]
+        right = [d for d in digests if d in right_digests and d not in left_digests]
         return left, right
 
     def separates(self, secret: bytes, a: Iterable[str], b: Iterable[str]) -> bool:
         """Whether joining identifier sets `a` and `b` would put both sides in one profile."""
-        a_left, a_right = self.sides_of(secret, a)
-        b_left, b_right = self.sides_of(secret, b)
+        return self.separates_digests(
+            [identifier_digest(secret, key) for key in a],
+            [identifier_digest(secret, key) for key in b],
+        )
+
+    def separates_digests(self, a: Iterable[str], b: Iterable[str]) -> bool:
+        """`separates` for identifier sets given as their digests (what an erased profile
+        keeps of the identifiers it erased)."""
+        a_left, a_right = self.sides_of_digests(a)
+        b_left, b_right = self.sides_of_digests(b)
         return bool((a_left and b_right) or (a_right and b_left))
 
 
@@ -257,6 +265,14 @@ class ProfileState:
     erased_by: str | None = None
     erased_counts: dict[str, int] = field(default_factory=dict)
     suppressed_by: str | None = None
+    # What an erased profile keeps to judge a merge that was still on its way to the person
+    # when the erasure ran (identity/privacy.py): the identifiers it erased as digest -> type
+    # (`identifier_digest`, never a key) and the completed receipt (no personal data), sent
+    # again with the new counts when such a merge is erased too. A profile id merged into the
+    # person keeps neither: `erased_with` names the stub that does.
+    erased_linked: dict[str, str] = field(default_factory=dict)
+    erased_receipt: dict[str, Any] | None = None
+    erased_with: str | None = None
     # evidence of merges (latest MERGE_EVIDENCE_WINDOW), re-link bans, operations already done
     merges: list[MergeEvidence] = field(default_factory=list)
     bans: dict[str, Ban] = field(default_factory=dict)
