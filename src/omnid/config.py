@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="HMAC key of suppression markers (erased identifiers); set your own, the "
         "same on every worker, and never change it.",
     )
+    privacy_receipt_book_size: int = Field(
+        10_000,
+        ge=1,
+        description="Privacy requests whose receipts each worker keeps in memory for "
+        "`GET /v1/privacy/requests/{id}` (the latest to get a receipt; about 1.1 kB each); "
+        "older ones answer 404, their receipts stay on omnid.privacy-receipts.",
+    )
     api_tokens_file: Path = Field(
         PROJECT_ROOT / "streams" / "api-tokens.yaml",
         description="Hashed bearer tokens and their scopes, accepted by the worker HTTP APIs.",

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -40,13 +41,16 @@ def _error(status: int, error: str, detail: str) -> web.Response:
 
 
 class ReceiptBook(TopicFollower):
-    """Every receipt on omnid.privacy-receipts, kept current by a background consumer (the
-    topic is compacted and holds no personal data, so a copy per worker is small and safe)."""
+    """The receipts on omnid.privacy-receipts of the latest `privacy_receipt_book_size`
+    requests to get one, kept current by a background consumer (the topic holds no personal
+    data, so a copy per worker is safe). Bounded, because the compacted topic keeps every
+    request ever made; the oldest request leaves the book first."""
 
     def __init__(self, settings: Settings, topics: PipelineTopics, codec: AvroCodec) -> None:
         super().__init__(settings, topics.privacy_receipts, "receipts")
         self._codec = codec
-        self._receipts: dict[str, dict[str, dict[str, Any]]] = {}
+        self._size = settings.privacy_receipt_book_size
+        self._receipts: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(self, request_id: str) -> dict[str, dict[str, Any]]:
@@ -64,8 +68,13 @@ class ReceiptBook(TopicFollower):
             log.warning("receipts topic: undecodable record at offset %d", message.offset())
             return
         record["requested_at"] = epoch_millis(record["requested_at"], "requested_at")
+        request_id = record["request_id"]
         with self._lock:
-            self._receipts.setdefault(record["request_id"], {})[record["status"]] = record
+            receipts = self._receipts.setdefault(request_id, {})
+            receipts[record["status"]] = record
+            self._receipts.move_to_end(request_id)
+            if len(self._receipts) > self._size:
+                self._receipts.popitem(last=False)
 
 
 class PrivacyApi:
@@ -166,7 +175,12 @@ class PrivacyApi:
         request_id = request.match_info["request_id"]
         receipts = self.book.of(request_id)
         if not receipts:
-            return _error(404, "unknown_request", "no receipt yet; retry in a moment")
+            return _error(
+                404,
+                "unknown_request",
+                "no receipt yet; retry in a moment (a worker keeps the receipts of the latest "
+                f"{self.settings.privacy_receipt_book_size} requests only)",
+            )
         final = next((receipts[s] for s in _FINAL if s in receipts), None)
         latest = final or receipts[ReceiptStatus.ACCEPTED.value]
         return web.json_response(
