@@ -21,7 +21,7 @@ from omnid.pipeline.processor import (
     StageProcessor,
     StateWrite,
 )
-from omnid.pipeline.state_store import TableStore
+from omnid.pipeline.state_store import StoreClosed, TableStore
 from omnid.pipeline.topology import PipelineTopics
 
 TOPICS = PipelineTopics.under("unit")
@@ -267,6 +267,19 @@ def test_table_store_moves_data_and_checkpoint_together_and_keeps_them(tmp_path:
     assert (reopened.checkpoint(3), reopened.checkpoint(0)) == (18, 0)
     assert reopened.count() == 1
     reopened.close()
+
+
+def test_a_read_after_the_table_is_closed_is_a_store_closed_error_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # A lookup can still be running when the worker's loop closes its tables at SIGTERM.
+    store = TableStore(tmp_path / "identifiers")
+    store.write([("a", b"1")], {0: 1})
+    store.close()
+    with pytest.raises(StoreClosed):
+        store.get("a")
+    with pytest.raises(StoreClosed):
+        store.checkpoint(0)
 
 
 def _privacy_request(kind: str, request_id: str) -> Incoming:

@@ -33,6 +33,7 @@ from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, group_members
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
+from omnid.pipeline.state_store import StoreClosed
 from omnid.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,19 @@ class LookupApi:
     ) -> web.Response:
         """The answer, throttled per client. When a key's owner turned out away (SIGKILLed
         and not yet out of the group, or not ready itself), the request is answered once more:
-        the owner is marked away now, so a copy held here (a standby) answers, marked stale."""
+        the owner is marked away now, so a copy held here (a standby) answers, marked stale.
+        From SIGTERM on, 503 `stopping`: the loop is about to close the tables."""
         if (throttled := self._throttled(request)) is not None:
             return throttled
-        response = await answer()
-        if _OWNER_AWAY.get():
-            _OWNER_AWAY.set(False)
+        if self.worker.stopping.is_set():
+            return _error(503, "stopping")
+        try:
             response = await answer()
+            if _OWNER_AWAY.get():
+                _OWNER_AWAY.set(False)
+                response = await answer()
+        except StoreClosed:  # closed under a request that began before the SIGTERM
+            return _error(503, "stopping")
         return response
 
     def _throttled(self, request: web.Request) -> web.Response | None:

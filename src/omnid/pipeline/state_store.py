@@ -3,6 +3,7 @@ offset it reflects, so a restart or a rebalance restores only what it has not se
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from rocksdict import (
     Rdict,
     WriteBatch,
 )
+
+from omnid.errors import OmnidError
 
 # Checkpoints live in the same database as the data so one write batch moves both at once:
 # a crash can never leave data newer than its checkpoint claims, or the reverse.
@@ -50,21 +53,37 @@ def _options() -> Options:
     return options
 
 
+class StoreClosed(OmnidError):
+    """The table is closed (its worker is shutting down): nothing can be read from it."""
+
+
 class TableStore:
-    """Keys are the table's entity keys; values are encoded states (bytes)."""
+    """Keys are the table's entity keys; values are encoded states (bytes).
+
+    Reads may come from the lookup API's thread while the worker's loop closes the table at
+    shutdown: closing waits for a read in progress, and a read after it raises StoreClosed
+    (rocksdict itself raised "Already mutably borrowed", a 500, in a chaos run)."""
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path), options=_options(), access_type=AccessType.read_write())
+        self._closing = threading.Lock()
+        self._closed = False
 
     def get(self, key: str) -> bytes | None:
-        value = self._db.get(key.encode())
+        with self._closing:
+            if self._closed:
+                raise StoreClosed(f"the {self.path.name} table is closed")
+            value = self._db.get(key.encode())
         return bytes(value) if value is not None else None
 
     def checkpoint(self, partition: int) -> int:
         """The next changelog offset of `partition` this store has not applied (0 = none)."""
-        value = self._db.get(_CHECKPOINT_PREFIX + str(partition).encode())
+        with self._closing:
+            if self._closed:
+                raise StoreClosed(f"the {self.path.name} table is closed")
+            value = self._db.get(_CHECKPOINT_PREFIX + str(partition).encode())
         return int(value) if value is not None else 0
 
     def write(
@@ -96,4 +115,6 @@ class TableStore:
         self._db.compact_range(None, None)
 
     def close(self) -> None:
-        self._db.close()
+        with self._closing:
+            self._closed = True
+            self._db.close()
