@@ -14,7 +14,6 @@ import pytest
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.pipeline.harness import (
     LookupPoller,
-    Pipeline,
     latest_profiles,
     publish_events,
     running_pipeline,
@@ -28,15 +27,6 @@ SPEC = WorkloadSpec(customers=40, events=400, seed=5).without_shared_values()
 KEYS = 24
 
 
-def owners(pipeline: Pipeline) -> dict[str, str]:
-    """ "topic:partition" -> name of the live worker that has it ready."""
-    owned = {}
-    for worker in pipeline.live_workers():
-        for partition in (worker.status() or {}).get("ready", []):
-            owned[partition] = worker.name
-    return owned
-
-
 def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
     kafka_config: dict[str, str], topology: Any, tmp_path: Path
 ) -> None:
@@ -46,7 +36,7 @@ def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
         publish_events(kafka_config, pipeline.topics, records)
         pipeline.wait_drained()
         topics = pipeline.topics
-        before = owners(pipeline)
+        before = pipeline.owners()
         urls = {worker.name: worker.url for worker in pipeline.workers}
         # Each key: one identifier of a profile, asked of the worker owning its partition;
         # the answer also needs the partition of the profile it resolves to.
@@ -64,7 +54,7 @@ def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
             pipeline.add_worker("worker-3", "exactly_once")
             pipeline.wait_until_assigned(PARTITIONS, timeout=180)
             time.sleep(2)
-        after = owners(pipeline)
+        after = pipeline.owners()
 
     staying = [k for k, parts in keys.items() if all(before[p] == after[p] for p in parts)]
     moving = [k for k in keys if k not in staying]

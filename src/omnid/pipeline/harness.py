@@ -5,6 +5,7 @@ latency benchmark and `make run`'s sample feeder."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -450,27 +451,40 @@ class LookupPoller:
             time.sleep(0.05)
 
     def availability(self, names: Iterable[str] | None = None) -> dict[str, Any]:
-        """Fraction of answers that were 200 (fresh or stale), and the longest run of time
-        without a 200 for any one key, over `names` (all keys by default)."""
+        """Over `names` (all keys by default) and the whole polling: see availability_over."""
         chosen = list(self.answers) if names is None else list(names)
-        total = ok = stale = 0
-        longest_gap = 0.0
-        for name in chosen:
-            last_ok: float | None = None
-            for at, status, was_stale in self.answers.get(name, []):
-                total += 1
-                if status == 200:
-                    ok += 1
-                    stale += was_stale
-                    last_ok = at
-                elif last_ok is not None:
-                    longest_gap = max(longest_gap, at - last_ok)
-        return {
-            "polls": total,
-            "answered_200": ok / total if total else None,
-            "stale_200": stale / total if total else None,
-            "longest_gap_s": round(longest_gap, 2),
-        }
+        return availability_over(self.answers, [(name, -math.inf, math.inf) for name in chosen])
+
+
+def availability_over(
+    answers: Mapping[str, list[tuple[float, int, bool]]],
+    spans: Iterable[tuple[str, float, float]],
+) -> dict[str, Any]:
+    """Fraction of the polls that were answered 200 (fresh or stale) and the longest time a key
+    went without a 200 (from its last 200, or the span's first poll, to a failed poll after
+    it), over the polls of each (key, since, until) span: a key during a time window."""
+    total = ok = stale = 0
+    longest_gap = 0.0
+    for name, since, until in spans:
+        last_ok: float | None = None
+        for at, status, was_stale in answers.get(name, []):
+            if not since <= at < until:
+                continue
+            total += 1
+            if last_ok is None:
+                last_ok = at  # a window that opens on failures counts them from its start
+            if status == 200:
+                ok += 1
+                stale += was_stale
+                last_ok = at
+            else:
+                longest_gap = max(longest_gap, at - last_ok)
+    return {
+        "polls": total,
+        "answered_200": round(ok / total, 4) if total else None,
+        "stale_200": round(stale / total, 4) if total else None,
+        "longest_gap_s": round(longest_gap, 2),
+    }
 
 
 def _process_exists(pid: int) -> bool:
@@ -545,6 +559,14 @@ class Pipeline:
 
     def live_workers(self) -> list[WorkerProcess]:
         return [w for w in self.workers if w.alive()]
+
+    def owners(self) -> dict[str, str]:
+        """ "topic:partition" -> name of the live worker that has it ready."""
+        owned = {}
+        for worker in self.live_workers():
+            for partition in (worker.status() or {}).get("ready", []):
+                owned[partition] = worker.name
+        return owned
 
     def wait_until_assigned(self, partitions: int, timeout: float = 120) -> None:
         wait_until_assigned(self.live_workers(), self.topics, partitions, timeout)
