@@ -385,7 +385,11 @@ class LookupApi:
         return self._partitions[topic]
 
     async def _owner(self, topic: str, partition: int) -> str | None:
-        if time.monotonic() - self._owners_at > MEMBERS_TTL_S:
+        # Not asked while the worker waits for the broker: the last known owners stand, and a
+        # coordinator request whose connection drops can abort the process (librdkafka 2.16;
+        # see omnid.pipeline.standby REFRESH_EVERY_S).
+        fresh = time.monotonic() - self._owners_at <= MEMBERS_TTL_S
+        if not fresh and not self.worker.broker_wait.waiting:
             try:
                 self._owners = await asyncio.to_thread(self._describe_owners)
             except (KafkaException, TimeoutError) as error:

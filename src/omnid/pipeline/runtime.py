@@ -187,7 +187,13 @@ class Worker:
             self.broker_wait,
         )
         self.standby = StandbyReplicas(
-            client, self.group, options.name, self.stores, topics, options.standby_replicas
+            client,
+            self.group,
+            options.name,
+            self.stores,
+            topics,
+            options.standby_replicas,
+            self.broker_wait,
         )
         # Exactly-once only: a command for a command-topic partition this worker owns is handled
         # in the same batch and transaction, not sent round the broker (a hop of latency, an

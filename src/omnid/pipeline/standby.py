@@ -30,14 +30,19 @@ from confluent_kafka.admin import AdminClient
 
 from omnid.kafka.stages import Table
 from omnid.pipeline.membership import GroupView, describe_group
+from omnid.pipeline.outage import BrokerWait
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topology import PipelineTopics
 
 log = logging.getLogger(__name__)
 
-# How often the group is described to choose the standby partitions.
-REFRESH_EVERY_S = 3.0
+# How often the group is described to choose the standby partitions. Not while the broker is
+# away: librdkafka 2.15/2.16 can abort the process on a coordinator-targeted admin request
+# whose connection drops (`rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt > 0`,
+# seen here once during a broker restart; librdkafka PR #5397), and the standbys held are
+# what is needed then anyway.
+REFRESH_EVERY_S = 5.0
 # One tailing poll waits at most this long for changelog records.
 TAIL_POLL_S = 0.2
 TAIL_BATCH = 1000
@@ -84,8 +89,10 @@ class StandbyReplicas:
         stores: dict[Table, TableStore],
         topics: PipelineTopics,
         replicas: int,
+        broker_wait: BrokerWait,
     ) -> None:
         self.group = group
+        self.broker_wait = broker_wait
         self.me = me
         self.stores = stores
         self.topics = topics
@@ -163,7 +170,7 @@ class StandbyReplicas:
         try:
             while not self._stop.is_set():
                 try:
-                    if time.monotonic() >= next_refresh:
+                    if time.monotonic() >= next_refresh and not self.broker_wait.waiting:
                         next_refresh = time.monotonic() + REFRESH_EVERY_S
                         self._choose(admin)
                     self._tail(consumer)
