@@ -33,6 +33,8 @@ _REBALANCE_ERRORS = (
     KafkaError.ILLEGAL_GENERATION,
     KafkaError.REBALANCE_IN_PROGRESS,
     KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.STALE_MEMBER_EPOCH,  # the consumer protocol's (KIP-848) ILLEGAL_GENERATION
+    KafkaError.FENCED_MEMBER_EPOCH,
 )
 
 

@@ -71,6 +71,9 @@ _BROKER_LOSS = frozenset(
         KafkaError.ILLEGAL_GENERATION,
         KafkaError.REBALANCE_IN_PROGRESS,
         KafkaError.UNKNOWN_MEMBER_ID,
+        # The consumer protocol's (KIP-848) own ILLEGAL_GENERATION: the member rejoins.
+        KafkaError.STALE_MEMBER_EPOCH,
+        KafkaError.FENCED_MEMBER_EPOCH,
         KafkaError._ASSIGNMENT_LOST,
         KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
         KafkaError.UNKNOWN_PRODUCER_ID,
@@ -93,6 +96,7 @@ _CONFIGURATION = frozenset(
         KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
         KafkaError._SSL,
         KafkaError.UNSUPPORTED_VERSION,
+        KafkaError.UNSUPPORTED_ASSIGNOR,
     }
 )
 

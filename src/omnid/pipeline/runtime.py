@@ -80,6 +80,20 @@ class ProcessingGuarantee(StrEnum):
     EXACTLY_ONCE = "exactly_once"
 
 
+class GroupProtocol(StrEnum):
+    """How the group assigns partitions (librdkafka's group.protocol).
+
+    CONSUMER (KIP-848): the broker assigns, incrementally: a member joining or leaving moves
+    only the partitions that must move, and the others keep processing and answering lookups.
+    Its server-side `range` assignor gives partition p of every co-partitioned input topic to
+    the same member. Session timeout and heartbeat interval are broker settings
+    (group.consumer.*; deploy/kafka/server.properties sets 6 s and 1 s).
+    CLASSIC: eager range assignment: every rebalance revokes everything from everyone."""
+
+    CONSUMER = "consumer"
+    CLASSIC = "classic"
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     name: str
@@ -94,6 +108,7 @@ class WorkerOptions:
     transaction_timeout_ms: int = 10_000
     # Other workers' table partitions kept warm here (see omnid.pipeline.standby); 0: none.
     standby_replicas: int = 1
+    group_protocol: GroupProtocol = GroupProtocol.CONSUMER
 
 
 @dataclass
@@ -146,8 +161,7 @@ class Worker:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
-                "session.timeout.ms": options.session_timeout_ms,
-                "heartbeat.interval.ms": max(500, options.session_timeout_ms // 6),
+                **self._group_protocol_config(),
                 "max.poll.interval.ms": 120_000,
                 # A read_committed fetch parked on not-yet-committed records is not woken by
                 # the commit marker: cap the wait, or each stage can add up to 500 ms.
@@ -213,6 +227,16 @@ class Worker:
         self._held: list[Message] = []
         if self.exactly_once:
             processor.local_router = self._local_partition
+
+    def _group_protocol_config(self) -> dict[str, Any]:
+        if self.options.group_protocol is GroupProtocol.CONSUMER:
+            # The session timeout and heartbeat interval are the broker's (group.consumer.*).
+            return {"group.protocol": "consumer", "group.remote.assignor": "range"}
+        return {
+            "group.protocol": "classic",
+            "session.timeout.ms": self.options.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 6),
+        }
 
     @property
     def exactly_once(self) -> bool:

@@ -28,7 +28,7 @@ from omnid.pipeline.lookup import LookupApi
 from omnid.pipeline.outage import WorkerStopped
 from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
-from omnid.pipeline.runtime import ProcessingGuarantee, Worker, WorkerOptions
+from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
 from omnid.pipeline.topology import PipelineTopics
 from omnid.tls import scheme, server_context
 
@@ -72,6 +72,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--group", default=None, help="consumer group (default from prefix)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
+        "--group-protocol",
+        choices=[p.value for p in GroupProtocol],
+        default=GroupProtocol.CONSUMER.value,
+        help="consumer (KIP-848, incremental: only partitions that move pause) or classic "
+        "(eager: every rebalance pauses everything)",
+    )
+    parser.add_argument(
         "--standby-replicas",
         type=int,
         default=1,
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         group=args.group,
         batch_size=args.batch_size,
         standby_replicas=args.standby_replicas,
+        group_protocol=GroupProtocol(args.group_protocol),
     )
     rules = IdentityRules.load(settings.rules_file)
     metrics.allow_identifier_types(rules.identifier_types)
