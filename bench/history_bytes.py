@@ -15,9 +15,9 @@ from omnid.bench.memory import decode
 from omnid.bench.workload import WorkloadSpec
 from omnid.identity import records
 from omnid.identity.history_records import encode_history
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.identity.state import EventHistory
+from omnid.rules_file import load_rules
 
 
 def measure(
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     events, _ = decode(WorkloadSpec(customers=args.customers, events=args.events))
-    result = Simulator(IdentityRules.load(), 4, 1, keep_outputs=False).run(events)
+    result = Simulator(load_rules(), 4, 1, keep_outputs=False).run(events)
     histories = [p.history for p in result.active_profiles().values() if p.history.events]
     sizes = sorted(len(h.events) for h in histories)
     print(

@@ -15,6 +15,7 @@ from omnid.bench.workload import WorkloadSpec
 from omnid.identity import records
 from omnid.identity import simulator as simulator_module
 from omnid.identity.rules import IdentityRules
+from omnid.rules_file import load_rules
 
 
 def sample(spec: WorkloadSpec) -> tuple[dict[str, Any], list[Any]]:
@@ -36,7 +37,7 @@ def sample(spec: WorkloadSpec) -> tuple[dict[str, Any], list[Any]]:
     simulator_module.handle_identifier = recording(handle_identifier)  # type: ignore[assignment]
     simulator_module.handle_profile = recording(handle_profile)  # type: ignore[assignment]
     try:
-        result = simulator_module.Simulator(IdentityRules.load(), 8, 1).run(events)
+        result = simulator_module.Simulator(load_rules(), 8, 1).run(events)
     finally:
         simulator_module.handle_identifier = handle_identifier  # type: ignore[assignment]
         simulator_module.handle_profile = handle_profile  # type: ignore[assignment]

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RULES_FILE = PROJECT_ROOT / "streams" / "identity-rules.yaml"
 
 
 class Settings(BaseSettings):
@@ -30,9 +31,7 @@ class Settings(BaseSettings):
         "",
         description="Prepended (with a dot) to every topic name; isolates a copy of the topology.",
     )
-    rules_file: Path = Field(
-        PROJECT_ROOT / "streams" / "identity-rules.yaml", description="Identity rules."
-    )
+    rules_file: Path = Field(DEFAULT_RULES_FILE, description="Identity rules.")
     identifier_hash_secret: str | None = Field(
         None, description="HMAC secret for identifier types the rules mark hashed."
     )

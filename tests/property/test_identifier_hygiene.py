@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
 from omnid.identity.normalisers import EMAIL_LOCAL_MAX_BYTES, IdentifierRejection
-from omnid.identity.rules import IdentityRules, RejectedIdentifier, normalise
+from omnid.identity.rules import RejectedIdentifier, normalise
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 TYPES = sorted(RULES.identifier_types)
 ZERO_WIDTH_SPACE, RIGHT_TO_LEFT_OVERRIDE, BOM = "\u200b", "\u202e", "\ufeff"
 CYRILLIC_A = "\u0430"

@@ -12,10 +12,11 @@ from omnid.identity.model import Event
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.identity.state import IdentifierState, ProfileState
+from omnid.rules_file import load_rules
 
 from .graph_events import event_lists, shared_device_events
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 
 
 def tight(strength: str) -> IdentityRules:

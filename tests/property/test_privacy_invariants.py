@@ -13,15 +13,15 @@ from omnid.identity.commands import Claim, Command
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, Identifier
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
 from omnid.identity.state import IdentifierState, IdentifierStatus, ProfileState, ProfileStatus
+from omnid.rules_file import load_rules
 
 from .graph_events import POOLS, event_lists
 
 # Without limits: a limit refuses a link, and which side of a refused link an event lands on
 # depends on timing, so "the person" would not be one set of identifiers. Weak types stay.
-UNLIMITED = IdentityRules.load().without_limits()
+UNLIMITED = load_rules().without_limits()
 
 delivery = st.fixed_dictionaries(
     {

@@ -28,10 +28,10 @@ from omnid.api_auth import (
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.errors import ConfigError
-from omnid.identity.rules import IdentityRules
 from omnid.observability.health import Readiness
 from omnid.pipeline.serve import worker_application
 from omnid.pipeline.topology import PipelineTopics
+from omnid.rules_file import load_rules
 
 OPEN_ROUTES = {
     "/metrics",
@@ -96,7 +96,7 @@ def test_every_protected_worker_route_is_401_without_a_token_and_403_with_the_wr
         for scope in Scope
     }
     app = worker_application(
-        stub_worker(), IdentityRules.load(Settings().rules_file), ApiTokens.load(tokens_file)
+        stub_worker(), load_rules(Settings().rules_file), ApiTokens.load(tokens_file)
     )
     routes = protected_routes(app)
     assert {path for _m, path, _s in routes} >= {"/v1/profiles/x", "/v1/identifiers/x/x"}
@@ -121,7 +121,7 @@ def test_every_protected_worker_route_is_401_without_a_token_and_403_with_the_wr
 def test_only_operations_routes_without_personal_data_are_open(tokens_file: Path) -> None:
     write_token(tokens_file, "unused", {Scope.ADMIN})
     app = worker_application(
-        stub_worker(), IdentityRules.load(Settings().rules_file), ApiTokens.load(tokens_file)
+        stub_worker(), load_rules(Settings().rules_file), ApiTokens.load(tokens_file)
     )
     open_paths = {
         route.resource.canonical

@@ -24,8 +24,8 @@ from omnid.api_docs import (
 )
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
-from omnid.identity.rules import IdentityRules
 from omnid.pipeline.serve import worker_application
+from omnid.rules_file import load_rules
 
 
 def collector_app() -> web.Application:
@@ -36,7 +36,7 @@ def collector_app() -> web.Application:
 def worker_app(tmp_path: Path) -> web.Application:
     write_token(tmp_path / "api-tokens.yaml", "unused", {Scope.ADMIN})
     tokens = ApiTokens.load(tmp_path / "api-tokens.yaml")
-    return worker_application(stub_worker(), IdentityRules.load(Settings().rules_file), tokens)
+    return worker_application(stub_worker(), load_rules(Settings().rules_file), tokens)
 
 
 @pytest.fixture(params=["collector", "worker"])

@@ -14,7 +14,7 @@ from omnid.bench.workload import (
     ground_truth_of,
     labelled_events,
 )
-from omnid.identity.rules import IdentityRules
+from omnid.rules_file import load_rules
 
 STORE = "phone:+441134960001"
 TILL = "email:kasse@filiale.example"
@@ -58,7 +58,7 @@ def test_without_generic_values_quarantine_changes_nothing_and_catches_no_custom
     labelled = list(labelled_events(WorkloadSpec(customers=80, events=800).without_shared_values()))
     truth = ground_truth_of(labelled)
     quality = generic_value_quality(
-        IdentityRules.load(), labelled, bench_cli._expected_groups(labelled), truth
+        load_rules(), labelled, bench_cli._expected_groups(labelled), truth
     )
     assert quality["with_quarantine"] == quality["without_quarantine"]
     assert quality["customer_identifiers_quarantined"] == 0

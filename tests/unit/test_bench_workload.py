@@ -25,7 +25,8 @@ from omnid.bench.workload import (
 )
 from omnid.config import PROJECT_ROOT
 from omnid.identity.normalisers import RejectedIdentifier
-from omnid.identity.rules import IdentityRules, normalise
+from omnid.identity.rules import normalise
+from omnid.rules_file import load_rules
 
 SPEC = WorkloadSpec(customers=200, events=4_000, seed=11)
 
@@ -125,7 +126,7 @@ def test_anonymous_sessions_are_later_linked_to_a_login(events: list) -> None:
 
 def test_default_rules_keep_customer_identifiers_and_refuse_junk(events: list) -> None:
     """The workload's ground truth keys are what the identity core normalises the raw values to."""
-    rules = IdentityRules.load()
+    rules = load_rules()
     for event in events:
         for identifier, key, role in zip(
             event.record["identifiers"], event.keys, event.roles, strict=True

@@ -4,10 +4,10 @@ shown on the ProfileUpdate until a newer consent event settles it."""
 from __future__ import annotations
 
 from omnid.identity.model import ConsentChange, Event, Identifier
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 
 
 def event(

@@ -15,8 +15,9 @@ from omnid.identity.requests import PrivacyKind, PrivacyRequest
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
 from omnid.identity.state import Ban, ProfileState
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 # How the rules looked before limits were tightened and devices made weak: nothing stops a link.
 LOOSE = RULES.without_limits()
 DELIVERIES = [(1, 0), (3, 1), (8, 2)]

@@ -12,12 +12,12 @@ from omnid.identity.model import ConsentChange, Event, Identifier
 from omnid.identity.privacy import export_document, marker_key
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyKind, PrivacyRequest
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator
 from omnid.identity.stages import Stage
 from omnid.identity.state import IdentifierStatus, ProfileState, ProfileStatus
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 DELIVERIES = [(1, 0), (4, 1), (8, 2)]
 
 

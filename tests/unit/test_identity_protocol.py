@@ -17,11 +17,11 @@ from omnid.identity.commands import (
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.rules import IdentityRules
 from omnid.identity.state import IdentifierState, LinkRule, ProfileState
 from omnid.identity.ulid import profile_id_for
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 ANN = Identifier("email", "ann@shop.io")
 
 

@@ -18,10 +18,11 @@ from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
+from omnid.rules_file import load_rules
 
 RULES = IdentityRules.model_validate(
     {
-        **IdentityRules.load().model_dump(),
+        **load_rules().model_dump(),
         "identifier_types": {
             "email": {"normaliser": "email", "priority": 60, "limit": 1},
             "anonymous_id": {"normaliser": "trim", "priority": 10, "limit": 2},

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from omnid.config import DEFAULT_RULES_FILE
 from omnid.errors import ConfigError, InvalidEvent, RejectionReason
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import ConsentChange, Event, Identifier, Purchase, event_from_record
 from omnid.identity.normalisers import IdentifierRejection, RejectedIdentifier
-from omnid.identity.rules import IdentityRules, default_rules_path, normalise
+from omnid.identity.rules import NormalisationCache, normalise
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 MINIMAL = """\
 version: 1
 identifier_types:
@@ -32,7 +34,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_default_rules_file_has_the_documented_limits() -> None:
-    assert default_rules_path().name == "identity-rules.yaml"
+    assert DEFAULT_RULES_FILE.name == "identity-rules.yaml"
     assert {t: RULES.limit(t) for t in RULES.identifier_types} == {
         "user_id": 1,
         "crm_id": 1,
@@ -54,7 +56,7 @@ def test_default_rules_file_has_the_documented_limits() -> None:
 def test_unknown_normaliser_names_the_file_the_line_and_the_field(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("normaliser: email", "normaliser: emial"))
     with pytest.raises(ConfigError) as caught:
-        IdentityRules.load(path)
+        load_rules(path)
     message = str(caught.value)
     assert f"{path}:4:" in message
     assert "identifier_types.email.normaliser" in message
@@ -63,7 +65,7 @@ def test_unknown_normaliser_names_the_file_the_line_and_the_field(tmp_path: Path
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "  phone: [unclosed\n")
     with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
-        IdentityRules.load(path)
+        load_rules(path)
 
 
 @pytest.mark.parametrize(
@@ -90,12 +92,12 @@ def test_invalid_rules_fail_with_what_is_wrong(
 ) -> None:
     path = write(tmp_path, MINIMAL.replace(*change))
     with pytest.raises(ConfigError, match=problem):
-        IdentityRules.load(path)
+        load_rules(path)
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
-        IdentityRules.load(tmp_path / "absent.yaml")
+        load_rules(tmp_path / "absent.yaml")
 
 
 @pytest.mark.parametrize(
@@ -163,9 +165,7 @@ def test_unknown_type_and_overlong_values_are_rejected() -> None:
 
 
 def test_email_folding_is_opt_in_per_provider(tmp_path: Path) -> None:
-    folding = IdentityRules.load(
-        write(tmp_path, MINIMAL + "email_folding_providers: [gmail.com]\n")
-    )
+    folding = load_rules(write(tmp_path, MINIMAL + "email_folding_providers: [gmail.com]\n"))
     assert normalise(folding, "email", "A.nn+shop@gmail.com").value == "ann@gmail.com"
     assert normalise(folding, "email", "A.nn+shop@work.io").value == "a.nn+shop@work.io"
 
@@ -173,12 +173,12 @@ def test_email_folding_is_opt_in_per_provider(tmp_path: Path) -> None:
 def test_hashed_types_store_an_hmac_and_need_a_secret(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("limit: 3", "limit: 3\n    hashed: true"))
     with pytest.raises(ConfigError, match="hash secret"):
-        IdentityRules.load(path)
-    rules = IdentityRules.load(path, hash_secret="s3cret")
+        load_rules(path)
+    rules = load_rules(path, hash_secret="s3cret")
     hashed = normalise(rules, "email", " Ann@Shop.io ")
     assert hashed == normalise(rules, "email", "ann@shop.io")
     assert len(hashed.value) == 64 and "ann" not in hashed.value
-    other = IdentityRules.load(path, hash_secret="another")
+    other = load_rules(path, hash_secret="another")
     assert normalise(other, "email", "ann@shop.io") != hashed
 
 
@@ -258,8 +258,24 @@ def test_intake_keeps_every_event_field_but_the_identifiers() -> None:
 
 
 def test_normalisation_is_remembered_but_a_rejection_is_raised_every_time() -> None:
-    rules = IdentityRules.load()
-    assert normalise(rules, "phone", "07911 123456") is normalise(rules, "phone", "07911 123456")
+    cache = NormalisationCache(RULES)
+    phone = cache.normalise("phone", "07911 123456")
+    assert cache.normalise("phone", "07911 123456") is phone
+    assert phone == normalise(RULES, "phone", "07911 123456")
     for _ in range(2):
         with pytest.raises(RejectedIdentifier, match="blocked"):
-            normalise(rules, "user_id", "null")
+            cache.normalise("user_id", "null")
+
+
+def test_the_normalisation_cache_forgets_its_oldest_values_past_its_bound() -> None:
+    cache = NormalisationCache(RULES, entries=2)
+    first = cache.normalise("user_id", "u1")
+    cache.normalise("user_id", "u2")
+    assert cache.normalise("user_id", "u1") is first
+    cache.normalise("user_id", "u3")  # u1 was the oldest entry
+    assert cache.normalise("user_id", "u1") is not first
+
+
+def test_a_copy_of_the_rules_derives_its_lookups_from_its_own_fields() -> None:
+    loose = RULES.model_copy(update={"identifier_types": RULES.without_limits().identifier_types})
+    assert RULES.limit("email") == 5 and loose.limit("email") is None

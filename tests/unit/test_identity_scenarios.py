@@ -13,8 +13,9 @@ from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import SimulationResult, Simulator, partition_of
 from omnid.identity.state import ProfileState
 from omnid.identity.ulid import profile_id_for
+from omnid.rules_file import load_rules
 
-RULES = IdentityRules.load()
+RULES = load_rules()
 DELIVERIES = [(1, 0), (3, 1), (8, 2), (16, 3)]
 
 

@@ -13,11 +13,11 @@ from tests.unit.test_api_auth import stub_worker
 
 from omnid.api_auth import ApiTokens, Scope, bearer_header, write_token
 from omnid.config import PROJECT_ROOT, Settings
-from omnid.identity.rules import IdentityRules
 from omnid.pipeline import rate_limit
 from omnid.pipeline.lookup import LookupApi, NotHere
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.serve import worker_application
+from omnid.rules_file import load_rules
 
 
 class Clock:
@@ -71,7 +71,7 @@ def test_over_the_rate_a_lookup_is_429_with_retry_after(
         raise NotHere(None)  # no partitions here: answered 503 rebalancing, not looked up
 
     monkeypatch.setattr(LookupApi, "_local", nowhere)
-    app = worker_application(worker, IdentityRules.load(), ApiTokens.load(tokens_file))
+    app = worker_application(worker, load_rules(), ApiTokens.load(tokens_file))
 
     async def scenario() -> list[tuple[int, str | None]]:
         async with TestClient(TestServer(app)) as client:
@@ -114,7 +114,7 @@ def test_a_worker_request_body_nested_ten_thousand_deep_is_a_400_not_a_500(
 ) -> None:
     tokens_file = tmp_path / "api-tokens.yaml"
     staff = write_token(tokens_file, "staff", set(Scope))
-    app = worker_application(stub_worker(), IdentityRules.load(), ApiTokens.load(tokens_file))
+    app = worker_application(stub_worker(), load_rules(), ApiTokens.load(tokens_file))
 
     async def scenario() -> tuple[int, Any]:
         async with TestClient(TestServer(app)) as client:

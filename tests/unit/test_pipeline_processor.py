@@ -10,7 +10,6 @@ import pytest
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.identity import records
 from omnid.identity.history_records import decode_history
-from omnid.identity.rules import IdentityRules
 from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import murmur2, partition_for
 from omnid.pipeline.processor import (
@@ -23,13 +22,14 @@ from omnid.pipeline.processor import (
 )
 from omnid.pipeline.state_store import StoreClosed, TableStore
 from omnid.pipeline.topology import PipelineTopics
+from omnid.rules_file import load_rules
 
 TOPICS = PipelineTopics.under("unit")
 
 
 @pytest.fixture(scope="module")
 def processor() -> StageProcessor:
-    return StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+    return StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
 
 
 def _event(**overrides: object) -> dict[str, object]:
@@ -64,7 +64,7 @@ def run_to_quiet(
             published.append(out)
             continue
         outputs = processor.process(
-            _incoming(out.value, out.topic), lambda t, _p, k: tables.get((t, k))
+            _incoming(out.value, out.topic), lambda t, k: tables.get((t, k))
         )
         for write in processor.take_state_writes():
             if write.value is None:  # a delete, as RocksDB applies it
@@ -142,7 +142,7 @@ def test_a_duplicate_command_writes_no_state(processor: StageProcessor) -> None:
 
     def handle() -> list[StateWrite]:
         processor.process(
-            _incoming(command.value, TOPICS.identity_commands), lambda _t, _p, k: stored.get(k)
+            _incoming(command.value, TOPICS.identity_commands), lambda _t, k: stored.get(k)
         )
         writes = processor.take_state_writes()
         for write in writes:
@@ -184,7 +184,7 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
         _event(event_id="e2", identifiers=_ids(("crm_id", "c7"), ("loyalty_id", "L-1"))),
         _event(event_id="e3", identifiers=_ids(("email", "ann@inbox.example"), ("crm_id", "c7"))),
     ]
-    via_topics = StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+    via_topics = StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
     codec = via_topics.codec
     tables: dict[tuple[Table, str], bytes] = {}
     published: list[Outgoing] = []
@@ -193,7 +193,7 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
         _, more_published = run_to_quiet(via_topics, first, tables)
         published.extend(more_published)
 
-    local = StageProcessor(IdentityRules.load(), codec, TOPICS)
+    local = StageProcessor(load_rules(), codec, TOPICS)
     local.local_router = lambda _stage, key: partition_for(key, 6)
     local_tables: dict[tuple[Table, str], bytes] = {}
     local_published: list[Outgoing] = []
@@ -225,7 +225,7 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
 
 
 def test_a_batch_publishes_one_update_per_profile_naming_every_event_it_shows() -> None:
-    processor = StageProcessor(IdentityRules.load(), AvroCodec.from_settings(), TOPICS)
+    processor = StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
     processor.local_router = lambda _stage, key: partition_for(key, 6)
     codec = processor.codec
     queue: list[Outgoing | LocalCommand] = []
@@ -298,9 +298,9 @@ def _privacy_request(kind: str, request_id: str) -> Incoming:
 
 def test_an_erased_identifier_is_stored_only_as_a_marker_under_an_hmac_key() -> None:
     processor = StageProcessor(
-        IdentityRules.load(), AvroCodec.from_settings(), TOPICS, suppression_secret="unit"
+        load_rules(), AvroCodec.from_settings(), TOPICS, suppression_secret="unit"
     )
-    read_none = lambda _t, _p, _k: None  # noqa: E731
+    read_none = lambda _t, _k: None  # noqa: E731
     tables, _ = run_to_quiet(processor, processor.process(_incoming(_event_bytes()), read_none))
     assert tables[(Table.IDENTIFIERS, "email:ann@inbox.example")] is not None
     first = processor.process(_privacy_request("erase", "r1"), read_none)

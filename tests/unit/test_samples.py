@@ -17,7 +17,8 @@ from omnid.adapters.import_mapping import ImportMapping, channel_event_from_row
 from omnid.adapters.segment import WriteKeyTarget
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.contracts import Channel
-from omnid.identity.rules import IdentityRules, normalise
+from omnid.identity.rules import normalise
+from omnid.rules_file import load_rules
 
 SAMPLES = PROJECT_ROOT / "samples"
 
@@ -39,7 +40,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def test_every_sample_identifier_passes_the_default_rules(
     export: str, mapping: str, channel: Channel
 ) -> None:
-    rules = IdentityRules.load(Settings().rules_file)
+    rules = load_rules(Settings().rules_file)
     loaded = ImportMapping.load(SAMPLES / mapping)
     target = WriteKeyTarget(channel, loaded.source)
     identifiers = [

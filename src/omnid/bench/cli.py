@@ -37,7 +37,7 @@ from omnid.bench.workload import (
 )
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.errors import ConfigError
-from omnid.identity.rules import IdentityRules
+from omnid.rules_file import load_rules
 
 ENGINES = ("kafka", "memory", "all")
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             spec, args.engine == "memory", expected, truth.shared_keys
         )
         results["generic_values"] = generic_value_quality(
-            IdentityRules.load(Settings().rules_file), labelled, expected, truth
+            load_rules(Settings().rules_file), labelled, expected, truth
         )
 
     if args.engine in ("kafka", "all"):
@@ -206,14 +206,15 @@ def _graph_key_sets(labelled: Sequence[LabelledEvent]) -> list[tuple[str, ...]]:
     (normalised, blocklist applied, shared tablet included: only limits stop it)."""
     from omnid.identity.intake import usable_identifiers
     from omnid.identity.model import event_from_record
-    from omnid.identity.rules import IdentityRules
+    from omnid.identity.rules import NormalisationCache
 
-    rules = IdentityRules.load(Settings().rules_file)
+    rules = load_rules(Settings().rules_file)
+    cache = NormalisationCache(rules)
     key_sets = []
     for event in labelled:
         if not event.record["identifiers"]:
             continue
-        usable, _ = usable_identifiers(rules, event_from_record(event.record).identifiers)
+        usable, _ = usable_identifiers(rules, event_from_record(event.record).identifiers, cache)
         if usable:
             key_sets.append(tuple(i.key for i in usable))
     return key_sets

@@ -39,6 +39,7 @@ from omnid.bench.measures import rate, summarise_latencies
 from omnid.bench.workload import WorkloadSpec, labelled_events
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.kafka.stages import Table
+from omnid.rules_file import load_rules
 
 TENTHS = 10
 # Events produced between two looks at the ingest lag (a look is two admin requests).
@@ -117,16 +118,17 @@ def cached_workload(spec: WorkloadSpec, cache_dir: Path) -> tuple[list[EncodedEv
     from omnid.errors import InvalidEvent
     from omnid.identity.intake import commands_for_event
     from omnid.identity.model import event_from_record
-    from omnid.identity.rules import IdentityRules
+    from omnid.identity.rules import NormalisationCache
 
     path = cache_dir / f"workload-v3-{spec.customers}-{spec.events}-{spec.seed}.msgpack"
     if not path.exists():
-        rules = IdentityRules.load(Settings().rules_file)
+        rules = load_rules(Settings().rules_file)
         codec = AvroCodec.from_settings()
+        normalisations = NormalisationCache(rules)
         rows = []
         for labelled in labelled_events(spec):
             try:
-                commands_for_event(rules, event_from_record(labelled.record))
+                commands_for_event(rules, event_from_record(labelled.record), normalisations)
                 countable = True
             except InvalidEvent:
                 countable = False

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event
-from omnid.identity.rules import IdentityRules
+from omnid.identity.rules import IdentityRules, NormalisationCache
 
 
 class UnionFind:
@@ -52,11 +52,13 @@ class UnionFind:
         return [frozenset(group) for group in members.values()]
 
 
-def components(rules: IdentityRules, events: Iterable[Event]) -> list[frozenset[str]]:
+def components(
+    rules: IdentityRules, events: Iterable[Event], cache: NormalisationCache | None = None
+) -> list[frozenset[str]]:
     """Connected components of identifier keys, linking the usable identifiers of each event."""
     sets = UnionFind()
     for event in events:
-        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        identifiers, _ = usable_identifiers(rules, event.identifiers, cache)
         if identifiers:
             sets.add_group([i.key for i in identifiers])
     return sets.groups()
@@ -66,6 +68,7 @@ def strong_components(
     rules: IdentityRules,
     events: Iterable[Event],
     joined: Iterable[tuple[str, str]] = (),
+    cache: NormalisationCache | None = None,
 ) -> dict[str, str]:
     """`key -> component root` over strong identifiers, linking only the strong identifiers of
     each event: what events prove about people without trusting any device or cookie. `joined`:
@@ -73,7 +76,7 @@ def strong_components(
     sets = UnionFind()
     weak = rules.weak_types
     for event in events:
-        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        identifiers, _ = usable_identifiers(rules, event.identifiers, cache)
         strong = [i.key for i in identifiers if i.type not in weak]
         if strong:
             sets.add_group(strong)

@@ -8,7 +8,7 @@ from omnid.errors import InvalidEvent, RejectionReason
 from omnid.identity.commands import Resolve
 from omnid.identity.model import Event, Identifier
 from omnid.identity.normalisers import IdentifierRejection, RejectedIdentifier
-from omnid.identity.rules import IdentityRules, normalise
+from omnid.identity.rules import IdentityRules, NormalisationCache, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +28,20 @@ class Intake:
 
 
 def usable_identifiers(
-    rules: IdentityRules, raw: tuple[Identifier, ...]
+    rules: IdentityRules,
+    raw: tuple[Identifier, ...],
+    cache: NormalisationCache | None = None,
 ) -> tuple[tuple[Identifier, ...], list[Rejection]]:
-    """Normalised, de-duplicated identifiers in resolution order (priority, then key)."""
+    """Normalised, de-duplicated identifiers in resolution order (priority, then key); through
+    `cache` (made from the same rules) when the caller keeps one."""
     kept: dict[str, Identifier] = {}
     rejected: list[Rejection] = []
     for item in raw:
         try:
-            identifier = normalise(rules, item.type, item.value)
+            if cache is None:
+                identifier = normalise(rules, item.type, item.value)
+            else:
+                identifier = cache.normalise(item.type, item.value)
         except RejectedIdentifier as error:
             rejected.append(Rejection(item.type, error.reason, error.detail))
             continue
@@ -49,9 +55,11 @@ def usable_identifiers(
     return tuple(ordered[:limit]), rejected
 
 
-def commands_for_event(rules: IdentityRules, event: Event) -> Intake:
+def commands_for_event(
+    rules: IdentityRules, event: Event, cache: NormalisationCache | None = None
+) -> Intake:
     """The Resolve that starts an event's journey; InvalidEvent if no identifier is usable."""
-    identifiers, rejected = usable_identifiers(rules, event.identifiers)
+    identifiers, rejected = usable_identifiers(rules, event.identifiers, cache)
     if not identifiers:
         reasons = ", ".join(sorted({r.reason.value for r in rejected})) or "none given"
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, f"no usable identifier ({reasons})")

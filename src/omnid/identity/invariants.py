@@ -12,7 +12,7 @@ from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, EventDigest, event_digest
 from omnid.identity.rendering import profile_update_record
-from omnid.identity.rules import IdentityRules
+from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.simulator import SimulationResult
 from omnid.identity.state import Ban, ProfileState, ProfileStatus, identifier_digest
 from omnid.identity.survivorship import apply_event, revenue
@@ -74,20 +74,22 @@ def check_all(
     kept apart may stay apart until a shared event arrives). `joined`: pairs of strong
     identifiers whose profiles were merged by hand (linked, like a strong event)."""
     active = result.active_profiles()
+    # Every check normalises the events' identifiers again: once each is enough.
+    cache = NormalisationCache(rules)
     check_quiescent(active)
-    check_ownership(rules, events, result)  # 2
-    strong_groups = strong_components(rules, events, joined) if rules.weak_types else {}
+    check_ownership(rules, events, result, cache)  # 2
+    strong_groups = strong_components(rules, events, joined, cache) if rules.weak_types else {}
     for profile in active.values():
         check_limits(rules, profile)  # 3
         if rules.weak_types:
             check_no_weak_merge(rules, strong_groups, profile)
     check_event_counts(result)  # 4
     check_chains(result)  # 5
-    check_survivorship(rules, events, result, components_apply=not split)  # 6, 11
+    check_survivorship(rules, events, result, cache, components_apply=not split)  # 6, 11
     check_updates(result)
-    check_links(rules, events, result, lifted)
+    check_links(rules, events, result, cache, lifted)
     if not rules.limits and not rules.weak_types and not split:
-        check_components(rules, events, result)  # 1
+        check_components(rules, events, result, cache)  # 1
 
 
 def check_quiescent(active: dict[str, ProfileState]) -> None:
@@ -97,38 +99,45 @@ def check_quiescent(active: dict[str, ProfileState]) -> None:
         assert profile.identifiers, f"active profile {profile.profile_id} holds no identifier"
 
 
-def _valid_keys(rules: IdentityRules, events: Iterable[Event]) -> set[str]:
+def _valid_keys(
+    rules: IdentityRules, events: Iterable[Event], cache: NormalisationCache
+) -> set[str]:
     keys: set[str] = set()
     for event in events:
-        identifiers, _ = usable_identifiers(rules, event.identifiers)
+        identifiers, _ = usable_identifiers(rules, event.identifiers, cache)
         keys.update(i.key for i in identifiers)
     return keys
 
 
-def check_components(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+def check_components(
+    rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
+) -> None:
     """Invariant 1: without limits, profiles partition identifiers like union-find does."""
-    expected = set(components(rules, events))
+    expected = set(components(rules, events, cache))
     actual = {frozenset(p.identifiers) for p in result.active_profiles().values()}
     missing = sorted(sorted(c) for c in expected - actual)
     extra = sorted(sorted(c) for c in actual - expected)
     assert expected == actual, f"components differ: expected {missing}, got {extra}"
 
 
-def check_ownership(rules: IdentityRules, events: list[Event], result: SimulationResult) -> None:
+def check_ownership(
+    rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
+) -> None:
     """Invariant 2: each valid identifier has one owner whose chain ends at a profile listing it,
     and no other active profile lists it."""
     holders: dict[str, list[str]] = {}
     for profile_id, profile in result.active_profiles().items():
         for key in profile.identifiers:
             holders.setdefault(key, []).append(profile_id)
-    for key in sorted(_valid_keys(rules, events)):
+    valid = _valid_keys(rules, events, cache)
+    for key in sorted(valid):
         state = result.identifiers.get(key)
         assert state is not None and state.owner is not None, f"{key} has no owner"
         survivor = result.survivor(state.owner)
         assert holders.get(key) == [survivor], (
             f"{key}: owner chain ends at {survivor}, held by {holders.get(key)}"
         )
-    stray = set(holders) - _valid_keys(rules, events)
+    stray = set(holders) - valid
     assert not stray, f"profiles hold identifiers no event had: {sorted(stray)}"
 
 
@@ -136,6 +145,7 @@ def check_links(
     rules: IdentityRules,
     events: list[Event],
     result: SimulationResult,
+    cache: NormalisationCache,
     lifted: Iterable[Ban] = (),
 ) -> None:
     """No merge is lost: an identifier of an event held outside the profile that counts the
@@ -147,7 +157,7 @@ def check_links(
         counter = counted_by.get(event.digest)
         if counter is None:
             continue
-        for identifier in usable_identifiers(rules, event.identifiers)[0]:
+        for identifier in usable_identifiers(rules, event.identifiers, cache)[0]:
             holder = result.profile_of(identifier.key)
             assert holder is not None, f"{identifier.key} has no profile"
             if (
@@ -217,6 +227,7 @@ def check_survivorship(
     rules: IdentityRules,
     events: list[Event],
     result: SimulationResult,
+    cache: NormalisationCache,
     *,
     components_apply: bool = True,
 ) -> None:
@@ -231,7 +242,7 @@ def check_survivorship(
                 e.digest
                 for e in by_digest.values()
                 if e.event_id in result.valid_event_ids
-                and {i.key for i in usable_identifiers(rules, e.identifiers)[0]}
+                and {i.key for i in usable_identifiers(rules, e.identifiers, cache)[0]}
                 & set(profile.identifiers)
             ]
             assert sorted(linked) == sorted(profile.applied), (

@@ -1,21 +1,26 @@
 """The identity rules (streams/identity-rules.yaml): identifier types, normalisers, priorities,
-per-profile limits, blocked values, hashing and source priorities, validated with pydantic."""
+per-profile limits, blocked values, hashing and source priorities, validated with pydantic.
+
+A value handed to the core: finding, reading and parsing the file is the shell's
+(`omnid.rules_file`). What is derived from the rules for fast lookups is computed once per
+value and kept on it; what raw values normalise to is remembered by a `NormalisationCache`
+that whoever normalises many values owns.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
-import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
+from functools import cached_property
 from typing import Any, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from omnid.config_files import read_config_text, validate_yaml
 from omnid.errors import ConfigError
 from omnid.identity.model import Identifier
 from omnid.identity.normalisers import (
@@ -26,14 +31,16 @@ from omnid.identity.normalisers import (
     clean_text,
 )
 
-__all__ = ["IdentityRules", "RejectedIdentifier", "Strength", "default_rules_path", "normalise"]
+__all__ = [
+    "IdentityRules",
+    "NormalisationCache",
+    "RejectedIdentifier",
+    "Strength",
+    "normalise",
+]
 
 _QUOTES = "\"'`"
 _DAY_MS = 86_400_000
-
-
-def default_rules_path() -> Path:
-    return Path(__file__).resolve().parents[3] / "streams" / "identity-rules.yaml"
 
 
 class Blocklist(BaseModel):
@@ -122,9 +129,9 @@ class _Matcher:
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
-    """Lookups derived from the rules, kept outside pydantic: its private-attribute access is
-    slow, and these are read several times per event."""
+class _Lookups:
+    """Lookups derived from the rules, read several times per event: a plain object kept in the
+    model's `__dict__` (pydantic's private-attribute access is slow)."""
 
     matchers: dict[str, _Matcher]
     folding: frozenset[str]
@@ -134,20 +141,6 @@ class _Compiled:
     channel_priority: dict[str, int]
     # type -> (quarantine_after, window in ms), for the types that have a quarantine threshold
     quarantine: dict[str, tuple[int, int]]
-    # (type, raw value) -> identifier or rejection: customers send the same values again and
-    # again, and a phone number costs a libphonenumber parse. Bounded; cleared when full.
-    normalised: dict[tuple[str, str], Identifier | RejectedIdentifier]
-
-
-_COMPILED: dict[int, _Compiled] = {}
-
-
-def _lookups(rules: IdentityRules) -> _Compiled:
-    compiled = _COMPILED.get(id(rules))
-    if compiled is None:  # a model_copy() skips model_post_init
-        rules.model_post_init(None)
-        compiled = _COMPILED[id(rules)]
-    return compiled
 
 
 class IdentityRules(BaseModel):
@@ -205,7 +198,16 @@ class IdentityRules(BaseModel):
         return types
 
     def model_post_init(self, context: Any, /) -> None:
-        compiled = _Compiled(
+        hashed = [name for name, rule in self.identifier_types.items() if rule.hashed]
+        if hashed and not self.hash_secret:
+            raise ConfigError(
+                f"identifier types {', '.join(hashed)} are hashed but no hash secret is set "
+                "(OMNID_IDENTIFIER_HASH_SECRET)"
+            )
+
+    @cached_property
+    def _lookups(self) -> _Lookups:
+        return _Lookups(
             matchers={
                 name: _Matcher([self.blocklist, rule.blocked])
                 for name, rule in self.identifier_types.items()
@@ -228,51 +230,34 @@ class IdentityRules(BaseModel):
                 for name, rule in self.identifier_types.items()
                 if rule.quarantine_after is not None
             },
-            normalised={},
         )
-        _COMPILED[id(self)] = compiled
-        weakref.finalize(self, _COMPILED.pop, id(self), None)
-        hashed = [name for name, rule in self.identifier_types.items() if rule.hashed]
-        if hashed and not self.hash_secret:
-            raise ConfigError(
-                f"identifier types {', '.join(hashed)} are hashed but no hash secret is set "
-                "(OMNID_IDENTIFIER_HASH_SECRET)"
-            )
 
-    @classmethod
-    def load(cls, path: Path | str | None = None, hash_secret: str | None = None) -> IdentityRules:
-        """Read and validate a rules file; any problem is a ConfigError naming file and line."""
-        rules_path = Path(path) if path is not None else default_rules_path()
-        text = read_config_text(rules_path, "rules file")
-        return cls.from_yaml(text, str(rules_path), hash_secret)
-
-    @classmethod
-    def from_yaml(cls, text: str, origin: str, hash_secret: str | None = None) -> IdentityRules:
-        return validate_yaml(text, origin, cls, "rules file", {"hash_secret": hash_secret})
-
-    @property
-    def compiled(self) -> _Compiled:
-        return _lookups(self)
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> IdentityRules:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_lookups", None)  # derived from the fields: derived again
+        return copied
 
     def limit(self, identifier_type: str) -> int | None:
-        return _lookups(self).limits.get(identifier_type)
+        return self._lookups.limits.get(identifier_type)
 
     @property
     def limits(self) -> dict[str, int]:
-        return dict(_lookups(self).limits)
+        return dict(self._lookups.limits)
 
     def priority(self, identifier_type: str) -> int:
-        return _lookups(self).priorities[identifier_type]
+        return self._lookups.priorities[identifier_type]
 
     def source_priority(self, channel: str) -> int:
-        return _lookups(self).channel_priority.get(channel, 0)
+        return self._lookups.channel_priority.get(channel, 0)
 
     def is_weak(self, identifier_type: str) -> bool:
-        return identifier_type in _lookups(self).weak
+        return identifier_type in self._lookups.weak
 
     @property
     def weak_types(self) -> frozenset[str]:
-        return _lookups(self).weak
+        return self._lookups.weak
 
     def without_limits(self) -> IdentityRules:
         """The same rules with no per-profile limits, no weak types and no quarantine: nothing
@@ -288,7 +273,7 @@ class IdentityRules(BaseModel):
     def quarantine(self, identifier_type: str) -> tuple[int, int] | None:
         """(quarantine_after, window in ms) of a type, None when its values are never
         quarantined."""
-        return _lookups(self).quarantine.get(identifier_type)
+        return self._lookups.quarantine.get(identifier_type)
 
     def without_quarantine(self) -> IdentityRules:
         """The same rules with no quarantine thresholds (the benchmark's 'without' run)."""
@@ -319,30 +304,41 @@ def _unquoted(value: str) -> str:
     return value
 
 
-# Raw value -> normalised identifier (or rejection), per rules object: about 190 bytes an entry
-# (measured with tracemalloc on the bench workload), so at most ~10 MiB; the oldest entry goes
-# first. Phone numbers cost ~50 us to parse and customers repeat their identifiers.
+# Entries a NormalisationCache keeps by default: about 190 bytes an entry (measured with
+# tracemalloc on the bench workload), so at most ~10 MiB.
 NORMALISED_CACHE_ENTRIES = 50_000
+
+
+class NormalisationCache:
+    """What raw values normalise to under one rules value, rejections included: customers send
+    the same values again and again, and a phone number costs ~50 us to parse. Bounded: past
+    `entries` the oldest entry goes first."""
+
+    __slots__ = ("_known", "entries", "rules")
+
+    def __init__(self, rules: IdentityRules, entries: int = NORMALISED_CACHE_ENTRIES) -> None:
+        self.rules = rules
+        self.entries = entries
+        self._known: dict[tuple[str, str], Identifier | RejectedIdentifier] = {}
+
+    def normalise(self, identifier_type: str, raw: str) -> Identifier:
+        """`normalise(self.rules, identifier_type, raw)`, remembered."""
+        known = self._known.get((identifier_type, raw))
+        if known is None:
+            try:
+                known = normalise(self.rules, identifier_type, raw)
+            except RejectedIdentifier as rejection:
+                known = rejection
+            if len(self._known) >= self.entries:
+                del self._known[next(iter(self._known))]
+            self._known[(identifier_type, raw)] = known
+        if isinstance(known, RejectedIdentifier):
+            raise RejectedIdentifier(known.reason, known.detail)
+        return known
 
 
 def normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:
     """Canonical identifier for a raw value, or RejectedIdentifier saying why not."""
-    cache = _lookups(rules).normalised
-    known = cache.get((identifier_type, raw))
-    if known is None:
-        try:
-            known = _normalise(rules, identifier_type, raw)
-        except RejectedIdentifier as rejection:
-            known = rejection
-        if len(cache) >= NORMALISED_CACHE_ENTRIES:
-            del cache[next(iter(cache))]
-        cache[(identifier_type, raw)] = known
-    if isinstance(known, RejectedIdentifier):
-        raise RejectedIdentifier(known.reason, known.detail)
-    return known
-
-
-def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifier:
     rule = rules.identifier_types.get(identifier_type)
     if rule is None:
         raise RejectedIdentifier(IdentifierRejection.UNKNOWN_TYPE, "identifier type not in rules")
@@ -351,8 +347,8 @@ def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifi
     stripped = clean_text(raw, rule.normaliser)
     if not stripped:
         raise RejectedIdentifier(IdentifierRejection.EMPTY, "empty value")
-    compiled = _lookups(rules)
-    matcher = compiled.matchers[identifier_type]
+    lookups = rules._lookups
+    matcher = lookups.matchers[identifier_type]
     unquoted = _unquoted(stripped)
     if (
         not unquoted
@@ -360,7 +356,7 @@ def _normalise(rules: IdentityRules, identifier_type: str, raw: str) -> Identifi
         or (unquoted != stripped and matcher.blocks(stripped))
     ):
         raise RejectedIdentifier(IdentifierRejection.BLOCKED, "placeholder or junk value")
-    value = apply_normaliser(rule.normaliser, unquoted, rules.default_region, compiled.folding)
+    value = apply_normaliser(rule.normaliser, unquoted, rules.default_region, lookups.folding)
     if value != unquoted and matcher.blocks(value):
         raise RejectedIdentifier(IdentifierRejection.BLOCKED, "placeholder or junk value")
     if len(value) > rule.max_length:  # NFKC can lengthen a value ("ﷺ" is 18 characters)

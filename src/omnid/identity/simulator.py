@@ -29,7 +29,7 @@ from omnid.identity.model import Event
 from omnid.identity.privacy import commands_for_request
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyReceiptEmission, PrivacyRequest, SuppressedDrop
-from omnid.identity.rules import IdentityRules
+from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.stages import Stage
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 
@@ -111,6 +111,7 @@ class Simulator:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
         self.rules = rules
+        self.normalisations = NormalisationCache(rules)
         self.partitions = partitions
         self.random = random.Random(seed)
         self.duplicate_rate = duplicate_rate
@@ -186,7 +187,7 @@ class Simulator:
                 send(item(result))
             elif index < n:
                 try:
-                    intake = commands_for_event(rules, item)
+                    intake = commands_for_event(rules, item, self.normalisations)
                 except InvalidEvent as error:
                     result.rejected[item.event_id] = error
                     continue

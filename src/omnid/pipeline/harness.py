@@ -41,11 +41,11 @@ from omnid.contracts import (
     first_identifier_key,
 )
 from omnid.identity.model import event_from_record
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.kafka.stages import Table
 from omnid.pipeline.outage import Fault, classify, kafka_error
 from omnid.pipeline.topology import PipelineTopics
+from omnid.rules_file import load_rules
 
 
 @dataclass
@@ -322,7 +322,7 @@ def simulated_profiles(
 ) -> list[dict[str, Any]]:
     """The oracle a pipeline run is compared with: the same events through the in-memory
     simulator over as many partitions; the last ProfileUpdate of each active profile."""
-    rules = IdentityRules.load(Settings().rules_file)
+    rules = load_rules(Settings().rules_file)
     result = Simulator(rules, partitions=partitions, seed=seed).run(
         [event_from_record(record) for record in records]
     )

@@ -40,7 +40,7 @@ from omnid.identity.privacy import (
 )
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyReceiptEmission, SuppressedDrop, SuppressionMarker
-from omnid.identity.rules import IdentityRules
+from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.state import EventHistory, ProfileState
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.observability import metrics
@@ -97,7 +97,7 @@ class LocalCommand:
 
 
 # (table, partition, key) -> encoded state or None; the runtime reads its uncommitted writes first.
-StateReader = Callable[[Table, int, str], "bytes | None"]
+StateReader = Callable[[Table, str], "bytes | None"]
 # (stage, key) -> the partition if the runtime handles that command locally, else None.
 LocalRouter = Callable[[Stage, str], "int | None"]
 
@@ -132,6 +132,7 @@ class StageProcessor:
     ) -> None:
         # The core keys ban digests with the suppression secret, handed to it in the rules.
         self.rules = rules.model_copy(update={"recognition_secret": suppression_secret})
+        self.normalisations = NormalisationCache(self.rules)
         self.suppression_secret = suppression_secret.encode()
         self.codec = codec
         self.topics = topics
@@ -183,12 +184,12 @@ class StageProcessor:
         if changed is not None:
             previous, state = changed[1], changed[2]
         else:
-            previous = read(table, partition, key)
+            previous = read(table, key)
             state = self._state_of(table, key, previous)
             if state is None and table is Table.IDENTIFIERS:
-                state = self._marker_of(partition, key, read)
+                state = self._marker_of(key, read)
             if table is Table.PROFILES:
-                self._attach_history(partition, key, state, read)
+                self._attach_history(key, state, read)
         # Applies a profile deferred while it awaited a merge may be applied by this command.
         deferred = [c.event for c in getattr(state, "deferred", ()) if isinstance(c, Apply)]
         if table is Table.IDENTIFIERS:
@@ -278,10 +279,8 @@ class StageProcessor:
 
     # -- profile histories: their own table, read and written with the profile ---------------
 
-    def _attach_history(
-        self, partition: int, key: str, state: ProfileState | None, read: StateReader
-    ) -> None:
-        stored = read(Table.HISTORY, partition, key)
+    def _attach_history(self, key: str, state: ProfileState | None, read: StateReader) -> None:
+        stored = read(Table.HISTORY, key)
         self._history_read[key] = stored
         cached = self._histories.pop(key, None)
         if state is None:
@@ -305,8 +304,8 @@ class StageProcessor:
 
     # -- suppression markers: an erased identifier's only trace, under an HMAC of its key ------
 
-    def _marker_of(self, partition: int, key: str, read: StateReader) -> Any:
-        stored = read(Table.IDENTIFIERS, partition, marker_key(self.suppression_secret, key))
+    def _marker_of(self, key: str, read: StateReader) -> Any:
+        stored = read(Table.IDENTIFIERS, marker_key(self.suppression_secret, key))
         if stored is None:
             return None
         self._markers_read[key] = stored
@@ -349,7 +348,7 @@ class StageProcessor:
             if record.value is None:
                 raise InvalidEvent(RejectionReason.UNDECODABLE, "event record has no value")
             decoded = decode_channel_event(self.codec, record.value, self.max_event_bytes)
-            intake = commands_for_event(self.rules, event_from_record(decoded))
+            intake = commands_for_event(self.rules, event_from_record(decoded), self.normalisations)
         except Exception as error:  # bad bytes must never stop a worker
             if not isinstance(error, InvalidEvent):
                 error = InvalidEvent(

@@ -448,12 +448,14 @@ class Worker:
         if target is not None and incoming.offset + 1 >= target:
             del self._catching_up[source]
             self._local.add(source)
-        self._route(self.processor.process(incoming, self._read))
+        self._route(self.processor.process(incoming, self.checkpoint.read))
         queue = self._local_queue
         while queue:
             local = queue.popleft()
             self._route(
-                self.processor.handle(local.table, local.partition, local.command, self._read)
+                self.processor.handle(
+                    local.table, local.partition, local.command, self.checkpoint.read
+                )
             )
 
     def _route(self, outputs: list[Outgoing | LocalCommand]) -> None:
@@ -476,9 +478,6 @@ class Worker:
             partition = partition_for(key, count)
             self._partition_of[(topic, key)] = partition
         return partition if (topic, partition) in self._local else None
-
-    def _read(self, table: Table, _partition: int, key: str) -> bytes | None:
-        return self.checkpoint.read(table, key)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         """The one delivery path of this worker's producer: the checkpoint hears of every

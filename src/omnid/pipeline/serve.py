@@ -30,6 +30,7 @@ from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
 from omnid.pipeline.topology import PipelineTopics
+from omnid.rules_file import load_rules
 from omnid.tls import scheme, server_context
 
 log = logging.getLogger("omnid.worker")
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         standby_replicas=args.standby_replicas,
         group_protocol=GroupProtocol(args.group_protocol),
     )
-    rules = IdentityRules.load(settings.rules_file)
+    rules = load_rules(settings.rules_file)
     metrics.allow_identifier_types(rules.identifier_types)
     processor = StageProcessor(
         rules,
