@@ -74,6 +74,8 @@ def check_nothing_of_the_person_remains(result: SimulationResult, erased_ids: se
     for profile in result.profiles.values():
         leaked = held_keys(profile) & suppressed
         assert not leaked, f"{profile.profile_id} still holds {leaked}"
+        kept = {i.key for e in profile.history.events.values() for i in e.identifiers}
+        assert not kept & suppressed, f"{profile.profile_id} keeps events with {kept & suppressed}"
         bans = repr(profile.bans)  # re-link bans keep digests only, never a clear key
         assert not [v for v in person_values if f"'{v}'" in bans], profile.profile_id
     for profile_id, update in result.updates.items():

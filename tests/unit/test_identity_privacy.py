@@ -308,6 +308,8 @@ def test_a_merge_on_its_way_that_would_have_been_declined_leaves_the_other_profi
     assert not kept.claimed and not kept.refused, "nothing of Ann is kept, not even a refusal"
     assert after.receipts["r1:completed"]["counts"]["profiles_erased"] == 1
     ann_keys = {i.key for i in ann.identifiers}
+    # Bob's event stays his, without Ann's identifier (as the events without Ann would give).
+    assert kept.history.events["b2"].identifiers == (bob_with_ann.identifiers[0],)
     suppressed = {
         k for k, s in after.identifiers.items() if s.status is IdentifierStatus.SUPPRESSED
     }

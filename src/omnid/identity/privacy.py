@@ -294,9 +294,24 @@ def on_forget(
         return None, []
     if state.status is ProfileStatus.MERGED and state.merged_into is not None:
         return state, [Forget(state.merged_into, command.identifier)]
-    state.claimed.pop(command.identifier.key, None)
-    state.refused.pop(command.identifier.key, None)
+    forget(state, command.identifier)
     return state, []
+
+
+def forget(state: ProfileState, identifier: Identifier) -> None:
+    """The profile lets go of an erased person's identifier it does not hold: its claim, its
+    refusal, and the identifier in the events its history keeps (still its events, without
+    it: what the same events without the person give)."""
+    key = identifier.key
+    if key in state.identifiers:
+        return
+    state.claimed.pop(key, None)
+    state.refused.pop(key, None)
+    events = state.history.events
+    for event_id, event in events.items():
+        if any(i.key == key for i in event.identifiers):
+            kept = tuple(i for i in event.identifiers if i.key != key)
+            events[event_id] = event.with_identifiers(kept)
 
 
 def on_profile_request(

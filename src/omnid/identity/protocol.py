@@ -571,7 +571,7 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
         if command.winner_erased:
             # An erased person this profile would not have joined: nothing of theirs is kept,
             # not even the link identifier as refused (it is suppressed).
-            state.claimed.pop(command.via.key, None)
+            privacy.forget(state, command.via)
         outputs.append(
             MergeDeclined(
                 winner, state.profile_id, reason, command.via, command.event_id, command.at
