@@ -8,8 +8,8 @@ import argparse
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
-from omnid.pipeline.harness import publish_events
 from omnid.pipeline.topology import PipelineTopics
+from omnid.testing.harness import publish_events
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from omnid.console.browser import ConsoleBrowser
 from omnid.contracts import new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
-from omnid.pipeline.harness import Pipeline, get_json, publish_events, running_pipeline
+from omnid.testing.harness import Pipeline, get_json, publish_events, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -19,7 +19,8 @@ from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, load_topology
-from omnid.pipeline.harness import (
+from omnid.pipeline.partitioning import partition_for
+from omnid.testing.harness import (
     LocalBroker,
     LookupPoller,
     Pipeline,
@@ -34,7 +35,6 @@ from omnid.pipeline.harness import (
     totals,
     undelivered,
 )
-from omnid.pipeline.partitioning import partition_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 

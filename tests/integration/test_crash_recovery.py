@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from omnid.bench.workload import WorkloadSpec, channel_events
-from omnid.pipeline.harness import (
+from omnid.testing.harness import (
     latest_profiles,
     publish_events,
     running_pipeline,

@@ -22,7 +22,7 @@ from omnid.api_auth import bearer_header
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.pipeline.harness import Pipeline, get_json, publish_events, read_topic, running_pipeline
+from omnid.testing.harness import Pipeline, get_json, publish_events, read_topic, running_pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -18,7 +18,7 @@ from omnid.config import Settings
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
-from omnid.pipeline.harness import (
+from omnid.testing.harness import (
     Pipeline,
     get_json,
     latest_profiles,

@@ -29,7 +29,7 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
 from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.pipeline.harness import (
+from omnid.testing.harness import (
     Pipeline,
     get_json,
     latest_profiles,

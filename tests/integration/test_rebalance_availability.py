@@ -14,13 +14,13 @@ from urllib.parse import quote
 import pytest
 
 from omnid.bench.workload import WorkloadSpec, channel_events
-from omnid.pipeline.harness import (
+from omnid.pipeline.partitioning import partition_for
+from omnid.testing.harness import (
     LookupPoller,
     latest_profiles,
     publish_events,
     running_pipeline,
 )
-from omnid.pipeline.partitioning import partition_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

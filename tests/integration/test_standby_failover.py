@@ -15,7 +15,8 @@ import pytest
 
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.kafka.stages import Table
-from omnid.pipeline.harness import (
+from omnid.pipeline.partitioning import partition_for
+from omnid.testing.harness import (
     LookupPoller,
     Pipeline,
     WorkerProcess,
@@ -23,7 +24,6 @@ from omnid.pipeline.harness import (
     publish_events,
     running_pipeline,
 )
-from omnid.pipeline.partitioning import partition_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

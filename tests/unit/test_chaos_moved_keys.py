@@ -3,7 +3,7 @@ the stay-up target is about, so a key whose owner was killed must never count as
 
 from __future__ import annotations
 
-from omnid.pipeline.chaos import moved_keys
+from omnid.testing.chaos import moved_keys
 
 PARTITIONS_OF = {"a": ("ids:0", "profiles:1"), "b": ("ids:1", "profiles:0")}
 BEFORE = {"ids:0": "w1", "ids:1": "w2", "profiles:0": "w2", "profiles:1": "w1"}

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from omnid.bench.feed import EncodedEvent
 from omnid.bench.measures import rate
 from omnid.contracts import OutputSender
+from omnid.kafka.reader import read_records
 from omnid.kafka.topics import delete_topics
 
 
@@ -68,37 +69,8 @@ def end_offsets(config: Mapping[str, str], topic: str) -> int:
         consumer.close()
 
 
-def read_records(
-    config: Mapping[str, str], topic: str, idle_s: float = 3.0
-) -> list[tuple[int, bytes | None]]:
-    """(timestamp ms, value) of every committed record of `topic`, from the beginning until idle."""
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"omnid-bench-read-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        records: list[tuple[int, bytes | None]] = []
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < idle_s:
-            batch = consumer.consume(1_000, timeout=0.5)
-            for message in batch:
-                if message.error() is None:
-                    records.append((message.timestamp()[1], message.value()))
-            if batch:
-                idle_since = time.monotonic()
-        return records
-    finally:
-        consumer.close()
-
-
 def output_timestamps(config: Mapping[str, str], topic: str) -> list[int]:
-    return [stamp for stamp, _value in read_records(config, topic)]
+    return [record.timestamp for record in read_records(config, topic, idle_s=3.0)]
 
 
 def span_rate(count: int, stamps: Sequence[int]) -> dict[str, Any]:

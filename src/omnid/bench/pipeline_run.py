@@ -18,15 +18,16 @@ import psutil
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from omnid.bench.feed import EncodedEvent
-from omnid.bench.kafka_baselines import end_offsets, read_records
+from omnid.bench.kafka_baselines import end_offsets
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, OutputSender
+from omnid.kafka.reader import read_records
 from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.pipeline.harness import latest_profiles, running_pipeline
 from omnid.pipeline.processor import EVENTS_HEADER
 from omnid.pipeline.topology import PipelineTopics
+from omnid.testing.harness import latest_profiles, running_pipeline
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def run_pipeline(
 def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> list[float]:
     """When (wall-clock seconds, the record timestamp the worker wrote) each merge happened."""
     return [
-        stamp / 1_000
-        for stamp, value in read_records(config, topic)
-        if value is not None and codec.decode(value).record["kind"] == "merged"
+        record.timestamp / 1_000
+        for record in read_records(config, topic, idle_s=3.0)
+        if record.value is not None and codec.decode(record.value).record["kind"] == "merged"
     ]

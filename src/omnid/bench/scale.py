@@ -155,8 +155,8 @@ def run_scale(
     from omnid.contracts import AvroCodec, OutputSender
     from omnid.kafka.topics import apply_topics, delete_topics, load_topology
     from omnid.kafka.topology import Topology
-    from omnid.pipeline.harness import latest_profiles, running_pipeline, totals
     from omnid.pipeline.topology import PipelineTopics
+    from omnid.testing.harness import latest_profiles, running_pipeline, totals
 
     settings = Settings()
     config = settings.kafka_client_config()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import uuid
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
-
-from confluent_kafka import Consumer, Message
 
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.errors import InvalidEvent
+from omnid.kafka.reader import TopicRecord, read_records
 from omnid.pipeline.topology import PipelineTopics
 
 STREAMS = ("profiles", "changes", "dead-letters")
@@ -72,8 +71,8 @@ def describe_change(_key: str, record: dict[str, Any] | None) -> str:
     )
 
 
-def _headers(message: Message) -> dict[str, str]:
-    return {k: (v or b"").decode(errors="replace") for k, v in (message.headers() or [])}
+def _headers(record: TopicRecord) -> dict[str, str]:
+    return {k: (v or b"").decode(errors="replace") for k, v in record.headers}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,57 +87,45 @@ def run(args: argparse.Namespace) -> int:
     describe: Callable[[str, dict[str, Any] | None], str] = (
         describe_profile if args.stream == "profiles" else describe_change
     )
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"omnid-tail-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest" if args.from_beginning else "latest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
+    records = read_records(
+        settings.kafka_client_config(),
+        topic,
+        from_beginning=args.from_beginning,
+        idle_s=args.idle_exit,
     )
-    consumer.subscribe([topic])
-    shown = idle = 0.0
-    try:
-        while not args.limit or shown < args.limit:
-            message = consumer.poll(0.5)
-            if message is None:
-                idle += 0.5
-                if args.idle_exit and idle >= args.idle_exit:
+    shown = 0
+    with closing(records):
+        try:
+            for record in records:
+                print(_render(args, record, codec, describe), flush=True)
+                shown += 1
+                if args.limit and shown >= args.limit:
                     break
-                continue
-            idle = 0.0
-            if message.error():
-                continue
-            print(_render(args, message, codec, describe), flush=True)
-            shown += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
 def _render(
     args: argparse.Namespace,
-    message: Message,
+    message: TopicRecord,
     codec: AvroCodec,
     describe: Callable[[str, dict[str, Any] | None], str],
 ) -> str:
-    key = (message.key() or b"").decode(errors="replace")
+    key = message.key
     if args.stream == "dead-letters":
         headers = _headers(message)
         if args.json:
-            return json.dumps({"key": key, "size": len(message.value() or b""), **headers})
+            return json.dumps({"key": key, "size": len(message.value or b""), **headers})
         return (
             f"dead letter  reason={headers.get('reason')}  from {headers.get('source_topic')}"
             f"[{headers.get('source_partition')}]@{headers.get('source_offset')}  "
-            f"{len(message.value() or b'')} bytes  detail: {headers.get('detail')}"
+            f"{len(message.value or b'')} bytes  detail: {headers.get('detail')}"
         )
     record = None
-    if message.value() is not None:
+    if message.value is not None:
         try:
-            record = codec.decode(message.value()).record
+            record = codec.decode(message.value).record
         except InvalidEvent as error:
             return f"undecodable record under key {key}: {error}"
     if args.json:

@@ -38,7 +38,8 @@ from omnid.bench.segment_workload import (
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, Channel, events_topic
 from omnid.kafka.topics import apply_topics, load_topology
-from omnid.pipeline.harness import (
+from omnid.pipeline.partitioning import partition_for
+from omnid.testing.harness import (
     LocalBroker,
     LookupPoller,
     Pipeline,
@@ -52,7 +53,6 @@ from omnid.pipeline.harness import (
     simulated_profiles,
     undelivered,
 )
-from omnid.pipeline.partitioning import partition_for
 
 PARTITIONS = 6
 # The Segment SDKs' request timeout: a request that takes longer is retried by the client.

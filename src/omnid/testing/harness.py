@@ -42,6 +42,7 @@ from omnid.contracts import (
 )
 from omnid.identity.model import event_from_record
 from omnid.identity.simulator import Simulator
+from omnid.kafka.reader import read_records
 from omnid.kafka.stages import Table
 from omnid.pipeline.outage import Fault, classify, kafka_error
 from omnid.pipeline.topology import PipelineTopics
@@ -270,40 +271,17 @@ def wait_drained(
 def read_topic(
     config: Mapping[str, str], topic: str, idle_s: float = 2.0
 ) -> list[tuple[str, bytes | None, list[tuple[str, bytes]]]]:
-    """Every committed record of `topic` from the beginning: (key, value, headers)."""
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": f"omnid-read-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    """Every committed record of `topic` from the beginning, up to its committed end now (or
+    until `idle_s` without a record): (key, value, headers)."""
     admin = AdminClient(dict(config))
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     ends = committed_ends(config, admin, [TopicPartition(topic, p) for p in partitions])
-    remaining = {partition: end for (_topic, partition), end in ends.items()}
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    records: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
-    idle_since = time.monotonic()
-    try:
-        while any(
-            consumer.position([TopicPartition(topic, p)])[0].offset < end
-            for p, end in remaining.items()
-            if end > 0
-        ):
-            message = consumer.poll(0.2)
-            if message is None or message.error():
-                if time.monotonic() - idle_since > idle_s:
-                    break
-                continue
-            idle_since = time.monotonic()
-            key = (message.key() or b"").decode()
-            records.append((key, message.value(), list(message.headers() or [])))
-    finally:
-        consumer.close()
-    return records
+    return [
+        (record.key, record.value, record.headers)
+        for record in read_records(
+            config, topic, ends={p: end for (_t, p), end in ends.items()}, idle_s=idle_s
+        )
+    ]
 
 
 def latest_profiles(
