@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "split": "omnid.pipeline.identity_ops_client",
     "merge": "omnid.pipeline.identity_ops_client",
     "unban": "omnid.pipeline.identity_ops_client",
+    "quarantine": "omnid.pipeline.quarantine_client",
     "bench": "omnid.bench.cli",
     "bench-scale": "omnid.bench.scale",
 }

@@ -6,10 +6,7 @@ operator's name."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +15,17 @@ from urllib.parse import quote
 
 import pytest
 
-from omnid.api_auth import bearer_header
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import Pipeline, get_json, publish_events, read_topic, running_pipeline
+from omnid.testing.harness import (
+    Pipeline,
+    get_json,
+    publish_events,
+    read_topic,
+    running_pipeline,
+    send_json,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -45,20 +48,6 @@ def event(event_id: str, at: int, *identifiers: tuple[str, str], **traits: str) 
         received_at=BASE + at,
         traits=traits,
     )
-
-
-def send(method: str, url: str, body: dict[str, Any] | None, token: str) -> tuple[Any, int]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={**bearer_header(token), "Content-Type": "application/json"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=90) as response:
-            return json.load(response), response.status
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read()), error.code
 
 
 def lookup(pipeline: Pipeline, worker: int, identifier: tuple[str, str]) -> dict[str, Any]:
@@ -105,7 +94,7 @@ def run(
             token = pipeline.api_token
             family = lookup(pipeline, 0, MUM)
             assert lookup(pipeline, 1, DAD)["profile_id"] == family["profile_id"]
-            split, status = send(
+            split, status = send_json(
                 "POST",
                 f"{pipeline.workers[1].url}/v1/profiles/{family['profile_id']}/split?wait=60",
                 {"identifiers": [{"type": DAD[0], "value": DAD[1]}]},
@@ -125,7 +114,7 @@ def run(
                 timings.append(time.perf_counter() - started)
                 assert status == 200, body
             first, second = lookup(pipeline, 0, OTHER[0]), lookup(pipeline, 1, OTHER[1])
-            merge = send(
+            merge = send_json(
                 "POST",
                 f"{pipeline.workers[0].url}/v1/profiles/merge?wait=60",
                 {"profile_ids": [first["profile_id"], second["profile_id"]]},

@@ -4,7 +4,12 @@ in to the one after which it was quarantined, counted on hand-made streams."""
 from __future__ import annotations
 
 from omnid.bench import cli as bench_cli
-from omnid.bench.generic_values import detection_facts, generic_value_quality, second_claims
+from omnid.bench.generic_values import (
+    customer_claims,
+    detection_facts,
+    generic_value_quality,
+    second_claim,
+)
 from omnid.bench.workload import (
     GenericKind,
     GroundTruth,
@@ -27,7 +32,7 @@ def walk_in(customer: str, *generic: str, own: bool = True) -> LabelledEvent:
     return LabelledEvent({}, keys, owners, roles, customer)
 
 
-def test_the_second_claim_is_the_first_event_of_a_second_customer_with_an_own_identifier() -> None:
+def test_claims_are_customers_typing_the_value_in_next_to_an_identifier_of_their_own() -> None:
     stream = [
         walk_in("ann", STORE),
         walk_in("ann", STORE),  # the same customer again
@@ -35,17 +40,27 @@ def test_the_second_claim_is_the_first_event_of_a_second_customer_with_an_own_id
         walk_in("bob", STORE, TILL),  # position 3: bob is the second for the phone
         walk_in("cat", TILL),  # position 4: cat is the second for the email
     ]
-    assert second_claims(stream) == {STORE: 3, TILL: 4}
+    claims = customer_claims(stream)
+    assert claims == {STORE: [(0, "ann"), (1, "ann"), (3, "bob")], TILL: [(3, "bob"), (4, "cat")]}
+    assert (second_claim(claims[STORE]), second_claim(claims[TILL])) == (3, 4)
+    assert second_claim([(0, "ann"), (5, "ann")]) is None
 
 
-def test_delay_counts_events_from_the_second_claim_and_reports_values_never_caught() -> None:
+def test_delay_counts_events_and_claims_from_the_second_customer_to_the_quarantine() -> None:
     truth = GroundTruth(
         generic_kinds={STORE: GenericKind.STORE_PHONE, TILL: GenericKind.TILL_EMAIL},
         generic_claimants={STORE: {"ann", "bob", "cat", "dan"}, TILL: {"ann", "bob"}},
     )
-    facts = detection_facts(truth, second={STORE: 3, TILL: 4}, quarantined_at={STORE: 10})
+    claims = {
+        STORE: [(0, "ann"), (3, "bob"), (6, "bob"), (8, "cat"), (10, "dan"), (12, "eve")],
+        TILL: [(1, "ann"), (4, "bob")],
+    }
+    facts = detection_facts(truth, claims, quarantined_at={STORE: 10})
     phones = facts["by_kind"]["store_phone"]
-    assert phones["quarantined"] == 1 and phones["delay_events"]["median"] == 7
+    assert phones["quarantined"] == 1 and phones["customers_per_value_max"] == 4
+    assert phones["delay_events"]["median"] == 7  # from position 3 to position 10
+    assert phones["delay_claims"]["median"] == 4  # positions 3, 6, 8 and 10 carried it
+    assert phones["customers_when_quarantined"]["median"] == 4  # ann, bob, cat, dan
     emails = facts["by_kind"]["till_email"]
     assert emails["typed_in_for_two_or_more_customers"] == 1 and emails["quarantined"] == 0
     assert emails["not_quarantined_customers_per_value"] == [2]

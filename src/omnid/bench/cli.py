@@ -360,8 +360,16 @@ def _generic_values_headline(generic: dict[str, Any] | None) -> dict[str, Any]:
     headline["generic values: quarantined / typed in for 2+ customers"] = (
         f"{detection['quarantined']} / {detection['typed_in_for_two_or_more_customers']}"
     )
+    claims = detection["delay_claims"]
+    customers = detection["customers_when_quarantined"]
     headline["generic values: detection delay in events, median (max)"] = (
         f"{delay['median']} ({delay['max']})" if delay["values"] else None
+    )
+    headline["generic values: events carrying the value in that delay, median (max)"] = (
+        f"{claims['median']} ({claims['max']})" if claims["values"] else None
+    )
+    headline["generic values: customers it was typed in for when caught, median (max)"] = (
+        f"{customers['median']} ({customers['max']})" if customers["values"] else None
     )
     return {k: v for k, v in headline.items() if v is not None}
 

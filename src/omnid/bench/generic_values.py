@@ -43,21 +43,23 @@ def _decoded(labelled: Sequence[LabelledEvent]) -> list[tuple[int, Event]]:
     return decoded
 
 
-def second_claims(labelled: Sequence[LabelledEvent]) -> dict[str, int]:
-    """Per generic value, the stream position of the first event in which a second customer
-    (by the ground truth) typed it in next to an identifier of their own."""
-    first_customer: dict[str, str] = {}
-    second: dict[str, int] = {}
+def customer_claims(labelled: Sequence[LabelledEvent]) -> dict[str, list[tuple[int, str]]]:
+    """Per generic value, in stream order, (position, customer) of each event in which a
+    customer (by the ground truth) typed it in next to an identifier of their own."""
+    claims: dict[str, list[tuple[int, str]]] = {}
     for position, item in enumerate(labelled):
         if item.customer_id is None or not item.customer_keys:
             continue
         for key, role in zip(item.keys, item.roles, strict=True):
-            if role is not IdentifierRole.GENERIC or key in second:
-                continue
-            first = first_customer.setdefault(key, item.customer_id)
-            if first != item.customer_id:
-                second[key] = position
-    return second
+            if role is IdentifierRole.GENERIC:
+                claims.setdefault(key, []).append((position, item.customer_id))
+    return claims
+
+
+def second_claim(claims: list[tuple[int, str]]) -> int | None:
+    """The position of the first claim by a second customer, None if only one ever claimed."""
+    first = claims[0][1]
+    return next((position for position, who in claims if who != first), None)
 
 
 def run_with_detection(
@@ -68,10 +70,11 @@ def run_with_detection(
     simulator = Simulator(rules, PARTITIONS, SEED, keep_outputs=False)
     result: SimulationResult | None = None
     quarantined_at: dict[str, int] = {}
-    watched: set[str] = set()
+    # Every generic value is checked after every event: they are few, and an event's own
+    # identifiers are raw (" Kasse@Filiale.example "), not the keys the graph holds.
+    watched = set(generic_keys)
     for position, event in _decoded(labelled):
         result = simulator.run([event], after=result)
-        watched.update(i.key for i in event.identifiers if i.key in generic_keys)
         caught = {key for key in watched if is_quarantined(result.identifiers.get(key))}
         for key in caught:
             quarantined_at[key] = position
@@ -113,36 +116,46 @@ def _spread(values: list[int]) -> dict[str, float | int | None]:
     }
 
 
-def detection_facts(
-    truth: GroundTruth, second: dict[str, int], quarantined_at: dict[str, int]
+def _delays(
+    claims: dict[str, list[tuple[int, str]]], quarantined_at: dict[str, int], keys: list[str]
 ) -> dict[str, Any]:
-    """Per kind of generic value: how many there are, how many a second customer typed in, how
-    many were quarantined, and the delay in events from the second customer's claim to the
-    quarantine."""
-    per_kind: dict[str, Any] = {}
+    """For the values among `keys` that a second customer typed in: how many were quarantined,
+    and for those how long it took, in stream events and in events carrying the value, from the
+    second customer's claim to the quarantine, and how many customers had claimed it by then."""
+    shared = {k: at for k in keys if k in claims and (at := second_claim(claims[k])) is not None}
+    caught = [k for k in shared if k in quarantined_at]
+    return {
+        "typed_in_for_two_or_more_customers": len(shared),
+        "quarantined": len([k for k in keys if k in quarantined_at]),
+        "delay_events": _spread([quarantined_at[k] - shared[k] for k in caught]),
+        "delay_claims": _spread(
+            [sum(1 for at, _ in claims[k] if shared[k] <= at <= quarantined_at[k]) for k in caught]
+        ),
+        "customers_when_quarantined": _spread(
+            [len({who for at, who in claims[k] if at <= quarantined_at[k]}) for k in caught]
+        ),
+        "not_quarantined_customers_per_value": sorted(
+            len({who for _, who in claims[k]}) for k in shared if k not in quarantined_at
+        ),
+    }
+
+
+def detection_facts(
+    truth: GroundTruth, claims: dict[str, list[tuple[int, str]]], quarantined_at: dict[str, int]
+) -> dict[str, Any]:
+    """The detection delays over every generic value, and per kind with its number of values
+    and the most customers one value was typed in for."""
+    by_kind = {}
     for kind in GenericKind:
         keys = [k for k, of in truth.generic_kinds.items() if of is kind]
-        shared = [k for k in keys if k in second]
-        caught = [k for k in shared if k in quarantined_at]
-        per_kind[kind.value] = {
+        by_kind[kind.value] = {
             "values": len(keys),
-            "typed_in_for_two_or_more_customers": len(shared),
-            "quarantined": len([k for k in keys if k in quarantined_at]),
             "customers_per_value_max": max(
                 (len(truth.generic_claimants[k]) for k in keys), default=0
             ),
-            "not_quarantined_customers_per_value": sorted(
-                len(truth.generic_claimants[k]) for k in shared if k not in quarantined_at
-            ),
-            "delay_events": _spread([quarantined_at[k] - second[k] for k in caught]),
+            **_delays(claims, quarantined_at, keys),
         }
-    delays = [quarantined_at[k] - second[k] for k in second if k in quarantined_at]
-    return {
-        "typed_in_for_two_or_more_customers": len(second),
-        "quarantined": len(quarantined_at),
-        "delay_events": _spread(delays),
-        "by_kind": per_kind,
-    }
+    return {**_delays(claims, quarantined_at, list(truth.generic_kinds)), "by_kind": by_kind}
 
 
 def generic_value_quality(
@@ -169,8 +182,9 @@ def generic_value_quality(
         },
         "with_quarantine": _profile_quality(with_result, expected, truth),
         "without_quarantine": _profile_quality(without_result, expected, truth),
-        "detection": detection_facts(truth, second_claims(labelled), quarantined_at),
+        "detection": detection_facts(truth, customer_claims(labelled), quarantined_at),
         "customer_identifiers_quarantined": customer_keys_quarantined,
         "note": "delay_events: events in the stream from the one where a second customer typed "
-        "the value in (ground truth) to the one after which it was quarantined",
+        "the value in (ground truth) to the one after which it was quarantined; delay_claims: "
+        "of those, the events that carried the value (both ends included)",
     }

@@ -41,13 +41,16 @@ ANSWERS = {
     "merge_refused": False,
     "unbanned": True,
     "unban_refused": False,
+    "quarantine_released": True,
+    "quarantine_blocked": True,
+    "quarantine_refused": False,
 }
 OUTCOMES_KEPT = 10_000
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
 
 
-def _error(status: int, error: str, detail: str) -> web.Response:
+def problem(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
@@ -132,30 +135,30 @@ class IdentityOperationsApi:
 
     @requires(Scope.ADMIN)
     async def split(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, web.Response):
             return body
         given = body.get("identifiers")
         if not isinstance(given, list) or not given:
-            return _error(400, "invalid_request", "identifiers: a non-empty list of {type, value}")
+            return problem(400, "invalid_request", "identifiers: a non-empty list of {type, value}")
         keys = []
         for item in given:
             if not isinstance(item, dict) or not all(
                 isinstance(item.get(f), str) for f in ("type", "value")
             ):
-                return _error(400, "invalid_request", "identifiers: a list of {type, value}")
+                return problem(400, "invalid_request", "identifiers: a list of {type, value}")
             try:
                 keys.append(normalise(self.rules, item["type"], item["value"]).key)
             except RejectedIdentifier as error:
-                return _error(400, "invalid_identifier", f"{item['type']}: {error.reason.value}")
+                return problem(400, "invalid_identifier", f"{item['type']}: {error.reason.value}")
         profile_id = request.match_info["profile_id"]
-        request_id, operator, at = _request_id(), authenticated_token(request).name, _now()
+        request_id, operator, at = new_request_id(), authenticated_token(request).name, now_ms()
         command = Split(profile_id, tuple(sorted(set(keys))), operator, request_id, at)
-        return await self._run(request, [command], request_id)
+        return await self.run_operation(request, [command], request_id)
 
     @requires(Scope.ADMIN)
     async def merge(self, request: web.Request) -> web.Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         if isinstance(body, web.Response):
             return body
         ids = body.get("profile_ids")
@@ -164,12 +167,12 @@ class IdentityOperationsApi:
             or len(ids) != 2
             or not all(isinstance(i, str) and i for i in ids)
         ):
-            return _error(400, "invalid_request", "profile_ids: a list of two profile ids")
+            return problem(400, "invalid_request", "profile_ids: a list of two profile ids")
         if ids[0] == ids[1]:
-            return _error(400, "invalid_request", "profile_ids: two different profiles")
-        request_id, operator, at = _request_id(), authenticated_token(request).name, _now()
+            return problem(400, "invalid_request", "profile_ids: two different profiles")
+        request_id, operator, at = new_request_id(), authenticated_token(request).name, now_ms()
         command = MergeByHand(ids[0], ids[1], operator, request_id, at)
-        return await self._run(request, [command], request_id)
+        return await self.run_operation(request, [command], request_id)
 
     @requires(Scope.ADMIN)
     async def unban(self, request: web.Request) -> web.Response:
@@ -177,10 +180,10 @@ class IdentityOperationsApi:
         try:
             sides = ban_sides(ban_id)
         except ValueError as error:
-            return _error(400, "invalid_request", str(error))
-        request_id, operator, at = _request_id(), authenticated_token(request).name, _now()
+            return problem(400, "invalid_request", str(error))
+        request_id, operator, at = new_request_id(), authenticated_token(request).name, now_ms()
         commands: list[Command] = [Unban(side, ban_id, operator, request_id, at) for side in sides]
-        return await self._run(request, commands, request_id)
+        return await self.run_operation(request, commands, request_id)
 
     @requires(Scope.ADMIN)
     async def status(self, request: web.Request) -> web.Response:
@@ -190,19 +193,22 @@ class IdentityOperationsApi:
             return web.json_response(body, status=404 if not body["changes"] else 202)
         return web.json_response(body)
 
-    async def _run(
+    async def run_operation(
         self, request: web.Request, commands: list[Command], request_id: str
     ) -> web.Response:
+        """Sends the commands of one operation and waits (`?wait=` seconds) for its answer on
+        the changelog: 200 done, 409 refused, 202 still pending (its status_url follows it).
+        The quarantine review's release and block run through here too."""
         try:
             wait = min(float(request.query.get("wait", DEFAULT_WAIT_S)), MAX_WAIT_S)
         except ValueError:
-            return _error(400, "invalid_request", "wait: seconds as a number")
+            return problem(400, "invalid_request", "wait: seconds as a number")
         if not await asyncio.to_thread(self.outcomes.wait_positioned, 30):
-            return _error(503, "kafka_unavailable", "the identity changelog cannot be read")
+            return problem(503, "kafka_unavailable", "the identity changelog cannot be read")
         try:
             await asyncio.to_thread(self._send, commands)
         except RuntimeError as error:
-            return _error(503, "kafka_unavailable", str(error))
+            return problem(503, "kafka_unavailable", str(error))
         log.info(
             "identity operation %s (%s) from %s",
             request_id,
@@ -232,20 +238,20 @@ class IdentityOperationsApi:
             raise RuntimeError("the operation was not acknowledged by Kafka")
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
+async def json_object(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         # Strict and depth-bounded like the collector's: no RecursionError on deep nesting.
         body = parse_json_body(await request.read())
     except UnusableBody as error:
-        return _error(400, "invalid_request", error.detail)
+        return problem(400, "invalid_request", error.detail)
     if not isinstance(body, dict):
-        return _error(400, "invalid_request", "the body must be a JSON object")
+        return problem(400, "invalid_request", "the body must be a JSON object")
     return body
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def _now() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)

@@ -57,13 +57,19 @@ def _print_outcome(command: str, outcome: dict[str, Any]) -> int:
     return 0 if outcome["status"] == "done" else 3
 
 
-def _run(command: str, api: str | None, path: str, body: dict[str, Any] | None, method: str) -> int:
+def run_operation(
+    command: str, api: str | None, path: str, body: dict[str, Any] | None, method: str
+) -> int:
+    """Sends one operation and prints its outcome. Exit code 0 done, 1 refused or nothing of
+    that name (404), 2 not sent (HTTP error, no worker, no token), 3 not answered in time."""
     try:
         return _print_outcome(command, call(api, path, body, method=method))
     except ApiFailure as failure:
         if failure.status == 409 and isinstance(failure.body, dict):
             return _print_outcome(command, failure.body)
         print(f"omnid {command}: {failure}")
+        if failure.status == 404:
+            return 1
         if failure.status in (401, 403):
             print(f"omnid {command}: set OMNID_API_TOKEN to a token with scope admin")
         return 2
@@ -95,14 +101,14 @@ def run_split(args: argparse.Namespace) -> int:
     identifiers = [_identifier(k) for k in args.identifiers.split(",") if k.strip()]
     quoted = urllib.parse.quote(args.profile, safe="")
     path = f"/v1/profiles/{quoted}/split?wait={args.wait}"
-    return _run("split", args.api, path, {"identifiers": identifiers}, "POST")
+    return run_operation("split", args.api, path, {"identifiers": identifiers}, "POST")
 
 
 def run_merge(args: argparse.Namespace) -> int:
     path = f"/v1/profiles/merge?wait={args.wait}"
-    return _run("merge", args.api, path, {"profile_ids": list(args.profiles)}, "POST")
+    return run_operation("merge", args.api, path, {"profile_ids": list(args.profiles)}, "POST")
 
 
 def run_unban(args: argparse.Namespace) -> int:
     path = f"/v1/bans/{urllib.parse.quote(args.ban_id, safe='')}?wait={args.wait}"
-    return _run("unban", args.api, path, None, "DELETE")
+    return run_operation("unban", args.api, path, None, "DELETE")

@@ -28,6 +28,7 @@ from omnid.pipeline.lookup import LookupApi
 from omnid.pipeline.outage import WorkerStopped
 from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
+from omnid.pipeline.quarantine_api import QuarantineApi
 from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
 from omnid.pipeline.topology import PipelineTopics
 from omnid.rules_file import load_rules
@@ -132,7 +133,13 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     add_operations_routes(app, worker.operations.readiness)
     LookupApi(worker, rules, worker.admin, worker.settings).routes(app)
     PrivacyApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
-    IdentityOperationsApi(worker.settings, worker.topics, rules, worker.processor.codec).routes(app)
+    operations = IdentityOperationsApi(
+        worker.settings, worker.topics, rules, worker.processor.codec
+    )
+    operations.routes(app)
+    QuarantineApi(worker.settings, worker.topics, rules, worker.processor.codec, operations).routes(
+        app
+    )
     OperationsApi(worker, worker.admin).routes(app)
     add_console_routes(app, rules, tokens)
     add_openapi_route(app, "worker")

@@ -27,9 +27,11 @@ class TopicFollower:
             "group.id": f"omnid-{name}-{uuid.uuid4().hex}",  # assigned, never committed
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            "enable.partition.eof": True,  # how it knows it has read what was there (caught up)
         }
         self._stop = threading.Event()
         self._positioned = threading.Event()
+        self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
 
     def take(self, message: Message) -> None:
@@ -51,6 +53,11 @@ class TopicFollower:
         """True once the follower reads from fixed offsets: a later record will not be missed."""
         return self._positioned.wait(timeout)
 
+    def wait_caught_up(self, timeout: float) -> bool:
+        """True once every partition has been read to its end once: what was on the topic
+        when the follower started has all been taken."""
+        return self._caught_up.wait(timeout)
+
     def _follow(self) -> None:
         consumer = Consumer(self._config)
         try:
@@ -59,12 +66,17 @@ class TopicFollower:
                 return
             consumer.assign(starts)
             self._positioned.set()
+            not_yet_at_end = {start.partition for start in starts}
             while not self._stop.is_set():
                 for message in consumer.consume(500, timeout=0.5):
                     error = message.error()
                     if error is None:
                         self.take(message)
-                    elif error.code() != KafkaError._PARTITION_EOF:
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        not_yet_at_end.discard(message.partition())
+                        if not not_yet_at_end:
+                            self._caught_up.set()
+                    else:
                         log.warning("%s: %s", self.topic, error.str())
         finally:
             consumer.close()

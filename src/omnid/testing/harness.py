@@ -123,6 +123,24 @@ def get_json(
         return None, 0
 
 
+def send_json(
+    method: str, url: str, body: Mapping[str, Any] | None, token: str, timeout: float = 90.0
+) -> tuple[Any, int]:
+    """(body, status) of a request with a JSON body (an operation that waits for its answer:
+    hence the long timeout), with `token` as bearer token."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={**bearer_header(token), "Content-Type": "application/json"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.load(response), response.status
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read()), error.code
+
+
 def wait_until_assigned(
     workers: Iterable[WorkerProcess], topics: PipelineTopics, partitions: int, timeout: float
 ) -> None:

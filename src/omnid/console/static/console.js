@@ -81,6 +81,8 @@ function describeError(result) {
     erased_profile: "This profile was erased.",
     erased_identifier: "This identifier belonged to a person who was erased.",
     identifier_not_in_profile: "Both identifiers must belong to this profile.",
+    not_quarantined: "This value is not quarantined (any more).",
+    catching_up: "This worker is still reading the quarantine changelog; try again in a moment.",
     rebalancing: "The workers are rebalancing; try again in a moment.",
     owner_unreachable: "The worker that holds this profile did not answer; try again.",
     unauthorized: "The token was not accepted: sign in again.",
@@ -113,7 +115,7 @@ async function waitForOutcome(check) {
 // -- screens ----------------------------------------------------------------------------------
 
 function showScreen(name) {
-  for (const id of ["signin-screen", "find-screen", "profile-screen", "operate-screen"]) {
+  for (const id of ["signin-screen", "find-screen", "profile-screen", "quarantine-screen", "operate-screen"]) {
     document.getElementById(id).hidden = !name.includes(id.replace("-screen", ""));
   }
   for (const link of document.querySelectorAll("nav a")) {
@@ -129,6 +131,10 @@ async function route() {
   if (parts[0] === "operate") {
     showScreen("operate");
     return startOperate();
+  }
+  if (parts[0] === "quarantine" && can("admin")) {
+    showScreen("quarantine");
+    return showQuarantine();
   }
   if (!can("profiles:read")) {
     showScreen("none");
@@ -340,6 +346,7 @@ async function onSignIn(event) {
 
 function renderSession() {
   const session = document.getElementById("session");
+  document.getElementById("nav-quarantine").hidden = !can("admin");
   if (!state.session) {
     session.replaceChildren();
     return;
