@@ -1,4 +1,8 @@
-"""Schemas, Avro encoding and wire framing: the public contracts in code."""
+"""Schemas, Avro encoding and wire framing: the public contracts in code.
+
+May live here: what is on the wire (schemas, codecs, framing, the producer every process sends
+through). May not: what a process does with a record once decoded.
+"""
 
 from omnid.contracts.catalog import SchemaCatalog, SchemaVersion, default_catalog
 from omnid.contracts.channel_event import (
