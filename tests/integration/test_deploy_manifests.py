@@ -14,8 +14,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from omnid.adapters.collector_metrics import CollectorMetrics
 from omnid.config import PROJECT_ROOT
-from omnid.observability.metrics import CollectorMetrics, WorkerMetrics
+from omnid.observability.metrics import WorkerMetrics
 
 DEPLOY = PROJECT_ROOT / "deploy"
 K8S = DEPLOY / "k8s"

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
+from omnid.adapters import collector_metrics
+from omnid.adapters.collector_metrics import collector_metrics_middleware
 from omnid.observability import metrics
 from omnid.observability.health import Readiness
-from omnid.observability.http import add_operations_routes, collector_metrics_middleware
+from omnid.observability.http import add_operations_routes
 
 
 @dataclass
@@ -83,12 +85,12 @@ def server(readiness: Readiness) -> Iterator[RunningServer]:
     """A collector-shaped app: operations routes, one ingest route, the request middleware."""
 
     async def track(_request: web.Request) -> web.Response:
-        metrics.record_events_accepted("web")
+        collector_metrics.record_events_accepted("web")
         return web.json_response({"success": True})
 
     def build() -> web.Application:
         metrics.worker_metrics()
-        metrics.collector_metrics()
+        collector_metrics.collector_metrics()
         app = web.Application(middlewares=[collector_metrics_middleware])
         app.router.add_post("/v1/track", track)
         add_operations_routes(app, readiness)

@@ -20,8 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from omnid.adapters.collector_metrics import (
+    collector_metrics,
+    collector_metrics_middleware,
+    record_delivery_failure,
+    record_events_accepted,
+    record_request_rejected,
+)
 from omnid.adapters.email_webhook import channel_event_from_esp
 from omnid.adapters.json_body import UnusableBody, parse_json_body
 from omnid.adapters.segment import WriteKeyTarget, batch_messages, channel_event_from_segment
@@ -38,13 +44,7 @@ from omnid.contracts.channel_event import (
 from omnid.contracts.codec import AvroCodec
 from omnid.contracts.producer import make_producer
 from omnid.errors import InvalidEvent, RejectionReason, RequestProblem
-from omnid.observability.http import collector_metrics_middleware
-from omnid.observability.metrics import (
-    collector_metrics,
-    record_delivery_failure,
-    record_events_accepted,
-    record_request_rejected,
-)
+from omnid.observability.metrics import render
 from omnid.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 SEGMENT_BATCH_LIMIT = 500 * 1024  # Segment: 500KB per batch request
 SINGLE_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 
-# Every metric is defined in omnid.observability.metrics (one place for names, labels, help);
-# registered at import so /metrics shows every series at zero before the first request.
+# The collector's metrics (collector_metrics.py), registered at import so /metrics shows every
+# series at zero before the first request.
 collector_metrics()
 
 
@@ -152,7 +152,8 @@ class Collector:
         return web.json_response({"status": "ok"})
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = render()  # the one exposition path, as the worker's /metrics
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     # -- the common path --------------------------------------------------------------------
 

@@ -1,18 +1,13 @@
-"""aiohttp routes for /metrics, /healthz and /readyz, and the collector's request metrics."""
+"""aiohttp routes for /metrics, /healthz and /readyz."""
 
 from __future__ import annotations
-
-import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from omnid.api_auth import public
 from omnid.observability.health import HealthReport, Readiness
-from omnid.observability.metrics import OTHER, record_collector_request, render
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from omnid.observability.metrics import render
 
 
 def _json(report: HealthReport) -> web.Response:
@@ -42,27 +37,3 @@ def add_operations_routes(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-
-
-def _route_of(request: web.Request) -> str:
-    # The route template, never the raw path, so labels stay bounded.
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else OTHER
-
-
-@web.middleware
-async def collector_metrics_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Counts every collector request by route and status and times it (errors included)."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as error:
-        status = error.status
-        raise
-    finally:
-        record_collector_request(_route_of(request), status, time.perf_counter() - started)

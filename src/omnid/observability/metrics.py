@@ -1,4 +1,5 @@
-"""Every Prometheus metric omnid exposes, and the small recording functions the shell calls.
+"""The worker's Prometheus metrics, the label sets and helpers every process's metrics share,
+and the one exposition path (`render`). The collector's own are in adapters/collector_metrics.py.
 
 Label values come only from closed sets (channels, rejection reasons, stages, our own topics and
 their partitions); anything outside a set is recorded as `other`, so a bug or hostile input can
@@ -28,7 +29,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from omnid.contracts.channel_event import Channel
-from omnid.errors import RejectionReason, RequestProblem
+from omnid.errors import RejectionReason
 from omnid.identity.normalisers import IdentifierRejection
 from omnid.identity.refusals import BY_IDENTIFIER_TYPE, Refusal
 from omnid.identity.requests import PrivacyKind, ReceiptStatus
@@ -49,24 +50,6 @@ class Stage(StrEnum):
     PROFILE = "profile"
 
 
-class Endpoint(StrEnum):
-    """Collector routes as metric labels (the route, never the raw path)."""
-
-    IDENTIFY = "/v1/identify"
-    TRACK = "/v1/track"
-    PAGE = "/v1/page"
-    SCREEN = "/v1/screen"
-    ALIAS = "/v1/alias"
-    GROUP = "/v1/group"
-    BATCH = "/v1/batch"
-    IMPORT = "/v1/import"
-    EMAIL_WEBHOOK = "/v1/webhooks/email"
-    METRICS = "/metrics"
-    HEALTHZ = "/healthz"
-    READYZ = "/readyz"
-    OPENAPI = "/openapi.json"
-
-
 _MAX_PARTITION_LABEL = 1023
 
 # Latency buckets span one stream hop (milliseconds) to a worker catching up after a restart.
@@ -76,17 +59,16 @@ IDENTIFIER_COUNT_BUCKETS = (1, 2, 3, 4, 5, 8, 13, 21, 50, 100)
 RECOVERY_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
-def _values(enum: Iterable[StrEnum]) -> frozenset[str]:
+def label_values(enum: Iterable[StrEnum]) -> frozenset[str]:
     return frozenset(member.value for member in enum)
 
 
-CHANNELS = _values(Channel)
-REJECTION_REASONS = _values(RejectionReason)
+CHANNELS = label_values(Channel)
+REJECTION_REASONS = label_values(RejectionReason)
 # What the normalisers reject, plus identifiers the graph refuses to link because they are
 # suppressed (erased customers).
 SUPPRESSED = IdentifierStatus.SUPPRESSED.value
-IDENTIFIER_REJECTIONS = _values(IdentifierRejection) | {SUPPRESSED}
-REQUEST_PROBLEMS = _values(RequestProblem)
+IDENTIFIER_REJECTIONS = label_values(IdentifierRejection) | {SUPPRESSED}
 # Merge refusals about an identifier type (`limit:<type>`, `weak_link:<type>`) are labels; the
 # default types here, a worker adds its rules' own types with allow_identifier_types().
 IDENTIFIER_TYPES = frozenset(
@@ -112,7 +94,6 @@ def allow_identifier_types(types: Iterable[str]) -> None:
             _identifier_types.add(identifier_type)
 
 
-ENDPOINTS = _values(Endpoint)
 TOPICS = frozenset(
     {f"omnid.events.{channel}" for channel in CHANNELS}
     | {
@@ -266,47 +247,6 @@ class WorkerMetrics:
             self.stage_processing.labels(stage=stage.value)
 
 
-class CollectorMetrics:
-    """The collector's metric objects."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.requests = Counter(
-            "omnid_collector_requests_total",
-            "HTTP requests the collector answered, by route and status code.",
-            ["endpoint", "status"],
-            registry=registry,
-        )
-        self.events_accepted = Counter(
-            "omnid_collector_events_accepted_total",
-            "Events the collector confirmed written to Kafka, by channel.",
-            ["channel"],
-            registry=registry,
-        )
-        self.requests_rejected = Counter(
-            "omnid_collector_requests_rejected_total",
-            "Requests refused with a 4xx, by reason (nothing of them was published).",
-            ["reason"],
-            registry=registry,
-        )
-        self.delivery_failures = Counter(
-            "omnid_collector_delivery_failures_total",
-            "Requests answered 503 because Kafka did not acknowledge their events.",
-            registry=registry,
-        )
-        self.request_duration = Histogram(
-            "omnid_collector_request_duration_seconds",
-            "Time the collector took to answer a request, by route.",
-            ["endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        for channel in CHANNELS:
-            self.events_accepted.labels(channel=channel)
-        for reason in REJECTION_REASONS | REQUEST_PROBLEMS:
-            self.requests_rejected.labels(reason=reason)
-
-
 def _installed_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -317,7 +257,7 @@ def _installed_version() -> str:
 
 
 @cache
-def _build_info() -> None:
+def build_info() -> None:
     Info("omnid_build", "omnid version running in this process.", registry=REGISTRY).info(
         {"version": _installed_version()}
     )
@@ -326,23 +266,17 @@ def _build_info() -> None:
 @cache
 def worker_metrics() -> WorkerMetrics:
     """The worker metrics of this process; registered on first use (call it at start-up)."""
-    _build_info()
+    build_info()
     return WorkerMetrics(REGISTRY)
 
 
-@cache
-def collector_metrics() -> CollectorMetrics:
-    """The collector metrics of this process; a collector never exposes worker series."""
-    _build_info()
-    return CollectorMetrics(REGISTRY)
-
-
-def _bounded(value: str, allowed: frozenset[str]) -> str:
+def bounded(value: str, allowed: frozenset[str]) -> str:
+    """`value` if it is one of the label values `allowed`, else `other`."""
     return value if value in allowed else OTHER
 
 
 def channel_label(channel: str) -> str:
-    return _bounded(str(channel), CHANNELS)
+    return bounded(str(channel), CHANNELS)
 
 
 def topic_label(topic: str) -> str:
@@ -357,10 +291,6 @@ def partition_label(partition: int) -> str:
     return str(partition) if 0 <= partition <= _MAX_PARTITION_LABEL else OTHER
 
 
-def endpoint_label(route: str) -> str:
-    return _bounded(route, ENDPOINTS)
-
-
 # ---- worker ---------------------------------------------------------------------------------
 
 
@@ -371,14 +301,14 @@ def record_event_ingested(
 
 
 def record_dead_letter(reason: str, metrics: WorkerMetrics | None = None, count: int = 1) -> None:
-    label = _bounded(str(reason), REJECTION_REASONS)
+    label = bounded(str(reason), REJECTION_REASONS)
     (metrics or worker_metrics()).dead_letters.labels(reason=label).inc(count)
 
 
 def record_identifier_rejected(
     reason: str, metrics: WorkerMetrics | None = None, count: int = 1
 ) -> None:
-    label = _bounded(str(reason), IDENTIFIER_REJECTIONS)
+    label = bounded(str(reason), IDENTIFIER_REJECTIONS)
     (metrics or worker_metrics()).identifiers_rejected.labels(reason=label).inc(count)
 
 
@@ -386,15 +316,15 @@ def record_lookup_rate_limited(metrics: WorkerMetrics | None = None) -> None:
     (metrics or worker_metrics()).lookups_rate_limited.inc()
 
 
-_PRIVACY_KINDS = _values(PrivacyKind)
-_RECEIPT_STATUSES = _values(ReceiptStatus)
+_PRIVACY_KINDS = label_values(PrivacyKind)
+_RECEIPT_STATUSES = label_values(ReceiptStatus)
 
 
 def record_privacy_receipt(
     kind: str, status: str, metrics: WorkerMetrics | None = None, count: int = 1
 ) -> None:
     (metrics or worker_metrics()).privacy_receipts.labels(
-        kind=_bounded(kind, _PRIVACY_KINDS), status=_bounded(status, _RECEIPT_STATUSES)
+        kind=bounded(kind, _PRIVACY_KINDS), status=bounded(status, _RECEIPT_STATUSES)
     ).inc(count)
 
 
@@ -413,7 +343,7 @@ def record_merge(metrics: WorkerMetrics | None = None, count: int = 1) -> None:
 
 
 def record_merge_refused(reason: str, metrics: WorkerMetrics | None = None, count: int = 1) -> None:
-    label = _bounded(str(reason), merge_refusals())
+    label = bounded(str(reason), merge_refusals())
     (metrics or worker_metrics()).merges_refused.labels(reason=label).inc(count)
 
 
@@ -569,36 +499,6 @@ def record_stale_lookup(metrics: WorkerMetrics | None = None) -> None:
 
 def record_batch_retried(metrics: WorkerMetrics | None = None) -> None:
     (metrics or worker_metrics()).batches_retried.inc()
-
-
-# ---- collector ------------------------------------------------------------------------------
-
-
-def record_collector_request(
-    route: str, status: int, seconds: float, metrics: CollectorMetrics | None = None
-) -> None:
-    collector = metrics or collector_metrics()
-    endpoint = endpoint_label(route)
-    code = str(status) if 100 <= status <= 599 else OTHER
-    collector.requests.labels(endpoint=endpoint, status=code).inc()
-    collector.request_duration.labels(endpoint=endpoint).observe(seconds)
-
-
-def record_events_accepted(
-    channel: str, count: int = 1, metrics: CollectorMetrics | None = None
-) -> None:
-    (metrics or collector_metrics()).events_accepted.labels(channel=channel_label(channel)).inc(
-        count
-    )
-
-
-def record_request_rejected(reason: str, metrics: CollectorMetrics | None = None) -> None:
-    label = _bounded(str(reason), REJECTION_REASONS | REQUEST_PROBLEMS)
-    (metrics or collector_metrics()).requests_rejected.labels(reason=label).inc()
-
-
-def record_delivery_failure(metrics: CollectorMetrics | None = None) -> None:
-    (metrics or collector_metrics()).delivery_failures.inc()
 
 
 # ---- exposition -----------------------------------------------------------------------------
