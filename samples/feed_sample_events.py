@@ -8,7 +8,7 @@ import argparse
 from omnid.bench.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.testing.harness import publish_events
 
 

@@ -30,7 +30,7 @@ from omnid.contracts import AvroCodec
 from omnid.errors import ConfigError
 from omnid.observability.health import Readiness
 from omnid.pipeline.serve import worker_application
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 
 OPEN_ROUTES = {

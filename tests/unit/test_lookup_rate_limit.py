@@ -70,7 +70,7 @@ def test_over_the_rate_a_lookup_is_429_with_retry_after(
     async def nowhere(*_args: Any) -> None:
         raise NotHere(None)  # no partitions here: answered 503 rebalancing, not looked up
 
-    monkeypatch.setattr(LookupApi, "_local", nowhere)
+    monkeypatch.setattr(LookupApi, "_owned_value", nowhere)
     app = worker_application(worker, load_rules(), ApiTokens.load(tokens_file))
 
     async def scenario() -> list[tuple[int, str | None]]:

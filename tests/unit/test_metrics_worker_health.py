@@ -7,13 +7,13 @@ import json
 from omnid.identity import records
 from omnid.identity.state import ProfileState, ProfileStatus
 from omnid.observability.metrics import REGISTRY
-from omnid.pipeline.health import (
+from omnid.pipeline.partitioning import partition_for
+from omnid.pipeline.worker_health import (
     TABLES_RECOVERED,
     PartitionPosition,
     RecoveryTracker,
     count_active_profiles,
 )
-from omnid.pipeline.partitioning import partition_for
 
 
 def value(name: str, **labels: str) -> float:

@@ -21,7 +21,7 @@ from omnid.pipeline.processor import (
     StateWrite,
 )
 from omnid.pipeline.state_store import StoreClosed, TableStore
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 
 TOPICS = PipelineTopics.under("unit")

@@ -10,7 +10,7 @@ from omnid.identity.model import Identifier
 from omnid.identity.requests import PrivacyKind, PrivacyRequest, ReceiptStatus, receipt_record
 from omnid.pipeline.privacy_api import ReceiptBook
 from omnid.pipeline.processor import PRIVACY_RECEIPT
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 CODEC = AvroCodec(default_catalog())
 

@@ -17,7 +17,7 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.pipeline.quarantine_api import QuarantineApi, QuarantineBook, item_id, mask
 from omnid.pipeline.quarantine_client import review_body, table_lines
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 
 CODEC = AvroCodec.from_settings()

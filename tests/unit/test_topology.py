@@ -66,7 +66,7 @@ def test_project_topics_file_lists_every_topic_of_the_design() -> None:
 def test_state_changelogs_match_their_tables_source_topics_and_are_never_deleted() -> None:
     # A changelog partitioned unlike its command topic would restore keys into the wrong worker.
     from omnid.kafka.stages import Table
-    from omnid.pipeline.topology import PipelineTopics
+    from omnid.pipeline.topic_names import PipelineTopics
 
     topology = load_topology(Settings().topics_file)
     pipeline = PipelineTopics.under("")

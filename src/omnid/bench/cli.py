@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omnid.bench.components import same_partition, scipy_components, union_find_components
+from omnid.bench.batch_components import same_partition, scipy_components, union_find_components
 from omnid.bench.generic_values import generic_value_quality
 from omnid.bench.measures import ratio
 from omnid.bench.quality import (

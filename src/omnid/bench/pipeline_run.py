@@ -26,7 +26,7 @@ from omnid.kafka.reader import read_records
 from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.pipeline.processor import EVENTS_HEADER
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.testing.harness import latest_profiles, running_pipeline
 
 

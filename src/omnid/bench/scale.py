@@ -155,7 +155,7 @@ def run_scale(
     from omnid.contracts import AvroCodec, OutputSender
     from omnid.kafka.topics import apply_topics, delete_topics, load_topology
     from omnid.kafka.topology import Topology
-    from omnid.pipeline.topology import PipelineTopics
+    from omnid.pipeline.topic_names import PipelineTopics
     from omnid.testing.harness import latest_profiles, running_pipeline, totals
 
     settings = Settings()

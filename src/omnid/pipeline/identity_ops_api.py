@@ -29,7 +29,7 @@ from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.operations import ban_sides
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.pipeline.topic_follower import TopicFollower
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger("omnid.identity_ops")
 

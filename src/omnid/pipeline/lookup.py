@@ -186,7 +186,7 @@ class LookupApi:
         except RejectedIdentifier as error:
             return _error(400, "invalid_identifier", reason=error.reason.value, detail=error.detail)
         try:
-            raw = await self._local(Table.IDENTIFIERS, identifier.key, request)
+            raw = await self._owned_value(Table.IDENTIFIERS, identifier.key, request)
         except NotHere as elsewhere:
             return await self._forward(elsewhere, request)
         state: IdentifierState | None = records.decode(raw) if raw is not None else None
@@ -204,7 +204,7 @@ class LookupApi:
     async def _profile(self, request: web.Request, export: bool) -> web.Response:
         profile_id = request.match_info["profile_id"]
         try:
-            raw = await self._local(Table.PROFILES, profile_id, request)
+            raw = await self._owned_value(Table.PROFILES, profile_id, request)
         except NotHere as elsewhere:
             return await self._forward(elsewhere, request)
         if raw is None:
@@ -237,7 +237,9 @@ class LookupApi:
         current = requested
         for hop in range(MAX_MERGE_HOPS):
             try:
-                raw = await self._local(Table.PROFILES, current, request if hop == 0 else None)
+                raw = await self._owned_value(
+                    Table.PROFILES, current, request if hop == 0 else None
+                )
             except NotHere as elsewhere:
                 if elsewhere.owner_url is None:
                     return _error(503, "rebalancing")
@@ -298,7 +300,7 @@ class LookupApi:
         current = profile_id
         for _ in range(MAX_MERGE_HOPS):
             try:
-                raw = await self._local(Table.PROFILES, current, None)
+                raw = await self._owned_value(Table.PROFILES, current, None)
             except NotHere as elsewhere:
                 if elsewhere.owner_url is None:
                     return _error(503, "rebalancing")
@@ -334,7 +336,9 @@ class LookupApi:
 
     # -- routing -----------------------------------------------------------------------------
 
-    async def _local(self, table: Table, key: str, request: web.Request | None) -> bytes | None:
+    async def _owned_value(
+        self, table: Table, key: str, request: web.Request | None
+    ) -> bytes | None:
         """The key's stored value if this worker owns its partition, else NotHere(owner).
 
         While nobody can answer fresh — the group is rebalancing, this worker is restoring the

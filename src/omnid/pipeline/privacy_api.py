@@ -28,7 +28,7 @@ from omnid.identity.requests import PrivacyKind, ReceiptStatus
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.pipeline.processor import PRIVACY_REQUEST
 from omnid.pipeline.topic_follower import TopicFollower
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger("omnid.privacy")
 

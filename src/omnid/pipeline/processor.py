@@ -44,7 +44,7 @@ from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.state import EventHistory, ProfileState
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.observability import metrics
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from omnid.pipeline.identity_ops_api import (
     problem,
 )
 from omnid.pipeline.topic_follower import TopicFollower
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger("omnid.quarantine")
 

@@ -35,7 +35,6 @@ from omnid.identity.commands import Stage
 from omnid.kafka.stages import STATEFUL_STAGES, Table
 from omnid.observability import metrics
 from omnid.pipeline.checkpoint import Checkpoint, ConsumerCommit, OffsetCommit, TransactionalCommit
-from omnid.pipeline.health import WorkerOperations
 from omnid.pipeline.outage import (
     BrokerWait,
     Fault,
@@ -54,7 +53,8 @@ from omnid.pipeline.processor import (
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES, ChangelogRestorer
 from omnid.pipeline.standby import StandbyReplicas
 from omnid.pipeline.state_store import TableStore
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
+from omnid.pipeline.worker_health import WorkerOperations
 
 log = logging.getLogger(__name__)
 
@@ -218,15 +218,15 @@ class Worker:
         self._command_stages = {s.stage: topics.command_topic(s.stage) for s in STATEFUL_STAGES}
         self._partition_counts: dict[str, int] = {}
         self._partition_of: dict[tuple[str, str], int] = {}
-        self._local: set[tuple[str, int]] = set()
+        self._handled_in_process: set[tuple[str, int]] = set()
         self._catching_up: dict[tuple[str, int], int] = {}
-        self._local_queue: deque[LocalCommand] = deque()
+        self._in_process: deque[LocalCommand] = deque()
         # While a batch is retried: the partitions paused, the batch held (see _step).
         self._retrying = False
         self._paused: list[TopicPartition] = []
         self._held: list[Message] = []
         if self.exactly_once:
-            processor.local_router = self._local_partition
+            processor.local_router = self._in_process_partition
 
     def _group_protocol_config(self) -> dict[str, Any]:
         if self.options.group_protocol is GroupProtocol.CONSUMER:
@@ -375,13 +375,13 @@ class Worker:
         renewed = self.checkpoint.abort() or error.fatal()
         if renewed:
             self._renew_producer()
-        self._local_queue.clear()
+        self._in_process.clear()
         self.processor.discard_state_changes()
         for message in self._held:
             source = (message.topic(), message.partition())
-            if source in self._local or source in self._catching_up:
+            if source in self._handled_in_process or source in self._catching_up:
                 # Processed again: not local until this batch is processed once more.
-                self._local.discard(source)
+                self._handled_in_process.discard(source)
                 reached = max(self._catching_up.get(source, 0), message.offset() + 1)
                 self._catching_up[source] = reached
         if renewed and self._held:
@@ -447,9 +447,9 @@ class Worker:
         target = self._catching_up.get(source)
         if target is not None and incoming.offset + 1 >= target:
             del self._catching_up[source]
-            self._local.add(source)
+            self._handled_in_process.add(source)
         self._route(self.processor.process(incoming, self.checkpoint.read))
-        queue = self._local_queue
+        queue = self._in_process
         while queue:
             local = queue.popleft()
             self._route(
@@ -461,11 +461,11 @@ class Worker:
     def _route(self, outputs: list[Outgoing | LocalCommand]) -> None:
         for output in outputs:
             if isinstance(output, LocalCommand):
-                self._local_queue.append(output)
+                self._in_process.append(output)
             else:
                 self._send(output)
 
-    def _local_partition(self, stage: Stage, key: str) -> int | None:
+    def _in_process_partition(self, stage: Stage, key: str) -> int | None:
         topic = self._command_stages[stage]
         count = self._partition_counts.get(topic)
         if count is None:
@@ -477,7 +477,7 @@ class Worker:
                 self._partition_of.clear()
             partition = partition_for(key, count)
             self._partition_of[(topic, key)] = partition
-        return partition if (topic, partition) in self._local else None
+        return partition if (topic, partition) in self._handled_in_process else None
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         """The one delivery path of this worker's producer: the checkpoint hears of every
@@ -557,7 +557,7 @@ class Worker:
             lambda: self._committed_end(tp), "listing a command partition's end"
         )
         if committed.offset >= end or end == 0:
-            self._local.add(source)
+            self._handled_in_process.add(source)
         else:
             self._catching_up[source] = end
 
@@ -574,7 +574,7 @@ class Worker:
         for tp in partitions:
             self.status.ready.discard((tp.topic, tp.partition))
             self.status.assigned.discard((tp.topic, tp.partition))
-            self._local.discard((tp.topic, tp.partition))
+            self._handled_in_process.discard((tp.topic, tp.partition))
             self._catching_up.pop((tp.topic, tp.partition), None)
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.quarantine_api import QuarantineApi
 from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 from omnid.tls import scheme, server_context
 

@@ -33,7 +33,7 @@ from omnid.pipeline.membership import GroupView, describe_group
 from omnid.pipeline.outage import BrokerWait
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES
 from omnid.pipeline.state_store import TableStore
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.errors import InvalidEvent
 from omnid.kafka.reader import TopicRecord, read_records
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 
 STREAMS = ("profiles", "changes", "dead-letters")
 

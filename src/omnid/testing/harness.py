@@ -45,7 +45,7 @@ from omnid.identity.simulator import Simulator
 from omnid.kafka.reader import read_records
 from omnid.kafka.stages import Table
 from omnid.pipeline.outage import Fault, classify, kafka_error
-from omnid.pipeline.topology import PipelineTopics
+from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 
 
