@@ -13,6 +13,7 @@ from omnid.errors import RejectionReason
 from omnid.kafka.stages import Table
 from omnid.observability import metrics
 from omnid.observability.metrics import Stage, WorkerMetrics
+from omnid.pipeline.worker_health import directory_size_bytes
 
 
 @pytest.fixture
@@ -167,8 +168,8 @@ def test_directory_size_sums_files_below_the_table_directory(tmp_path: Path) -> 
     (tmp_path / "000001.sst").write_bytes(b"x" * 1000)
     (tmp_path / "archive").mkdir()
     (tmp_path / "archive" / "LOG").write_bytes(b"y" * 24)
-    assert metrics.directory_size_bytes(tmp_path) == 1024
-    assert metrics.directory_size_bytes(tmp_path / "absent") == 0
+    assert directory_size_bytes(tmp_path) == 1024
+    assert directory_size_bytes(tmp_path / "absent") == 0
 
 
 def test_rocksdb_size_rebalances_and_recovery_are_recorded(worker: WorkerMetrics) -> None:

@@ -8,13 +8,11 @@ never create an unbounded number of series, and no identifier value ever becomes
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from contextlib import suppress
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -458,19 +456,6 @@ def forget_consumer_lag(topic: str, partition: int, metrics: WorkerMetrics | Non
     gauge = (metrics or worker_metrics()).consumer_lag
     with suppress(KeyError):
         gauge.remove(topic_label(topic), partition_label(partition))
-
-
-def directory_size_bytes(path: Path) -> int:
-    """Bytes of all regular files under `path` (0 when it does not exist yet)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except FileNotFoundError:
-                # RocksDB deletes obsolete SST and log files while we walk.
-                continue
-    return total
 
 
 def set_rocksdb_size(table: Table, size_bytes: int, metrics: WorkerMetrics | None = None) -> None:

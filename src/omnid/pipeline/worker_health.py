@@ -11,6 +11,7 @@ The worker's runtime calls `rebalance_started()` when its assignment changes and
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ def report_consumer_lag(
 def report_table_sizes(table_dirs: Mapping[Table, Path]) -> None:
     """Each table's RocksDB directory (or the parent of its per-partition directories)."""
     for table, directory in table_dirs.items():
-        metrics.set_rocksdb_size(table, metrics.directory_size_bytes(directory))
+        metrics.set_rocksdb_size(table, directory_size_bytes(directory))
 
 
 def count_active_profiles(
@@ -179,3 +180,16 @@ class WorkerOperations:
             return
         count = count_active_profiles(self.profile_entries(), owned, len(metadata.partitions))
         metrics.set_active_profiles(count)
+
+
+def directory_size_bytes(path: Path) -> int:
+    """Bytes of all regular files under `path` (0 when it does not exist yet)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                # RocksDB deletes obsolete SST and log files while we walk.
+                continue
+    return total
