@@ -105,3 +105,58 @@ def test_a_standby_answers_while_the_owner_is_gone_and_restores_only_the_tail(
     assert any(stale for _at, _status_code, stale in answers)
     # Taking over restored the tail, not the tables its standby had already read.
     assert restored < standby_read, (restored, standby_read)
+
+
+def test_a_worker_without_a_copy_forwards_to_a_standby_while_the_owner_is_gone(
+    kafka_config: dict[str, str], topology: Any, tmp_path: Path
+) -> None:
+    """Three workers, one standby per partition: the worker asked holds no copy of the dead
+    owner's partition, and answers through the worker that stands by for it."""
+    records = list(channel_events(SPEC))
+    with running_pipeline(kafka_config, topology.prefix, tmp_path, 3) as pipeline:
+        pipeline.wait_until_assigned(PARTITIONS)
+        publish_events(kafka_config, pipeline.topics, records)
+        pipeline.wait_drained()
+        pipeline.wait_until_assigned(PARTITIONS)
+        profiles = pipeline.topics.profile_commands
+        # A (front door, victim, standby) triple and the victim's profile partitions whose
+        # standby is the third worker: asked of the front door, they can only come from there.
+        triple: tuple[WorkerProcess, WorkerProcess, set[int]] | None = None
+        deadline = time.monotonic() + 180
+        while triple is None and time.monotonic() < deadline:
+            status = {w.name: _status(w) for w in pipeline.workers}
+            for front in pipeline.workers:
+                for victim in pipeline.workers:
+                    if victim is front:
+                        continue
+                    third = next(w for w in pipeline.workers if w not in (front, victim))
+                    warm = {
+                        p
+                        for p in range(PARTITIONS)
+                        if f"{profiles}:{p}" in status[victim.name]["ready"]
+                        and status[third.name]["standby"].get(f"profiles:{p}") == 0
+                        and f"profiles:{p}" not in status[front.name]["standby"]
+                    }
+                    if warm and triple is None:
+                        triple = (front, victim, warm)
+            time.sleep(0.5)
+        assert triple is not None, pipeline.logs()
+        front, victim, warm = triple
+        urls = {
+            profile_id: f"{front.url}/v1/profiles/{profile_id}"
+            for profile_id in latest_profiles(kafka_config, pipeline.topics)
+            if partition_for(profile_id, PARTITIONS) in warm
+        }
+        assert urls, warm
+        with LookupPoller(dict(list(urls.items())[:KEYS]), pipeline.api_token) as poller:
+            time.sleep(1)
+            killed_at = time.monotonic()
+            victim.kill()
+            pipeline.wait_until_assigned(PARTITIONS, timeout=180)
+            time.sleep(1)
+
+    answers = [a for key in poller.answers for a in poller.answers[key] if a[0] > killed_at]
+    print("asked of a worker without a copy, after the kill", poller.availability())
+    counts = {code: sum(1 for a in answers if a[1] == code) for code in {a[1] for a in answers}}
+    assert answers and set(counts) == {200}, (counts, pipeline.logs())
+    assert any(stale for _at, _status_code, stale in answers)

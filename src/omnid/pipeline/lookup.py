@@ -29,10 +29,11 @@ from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
 from omnid.observability.metrics import record_lookup_rate_limited, record_stale_lookup
-from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, group_members
+from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, GroupMember, group_members
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
+from omnid.pipeline.standby import standby_members
 from omnid.pipeline.state_store import StoreClosed
 from omnid.tls import client_context
 
@@ -110,6 +111,7 @@ class LookupApi:
         self.topics = worker.topics
         self._partitions: dict[str, int] = {}
         self._owners: dict[tuple[str, int], str] = {}
+        self._members: list[GroupMember] = []
         self._owners_at = 0.0
         self._away_until: dict[str, float] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -352,19 +354,42 @@ class LookupApi:
         if (topic, partition) in self.worker.status.ready:
             return store.get(key)
         held = store.checkpoint(partition) > 0
+        me = self.worker.options.web_url
         if request is not None and request.headers.get(ROUTED_HEADER):
             if held:
-                return self._stale(table, partition, key, "rebalancing")
+                owner = await self._owner(topic, partition)
+                reason = "owner_away" if owner not in (None, me) else "rebalancing"
+                return self._stale(table, partition, key, reason)
             raise NotHere(None)  # routed here by a peer with an older view: do not bounce
         owner = await self._owner(topic, partition)
         if held:
             if owner is None:
                 return self._stale(table, partition, key, "rebalancing")
-            if owner == self.worker.options.web_url:
+            if owner == me:
                 return self._stale(table, partition, key, "not_ready")
             if self._away(owner):
                 return self._stale(table, partition, key, "owner_away")
+        elif owner is None or owner == me or self._away(owner):
+            # No copy here, and no owner that can answer: a worker standing by for it can.
+            standby = self._standby_of(partition, owner)
+            if standby is not None:
+                raise NotHere(standby)
         raise NotHere(owner)
+
+    def _standby_of(self, partition: int, owner_url: str | None) -> str | None:
+        """The URL of a worker standing by for `partition` (placed as every worker places
+        standbys, omnid.pipeline.standby), other than this one and not away itself. With no
+        owner (mid-rebalance) the standbys are among the N + 1 highest ranked of all members."""
+        names = {member.url: member.name for member in self._members}
+        urls = {member.name: member.url for member in self._members}
+        replicas = self.worker.options.standby_replicas
+        owner = names.get(owner_url) if owner_url is not None else None
+        chosen = standby_members(partition, owner, urls, replicas + (owner is None))
+        for name in chosen:
+            url = urls[name]
+            if url != self.worker.options.web_url and not self._away(url):
+                return url
+        return None
 
     def _stale(self, table: Table, partition: int, key: str, reason: str) -> bytes | None:
         _STALE.set(StaleAnswer(reason, self.worker.standby.lag(table, partition)))
@@ -406,10 +431,9 @@ class LookupApi:
         return self._owners.get((topic, partition))
 
     def _describe_owners(self) -> dict[tuple[str, int], str]:
+        self._members = group_members(self.admin, self.worker.group)
         return {
-            partition: member.url
-            for member in group_members(self.admin, self.worker.group)
-            for partition in member.partitions
+            partition: member.url for member in self._members for partition in member.partitions
         }
 
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:

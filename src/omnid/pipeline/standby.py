@@ -53,20 +53,26 @@ def _rank(member: str, partition: int) -> int:
     return int.from_bytes(digest, "big")
 
 
+def standby_members(
+    partition: int, owner: str | None, members: Iterable[str], replicas: int
+) -> list[str]:
+    """The members that stand by for `partition` (owned by `owner`), highest rank first: pure,
+    the same on every worker (the lookup API finds a standby with it)."""
+    others = sorted(set(members) - {owner}, key=lambda n: _rank(n, partition), reverse=True)
+    return others[: max(replicas, 0)]
+
+
 def standby_partitions(
     me: str, owners: Mapping[tuple[str, int], str], members: Iterable[str], replicas: int
 ) -> set[tuple[str, int]]:
     """The source partitions (topic, partition) that `me` stands by for, given every owned
-    source partition's owner and the group's members: pure, the same on every worker."""
-    names = sorted(set(members))
-    chosen = set()
-    for (topic, partition), owner in owners.items():
-        if owner == me:
-            continue
-        others = sorted((n for n in names if n != owner), key=lambda n: _rank(n, partition))
-        if replicas > 0 and me in others[-replicas:]:
-            chosen.add((topic, partition))
-    return chosen
+    source partition's owner and the group's members."""
+    names = set(members)
+    return {
+        (topic, partition)
+        for (topic, partition), owner in owners.items()
+        if me in standby_members(partition, owner, names, replicas)
+    }
 
 
 @dataclass(frozen=True)
