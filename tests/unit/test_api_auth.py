@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,6 +59,7 @@ def stub_worker() -> Any:
         admin=None,
         settings=Settings(kafka_bootstrap="127.0.0.1:9"),  # nothing listens: no broker needed
         processor=SimpleNamespace(codec=AvroCodec.from_settings()),
+        stopping=threading.Event(),
     )
 
 
