@@ -358,6 +358,12 @@ def _inject(
         fault["worker"] = leaving.name
         leaving.stop()
         pipeline.workers.remove(leaving)
+    # A worker that died of the fault (not its victim) fails the run at once: waiting for a
+    # group of no live workers to settle would only time out.
+    crashed = [w for w in pipeline.workers if not w.alive()]
+    if crashed:
+        names = ", ".join(w.name for w in crashed)
+        raise RuntimeError(f"{names} exited during {kind.value}:\n{pipeline.logs()}")
     pipeline.wait_until_assigned(PARTITIONS, timeout=900)
     fault["settled_after_s"] = round(time.monotonic() - started, 1)
     # Settled is not caught up: a worker may still be waiting out a stuck commit, and the

@@ -220,7 +220,26 @@ def committed_ends(
         admin = AdminClient(dict(config))
 
 
-def undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) -> int:
+def undelivered(
+    config: Mapping[str, str], group: str, topics: Iterable[str], timeout: float = 60.0
+) -> int:
+    """_undelivered, asked again on a retriable error until `timeout`: right after a broker
+    restart the group coordinator answers COORDINATOR_LOAD_IN_PROGRESS for a while."""
+    wanted = list(topics)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _undelivered(config, group, wanted)
+        except KafkaException as error:
+            cause = kafka_error(error)
+            if cause is None or classify(cause) is not Fault.RETRIABLE:
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(1)
+
+
+def _undelivered(config: Mapping[str, str], group: str, topics: Iterable[str]) -> int:
     """Committed records on `topics` that `group` has not committed as processed yet.
 
     Offset arithmetic is not enough: transaction markers and aborted records take offsets too,
