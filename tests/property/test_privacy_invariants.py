@@ -95,7 +95,7 @@ def without(events: list[Event], suppressed: set[str]) -> list[Event]:
         if len(remaining) < len(usable) and all(i.type in UNLIMITED.weak_types for i in remaining):
             continue
         if remaining:
-            kept.append(event.with_identifiers(remaining))
+            kept.append(event.for_graph(remaining))
     return kept
 
 

@@ -237,7 +237,9 @@ def test_event_from_record_accepts_fastavro_datetimes_and_clamps_event_time() ->
         event_from_record({**record, "identifiers": "ann@shop.io"})
 
 
-def test_intake_keeps_every_event_field_but_the_identifiers() -> None:
+def test_intake_keeps_every_event_field_the_graph_reads() -> None:
+    """Identifiers normalised; `properties` left behind (nothing in the core reads them, so
+    no command or history row carries them)."""
     event = Event(
         "e7",
         "pos",
@@ -253,7 +255,7 @@ def test_intake_keeps_every_event_field_but_the_identifiers() -> None:
     )
     normalised = commands_for_event(RULES, event).event
     assert normalised == dataclasses.replace(
-        event, identifiers=(Identifier("email", "ann@shop.io"),)
+        event, identifiers=(Identifier("email", "ann@shop.io"),), properties={}
     )
 
 

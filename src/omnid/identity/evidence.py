@@ -8,7 +8,6 @@ the events of the history (`rules.history_window`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from typing import Any
 
@@ -26,11 +25,13 @@ def _held_partner(profile: ProfileState, event: Event, key: str) -> str | None:
     """An identifier of `event`, other than `key`, that the profile holds: what linked `key`.
     None when `key` is not in the event itself (a release or a re-asked claim names the event
     that set it off, not one the two identifiers appeared in)."""
-    if all(identifier.key != key for identifier in event.identifiers):
+    keys = [identifier.key for identifier in event.identifiers]
+    if key not in keys:
         return None
-    for identifier in event.identifiers:
-        if identifier.key != key and identifier.key in profile.identifiers:
-            return identifier.key
+    held = profile.identifiers
+    for other in keys:
+        if other != key and other in held:
+            return other
     return None
 
 
@@ -61,11 +62,22 @@ def attached(
 
 def applied(profile: ProfileState, event: Event) -> None:
     """An identifier attached before its event was applied (the anchor) learns the channel."""
+    identifiers = profile.identifiers
     for identifier in event.identifiers:
-        held = profile.identifiers.get(identifier.key)
+        held = identifiers.get(identifier.key)
         if held is not None and held.event_id == event.event_id and not held.channel:
-            profile.identifiers[identifier.key] = dataclasses.replace(
-                held, channel=event.channel, source=event.source
+            # The constructor, not dataclasses.replace (which introspects the fields): this
+            # runs for every profile's first event.
+            identifiers[identifier.key] = ProfileIdentifier(
+                held.type,
+                held.value,
+                held.added_at,
+                held.event_id,
+                held.rule,
+                held.epoch,
+                event.channel,
+                event.source,
+                held.linked_by,
             )
 
 

@@ -26,22 +26,9 @@ _AGGREGATES = (
 
 
 def kept_event(event: Event) -> Event:
-    """The event as the history keeps it: without `properties` (survivorship ignores them)."""
-    if not event.properties:
-        return event
-    return Event(
-        event.event_id,
-        event.channel,
-        event.source,
-        event.event_type,
-        event.occurred_at,
-        event.received_at,
-        event.identifiers,
-        event.traits,
-        {},
-        event.purchase,
-        event.consent,
-    )
+    """The event as the history keeps it: without `properties` (intake leaves them behind;
+    an Apply written by an older build may still carry them)."""
+    return event if not event.properties else event.for_graph(event.identifiers)
 
 
 def record_event(rules: IdentityRules, profile: ProfileState, event: Event) -> None:

@@ -65,5 +65,5 @@ def commands_for_event(
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, f"no usable identifier ({reasons})")
     if event.purchase is not None and not event.purchase.order_id.strip():
         raise InvalidEvent(RejectionReason.INVALID_FIELD, "purchase.order_id is empty")
-    normalised = event.with_identifiers(identifiers)
+    normalised = event.for_graph(identifiers)
     return Intake([Resolve(normalised)], rejected, normalised)

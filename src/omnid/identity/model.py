@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ Scalar = str | int | float | bool | None
 EventDigest = NewType("EventDigest", int)
 
 
+# An event's digest is asked for at every step of its journey (the anchor's window, each Apply,
+# passed_on): remembered for the events in flight instead of hashed again each time.
+@functools.lru_cache(maxsize=1 << 14)
 def event_digest(event_id: str) -> EventDigest:
     digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
     return EventDigest(int.from_bytes(digest, "big"))
@@ -27,15 +31,16 @@ def event_digest(event_id: str) -> EventDigest:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Identifier:
-    """One identifier as it appears on the wire: type and (normalised) value."""
+    """One identifier as it appears on the wire: type and (normalised) value, and its graph key
+    `"<type>:<value>"` (identity commands are keyed by it). The key is made once, when the
+    identifier is: the core asks for it some twenty times per event."""
 
     type: str
     value: str
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """The graph key, `"<type>:<value>"`; identity commands are keyed by it."""
-        return f"{self.type}:{self.value}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.type}:{self.value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +78,11 @@ class Event:
         make an event look newer than the broker saw it."""
         return min(self.occurred_at, self.received_at)
 
-    def with_identifiers(self, identifiers: tuple[Identifier, ...]) -> Event:
-        """The same event carrying `identifiers` (normalised ones, or fewer). The constructor,
-        not dataclasses.replace: replace introspects the fields on every call."""
+    def for_graph(self, identifiers: tuple[Identifier, ...]) -> Event:
+        """The event as the graph's commands carry it: with `identifiers` (normalised ones, or
+        fewer) and without `properties`, which nothing in the core reads (survivorship,
+        evidence and the history ignore them), so no command or history row holds them. The
+        constructor, not dataclasses.replace: replace introspects the fields on every call."""
         return Event(
             self.event_id,
             self.channel,
@@ -85,7 +92,7 @@ class Event:
             self.received_at,
             identifiers,
             self.traits,
-            self.properties,
+            {},
             self.purchase,
             self.consent,
         )

@@ -208,7 +208,7 @@ def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool
     outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
     if left_nothing:
         return outputs
-    smaller = event.with_identifiers(remaining)
+    smaller = event.for_graph(remaining)
     if create:
         outputs.append(Resolve(smaller, 0, create=True))
         return outputs
@@ -311,7 +311,7 @@ def forget(state: ProfileState, identifier: Identifier) -> None:
     for event_id, event in events.items():
         if any(i.key == key for i in event.identifiers):
             kept = tuple(i for i in event.identifiers if i.key != key)
-            events[event_id] = event.with_identifiers(kept)
+            events[event_id] = event.for_graph(kept)
 
 
 def on_profile_request(

@@ -142,6 +142,8 @@ def _plan(cls: type[Any]) -> _Plan:
         }
         hints = typing.get_type_hints(cls, globalns=namespace)
         for item in dataclasses.fields(cls):
+            if not item.init:
+                continue  # derived by the class itself (Identifier.key)
             if item.default is not dataclasses.MISSING:
                 default = item.default
             elif item.default_factory is not dataclasses.MISSING:

@@ -34,12 +34,16 @@ from omnid.identity.stages import Stage
 from omnid.identity.state import IdentifierState, ProfileState, ProfileStatus
 
 _INGEST, _IDENTITY, _PROFILE = 0, 1, 2
-_EMISSIONS = (
-    ProfileSnapshot,
-    ProfileTombstone,
-    IdentityChangeEmission,
-    PrivacyReceiptEmission,
-    SuppressedDrop,
+# Outputs that leave the graph (by exact type: one set lookup per output, where a chain of
+# isinstance checks was a tenth of the simulator's own time).
+_EMISSIONS = frozenset(
+    {
+        ProfileSnapshot,
+        ProfileTombstone,
+        IdentityChangeEmission,
+        PrivacyReceiptEmission,
+        SuppressedDrop,
+    }
 )
 
 # Called after every delivered command with the stage, the key and the key's new state.
@@ -153,10 +157,10 @@ class Simulator:
 
         def send(outputs: list[Output]) -> None:
             for output in outputs:
-                if isinstance(output, _EMISSIONS):
-                    emit(result, output)
+                if type(output) in _EMISSIONS:
+                    emit(result, output)  # type: ignore[arg-type]
                     continue
-                command: Command = output
+                command: Command = output  # type: ignore[assignment]
                 if serialise:
                     command = records.decode(records.encode(command))
                 key = command.key
@@ -229,22 +233,23 @@ class Simulator:
         | PrivacyReceiptEmission
         | SuppressedDrop,
     ) -> None:
-        if isinstance(emission, PrivacyReceiptEmission):
-            result.receipts[emission.key] = emission.record
-        elif isinstance(emission, SuppressedDrop):
-            result.suppressed_identifiers += 1
-            result.suppressed_events += emission.event_dropped
-        elif isinstance(emission, ProfileSnapshot):
+        # The commonest first: every event and every attach touch their profile.
+        if isinstance(emission, ProfileSnapshot):
             if self.keep_outputs:
                 result.updates[emission.profile_id] = emission.record
-        elif isinstance(emission, ProfileTombstone):
-            result.updates.pop(emission.profile_id, None)
-            result.tombstoned.add(emission.profile_id)
-        else:
+        elif isinstance(emission, IdentityChangeEmission):
             kind = emission.kind
             result.change_counts[kind] = result.change_counts.get(kind, 0) + 1
             if self.keep_outputs:
                 result.changes.append(emission.record)
+        elif isinstance(emission, ProfileTombstone):
+            result.updates.pop(emission.profile_id, None)
+            result.tombstoned.add(emission.profile_id)
+        elif isinstance(emission, PrivacyReceiptEmission):
+            result.receipts[emission.key] = emission.record
+        else:
+            result.suppressed_identifiers += 1
+            result.suppressed_events += emission.event_dropped
 
 
 __all__ = [
