@@ -38,7 +38,7 @@ def main() -> None:
     events, _ = decode(WorkloadSpec(customers=args.customers, events=args.events))
     result = Simulator(IdentityRules.load(), 4, 1, keep_outputs=False).run(events)
     tables: dict[Table, list[tuple[str, bytes]]] = {
-        Table.IDENTIFIERS: [(k, records.encode(s)) for k, s in result.identifiers.items()],
+        Table.IDENTIFIERS: [(k, records.encode(s, k)) for k, s in result.identifiers.items()],
         Table.PROFILES: [(k, _profile_record(p)) for k, p in result.profiles.items()],
         Table.HISTORY: [
             (k, encode_history(p.history))

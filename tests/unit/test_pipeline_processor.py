@@ -129,7 +129,8 @@ def test_a_good_event_becomes_one_profile_update_keyed_by_profile_id(
     assert key == latest["profile_id"].encode()
     assert latest["computed"]["event_count"] == 1
     assert {i["value"] for i in latest["identifiers"]} == {"ann@inbox.example", "u1"}
-    owner = records.decode(tables[(Table.IDENTIFIERS, "email:ann@inbox.example")]).owner
+    key = "email:ann@inbox.example"
+    owner = records.decode(tables[(Table.IDENTIFIERS, key)], key).owner
     assert owner == latest["profile_id"]
 
 
@@ -170,11 +171,11 @@ def _profile_updates(codec: AvroCodec, published: list[Outgoing]) -> dict[bytes,
     return latest
 
 
-def stored(table: Table, value: bytes | None) -> object:
+def stored(table: Table, key: str, value: bytes | None) -> object:
     """A table's value as the worker reads it back (histories have a codec of their own)."""
     if value is None:
         return None
-    return decode_history(value) if table is Table.HISTORY else records.decode(value)
+    return decode_history(value) if table is Table.HISTORY else records.decode(value, key)
 
 
 def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gives() -> None:
@@ -216,8 +217,8 @@ def test_commands_handled_locally_in_one_batch_give_what_the_topic_round_trip_gi
     local_tables = {(w.table, w.key): w.value for w in writes}
 
     assert local_tables.keys() == tables.keys()
-    assert {k: stored(k[0], v) for k, v in local_tables.items()} == {
-        k: stored(k[0], v) for k, v in tables.items()
+    assert {k: stored(*k, v) for k, v in local_tables.items()} == {
+        k: stored(*k, v) for k, v in tables.items()
     }
     assert _profile_updates(codec, local_published) == _profile_updates(codec, published)
     merged_away = [o for o in local_published if o.topic == TOPICS.profile_updates and not o.value]

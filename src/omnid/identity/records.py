@@ -7,6 +7,10 @@ is carried with no change here and records written before it read as the default
 reader does not know (a newer writer's) is skipped. Nested dataclasses are maps; where the type
 allows several dataclasses (a profile's deferred commands) the map is preceded by its kind code.
 A `dict[str, X]` whose keys are `X.key` is stored as the list of its values (the keys derive).
+A state stored under its key in a table leaves out what the key gives (`encode(state, key)`:
+an identifier state's `identifier`) and is read with that key (`decode(payload, key)`); such a
+record has the same version and kind, and records with the field read as before. Builds before
+this one cannot read the shorter records: in a rolling upgrade, readers go first.
 Version 0 is the tagged JSON of releases up to 0.1 (`{"kind": ...}`); it is still read, so a
 rolling upgrade can read what the previous version wrote, and is never written.
 
@@ -300,23 +304,53 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder()
 
 
-def encode(obj: Any) -> bytes:
-    """The version-1 record of a command or state."""
+def _identifier_of_key(key: str) -> dict[str, str]:
+    identifier_type, _, value = key.partition(":")
+    return {"type": identifier_type, "value": value}
+
+
+# Fields a table value leaves out because its key gives them: the stored state names the key
+# once (RocksDB's key, the changelog record's key), not twice. Read back with that key.
+_DERIVED_FROM_KEY: dict[type[Any], tuple[str, Callable[[str], Any]]] = {
+    _state.IdentifierState: ("identifier", _identifier_of_key),
+}
+
+
+def encode(obj: Any, key: str | None = None) -> bytes:
+    """The version-1 record of a command or state. `key`: the key a table stores the state
+    under; what derives from it (an identifier state's identifier) is then left out, and
+    `decode` must be given the same key."""
     plan = _PLANS.get(type(obj))
     if plan is None:
         if type(obj) not in _CODE_OF:
             raise TypeError(f"{type(obj).__name__} is not a graph record")
         plan = _plan(type(obj))
-    body: bytes = _ENCODER.encode(plan.encode(obj))
+    fields = plan.encode(obj)
+    derived = _DERIVED_FROM_KEY.get(type(obj)) if key is not None else None
+    if derived is not None and key is not None and fields.get(derived[0]) == derived[1](key):
+        del fields[derived[0]]
+    body: bytes = _ENCODER.encode(fields)
     return bytes((VERSION, plan.code)) + body
 
 
-def decode(payload: bytes) -> Any:
-    """The command or state of a record of any version; InvalidEvent when it cannot be read."""
+def decode(payload: bytes, key: str | None = None) -> Any:
+    """The command or state of a record of any version; InvalidEvent when it cannot be read.
+    `key`: the table key the record was stored under, which gives what `encode` left out
+    (records written whole, as before, read the same with or without it)."""
     try:
         if payload[:1] == bytes((VERSION,)):
             plan = _plan(_KIND_CODES[payload[1]])
-            return plan.decode(_DECODER.decode(memoryview(payload)[2:]))
+            fields = _DECODER.decode(memoryview(payload)[2:])
+            derived = _DERIVED_FROM_KEY.get(plan.cls)
+            if derived is not None and isinstance(fields, dict) and derived[0] not in fields:
+                if key is None:
+                    raise InvalidEvent(
+                        RejectionReason.SCHEMA_INVALID,
+                        f"bad graph record: {plan.cls.__name__} stored without its "
+                        f"{derived[0]} is read with its table key",
+                    )
+                fields[derived[0]] = derived[1](key)
+            return plan.decode(fields)
         if payload[:1] == bytes((_JSON_VERSION_0,)):
             record = json.loads(payload)
             return _plan(_BY_NAME[record["kind"]]).decode(record)

@@ -204,7 +204,7 @@ class Simulator:
                 id_state, outputs = handle_identifier(rules, identifiers.get(key), item)
                 if id_state is not None:
                     if self.serialise:
-                        id_state = records.decode(records.encode(id_state))
+                        id_state = records.decode(records.encode(id_state, key), key)
                     identifiers[key] = id_state
                 if observer is not None:
                     observer(Stage.IDENTITY, key, id_state)

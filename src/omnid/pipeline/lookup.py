@@ -191,7 +191,9 @@ class LookupApi:
             raw = await self._owned_value(Table.IDENTIFIERS, identifier.key, request)
         except NotHere as elsewhere:
             return await self._forward(elsewhere, request)
-        state: IdentifierState | None = records.decode(raw) if raw is not None else None
+        state: IdentifierState | None = (
+            records.decode(raw, identifier.key) if raw is not None else None
+        )
         if state is None and self._is_erased(identifier.key):
             return _error(404, "erased_identifier", type=identifier_type)
         if state is None or state.owner is None:

@@ -259,7 +259,7 @@ class StageProcessor:
                 encoded = records.encode(state)  # without its history: stored apart
                 state.history = history
             else:
-                encoded = records.encode(state)
+                encoded = records.encode(state, key)
             self._remember(table, key, encoded, state)
             if encoded != previous:
                 writes.append(StateWrite(table, partition, key, encoded))
@@ -373,7 +373,7 @@ class StageProcessor:
             return None
         if cached is not None and (cached[0] is payload or cached[0] == payload):
             return cached[1]
-        return records.decode(payload)
+        return records.decode(payload, key)
 
     def _remember(self, table: Table, key: str, encoded: bytes, state: Any) -> None:
         if len(self._states) >= STATE_CACHE_ENTRIES:
