@@ -15,11 +15,11 @@ from omnid.bench.memory import decode
 from omnid.bench.workload import WorkloadSpec
 from omnid.identity import records
 from omnid.identity.history_records import encode_history
-from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Simulator
 from omnid.identity.state import EventHistory, ProfileState
 from omnid.kafka.stages import Table
 from omnid.pipeline.state_store import TableStore
+from omnid.rules_file import load_rules
 
 
 def _profile_record(state: ProfileState) -> bytes:
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     args = parser.parse_args()
     events, _ = decode(WorkloadSpec(customers=args.customers, events=args.events))
-    result = Simulator(IdentityRules.load(), 4, 1, keep_outputs=False).run(events)
+    result = Simulator(load_rules(), 4, 1, keep_outputs=False).run(events)
     tables: dict[Table, list[tuple[str, bytes]]] = {
         Table.IDENTIFIERS: [(k, records.encode(s, k)) for k, s in result.identifiers.items()],
         Table.PROFILES: [(k, _profile_record(p)) for k, p in result.profiles.items()],
