@@ -19,7 +19,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     settings = Settings()
-    spec = WorkloadSpec(customers=args.customers, events=args.events, seed=args.seed)
+    # Without the till's generic values (store phone, placeholder email, family cards): the
+    # sample's story is one customer merged across channels, the same feed as before they came.
+    spec = WorkloadSpec(
+        customers=args.customers,
+        events=args.events,
+        seed=args.seed,
+        till_placeholder_rate=0.0,
+        family_cards=0,
+    )
     sent = publish_events(
         settings.kafka_client_config(),
         PipelineTopics.under(settings.topic_prefix),
