@@ -15,11 +15,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     Consumer,
@@ -47,6 +47,8 @@ from omnid.kafka.stages import Table
 from omnid.pipeline.outage import Fault, classify, kafka_error
 from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -202,22 +204,20 @@ def committed_ends(
     answer can be a retriable error (UNKNOWN_LEADER_EPOCH: the client's metadata predates the
     restart): asked again, by a new admin client, until `timeout`."""
     wanted = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-    deadline = time.monotonic() + timeout
-    while True:
-        futures = admin.list_offsets(
+    clients = [admin]
+
+    def ends() -> dict[tuple[str, int], int]:
+        futures = clients[-1].list_offsets(
             {tp: OffsetSpec.latest() for tp in wanted},
             isolation_level=IsolationLevel.READ_COMMITTED,
         )
         try:
             return {(tp.topic, tp.partition): f.result(30).offset for tp, f in futures.items()}
-        except KafkaException as error:
-            cause = kafka_error(error)
-            if cause is None or classify(cause) is not Fault.RETRIABLE:
-                raise
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(1)
-        admin = AdminClient(dict(config))
+        except KafkaException:
+            clients.append(AdminClient(dict(config)))  # the next try asks with a new client
+            raise
+
+    return retried_while_retriable(ends, timeout)
 
 
 def undelivered(
@@ -226,10 +226,15 @@ def undelivered(
     """_undelivered, asked again on a retriable error until `timeout`: right after a broker
     restart the group coordinator answers COORDINATOR_LOAD_IN_PROGRESS for a while."""
     wanted = list(topics)
+    return retried_while_retriable(lambda: _undelivered(config, group, wanted), timeout)
+
+
+def retried_while_retriable(call: Callable[[], T], timeout: float) -> T:
+    """`call()`, once a second again while it raises a retriable Kafka error, until `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return _undelivered(config, group, wanted)
+            return call()
         except KafkaException as error:
             cause = kafka_error(error)
             if cause is None or classify(cause) is not Fault.RETRIABLE:
