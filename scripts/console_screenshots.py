@@ -1,6 +1,5 @@
 """The README's console screenshots, from a running stack (`make run`): signs in with the token
-`make run` printed, finds a sample customer, and writes docs/console-profile.png,
-docs/console-quarantine.png (the quarantine review: the samples' household loyalty card) and
+`make run` printed, finds a sample customer, and writes docs/console-profile.png and
 docs/console-operate.png. Needs the dev extra (selenium) and Debian's chromium + chromium-driver.
 
     OMNID_API_TOKEN=omnid_... python scripts/console_screenshots.py
@@ -48,9 +47,6 @@ def main() -> int:
         browser.element("#show-path").click()
         browser.wait_for(lambda _d: browser.visible("#path-hops li"))
         print(browser.screenshot(args.out / "console-profile.png"))
-        browser.get(f"{console_url}#/quarantine")
-        browser.wait_for(lambda _d: browser.visible("#quarantine-items tr[data-item]"))
-        print(browser.screenshot(args.out / "console-quarantine.png"))
         browser.get(f"{console_url}#/operate")
         browser.element("#workers")
         # The per-minute rates need two samples of each worker's counters, and active profiles
