@@ -92,6 +92,13 @@ def test_identity_changes_count_merges_and_refusals_only(worker: WorkerMetrics) 
     assert sample(worker, "omnid_merges_refused_total", reason="other") is None
 
 
+def test_a_quarantine_is_counted_by_identifier_type_only(worker: WorkerMetrics) -> None:
+    metrics.record_identity_change("quarantined", "quarantined:phone", worker)
+    metrics.record_identity_change("quarantined", "quarantined:ann@example.com", worker)
+    assert sample(worker, "omnid_identifiers_quarantined_total", type="phone") == 1
+    assert sample(worker, "omnid_identifiers_quarantined_total", type="other") == 1
+
+
 def test_profile_update_observes_size_and_latency_since_receipt(worker: WorkerMetrics) -> None:
     metrics.record_profile_update(3, received_at_ms=[1_000_000], now_s=1_000.25, metrics=worker)
     assert sample(worker, "omnid_profile_updates_total") == 1

@@ -69,15 +69,17 @@ def strong_components(
     events: Iterable[Event],
     joined: Iterable[tuple[str, str]] = (),
     cache: NormalisationCache | None = None,
+    unlinking: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """`key -> component root` over strong identifiers, linking only the strong identifiers of
     each event: what events prove about people without trusting any device or cookie. `joined`:
-    pairs of strong identifiers whose profiles an operator merged by hand."""
+    pairs of strong identifiers whose profiles an operator merged by hand; `unlinking`:
+    identifiers that link nothing (quarantined)."""
     sets = UnionFind()
     weak = rules.weak_types
     for event in events:
         identifiers, _ = usable_identifiers(rules, event.identifiers, cache)
-        strong = [i.key for i in identifiers if i.type not in weak]
+        strong = [i.key for i in identifiers if i.type not in weak and i.key not in unlinking]
         if strong:
             sets.add_group(strong)
     for a, b in joined:

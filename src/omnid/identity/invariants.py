@@ -1,4 +1,4 @@
-"""Checks of the graph invariants (ARCHITECTURE.md §5, 1-6) on a finished simulation.
+"""Checks of the graph invariants (ARCHITECTURE.md §5: 1-6, 9-11) on a finished simulation.
 
 Used by the property tests and usable against any run that can be loaded as states.
 Each check raises AssertionError with a message that names identifiers and profiles.
@@ -11,10 +11,17 @@ from collections.abc import Iterable, Mapping
 from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, EventDigest, event_digest
+from omnid.identity.quarantine import BLOCK_PREFIX
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.simulator import SimulationResult
-from omnid.identity.state import Ban, ProfileState, ProfileStatus, identifier_digest
+from omnid.identity.state import (
+    Ban,
+    IdentifierStatus,
+    ProfileState,
+    ProfileStatus,
+    identifier_digest,
+)
 from omnid.identity.survivorship import apply_event, revenue
 
 
@@ -30,21 +37,25 @@ def check_limits(rules: IdentityRules, profile: ProfileState) -> None:
 
 
 def check_no_weak_merge(
-    rules: IdentityRules, strong_groups: Mapping[str, str], profile: ProfileState
+    rules: IdentityRules,
+    strong_groups: Mapping[str, str],
+    profile: ProfileState,
+    unlinking: frozenset[str] = frozenset(),
 ) -> None:
     """Over-merge protection (call it after every step): the strong identifiers of an active
     profile are linked by events through strong identifiers alone, never only through a weak
-    one. `strong_groups` is `strong_components(rules, events)` of all events of the run."""
+    one, nor only through one in `unlinking` (quarantined: invariant 10). `strong_groups` is
+    `strong_components(rules, events, unlinking=unlinking)` of all events of the run."""
     if profile.status is not ProfileStatus.ACTIVE:
         return
     weak = rules.weak_types
     groups: dict[str, str] = {}
     for key, held in profile.identifiers.items():
-        if held.type not in weak:
+        if held.type not in weak and key not in unlinking:
             groups.setdefault(strong_groups.get(key, key), key)
     assert len(groups) <= 1, (
         f"profile {profile.profile_id} holds {sorted(groups.values())}, which only a weak "
-        "identifier links"
+        f"identifier or quarantined {sorted(unlinking & set(profile.identifiers))} link"
     )
 
 
@@ -68,26 +79,31 @@ def check_all(
     split: bool = False,
     lifted: Iterable[Ban] = (),
     joined: Iterable[tuple[str, str]] = (),
+    released: frozenset[str] = frozenset(),
 ) -> None:
-    """All checks on a finished run. `split`: operators split profiles, so components are no
-    longer the oracle (a split cuts them on purpose). `lifted`: bans an unban lifted (what they
-    kept apart may stay apart until a shared event arrives). `joined`: pairs of strong
-    identifiers whose profiles were merged by hand (linked, like a strong event)."""
+    """All checks on a finished run; identifiers quarantined at its end link nothing (invariant
+    10: no profile holds people only they join, every other link is kept). `split`: operators
+    split profiles, so components are no longer the oracle (a split cuts them on purpose).
+    `lifted`: bans an unban lifted (what they kept apart may stay apart until a shared event
+    arrives). `joined`: pairs of strong identifiers whose profiles were merged by hand (linked,
+    like a strong event). `released`: identifiers released from quarantine (they link again
+    from the claims they recorded, so links through them are not all back yet)."""
     active = result.active_profiles()
     # Every check normalises the events' identifiers again: once each is enough.
     cache = NormalisationCache(rules)
     check_quiescent(active)
     check_ownership(rules, events, result, cache)  # 2
-    strong_groups = strong_components(rules, events, joined, cache) if rules.weak_types else {}
+    unlinking = unlinking_keys(result)
+    strong_groups = strong_components(rules, events, joined, cache, unlinking)
     for profile in active.values():
         check_limits(rules, profile)  # 3
-        if rules.weak_types:
-            check_no_weak_merge(rules, strong_groups, profile)
+        check_no_weak_merge(rules, strong_groups, profile, unlinking)  # and 10
     check_event_counts(result)  # 4
     check_chains(result)  # 5
     check_survivorship(rules, events, result, cache, components_apply=not split)  # 6, 11
     check_updates(result)
-    check_links(rules, events, result, cache, lifted)
+    check_links(rules, events, result, cache, lifted, unlinking | released)  # and 10
+    check_quarantined(rules, result, unlinking)
     if not rules.limits and not rules.weak_types and not split:
         check_components(rules, events, result, cache)  # 1
 
@@ -123,8 +139,8 @@ def check_components(
 def check_ownership(
     rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
 ) -> None:
-    """Invariant 2: each valid identifier has one owner whose chain ends at a profile listing it,
-    and no other active profile lists it."""
+    """Invariant 2: each valid identifier that is not blocked has one owner whose chain ends at
+    a profile listing it, and no other active profile lists it."""
     holders: dict[str, list[str]] = {}
     for profile_id, profile in result.active_profiles().items():
         for key in profile.identifiers:
@@ -132,6 +148,8 @@ def check_ownership(
     valid = _valid_keys(rules, events, cache)
     for key in sorted(valid):
         state = result.identifiers.get(key)
+        if state is not None and state.status is IdentifierStatus.SUPPRESSED and not state.owner:
+            continue  # blocked (a suppression marker): nobody holds it
         assert state is not None and state.owner is not None, f"{key} has no owner"
         survivor = result.survivor(state.owner)
         assert holders.get(key) == [survivor], (
@@ -147,10 +165,12 @@ def check_links(
     result: SimulationResult,
     cache: NormalisationCache,
     lifted: Iterable[Ban] = (),
+    unlinking: frozenset[str] = frozenset(),
 ) -> None:
     """No merge is lost: an identifier of an event held outside the profile that counts the
     event is there for a recorded reason (a declined merge, a refused identifier, or a split
-    whose ban was lifted: the sides merge again only on a new shared event)."""
+    whose ban was lifted: the sides merge again only on a new shared event). Identifiers in
+    `unlinking` (quarantined) link nothing, so where they are proves nothing."""
     unbanned = {digest for ban in lifted for digest in (*ban.left_digests, *ban.right_digests)}
     counted_by = {e: p for p in result.active_profiles().values() for e in p.applied}
     for event in events:
@@ -158,6 +178,8 @@ def check_links(
         if counter is None:
             continue
         for identifier in usable_identifiers(rules, event.identifiers, cache)[0]:
+            if identifier.key in unlinking:
+                continue
             holder = result.profile_of(identifier.key)
             assert holder is not None, f"{identifier.key} has no profile"
             if (
@@ -179,6 +201,32 @@ def check_links(
                 f"{event.event_id} counted by {counter.profile_id} but {identifier.key} is held by "
                 f"{holder.profile_id} with no decline or refusal recorded"
             )
+
+
+def unlinking_keys(result: SimulationResult) -> frozenset[str]:
+    """The identifiers that link nothing at the end of a run: quarantined and blocked ones."""
+    return frozenset(
+        key
+        for key, state in result.identifiers.items()
+        if state.status is IdentifierStatus.QUARANTINED
+        or (state.suppressed_by or "").startswith(BLOCK_PREFIX)
+    )
+
+
+def check_quarantined(
+    rules: IdentityRules, result: SimulationResult, unlinking: frozenset[str]
+) -> None:
+    """Each identifier still quarantined had `quarantine_after` known claimants."""
+    for key in unlinking:
+        state = result.identifiers[key]
+        if state.status is not IdentifierStatus.QUARANTINED:
+            continue
+        quarantine = rules.quarantine(state.identifier.type)
+        assert quarantine is not None, f"{key} is quarantined but its type has no threshold"
+        # Later claims move a claimant's time on, so only their number is checked.
+        assert len(state.claimants) >= quarantine[0], (
+            f"{key} quarantined with {len(state.claimants)} claimants"
+        )
 
 
 def check_event_counts(result: SimulationResult) -> None:

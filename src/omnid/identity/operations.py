@@ -29,11 +29,20 @@ from omnid.identity.model import Identifier
 from omnid.identity.refusals import Refusal, RefusalKind
 from omnid.identity.rendering import identity_change_record
 from omnid.identity.rules import IdentityRules
-from omnid.identity.state import Ban, IdentifierState, ProfileState, identifier_digest, remember
+from omnid.identity.state import (
+    Ban,
+    IdentifierState,
+    ProfileState,
+    identifier_digest,
+    remember,
+    trim,
+)
 from omnid.identity.ulid import profile_id_for
 
-# Operation request ids a profile remembers (a redelivered Split must not split again).
+# Operation request ids a profile remembers (a redelivered Split must not split again), and
+# identifiers an undone quarantine glue moved out of it.
 OPERATIONS_WINDOW = 256
+MOVED_OUT_WINDOW = 256
 
 
 def ban_id_for(left_profile: str, right_profile: str) -> str:
@@ -152,48 +161,16 @@ def on_split(
         tuple(sorted(identifier_digest(secret, k) for k in named)),
     )
     reason = refusals.ban(ban.ban_id)
-    # The events that came through the named identifiers go with them: those whose anchor
-    # here (their highest-priority identifier the profile holds; event identifiers are in
-    # priority order) is named. Weaker identifiers of such an event, a shared tablet say, came
-    # along and do not hold it back; an event anchored on a kept identifier stays.
-    moving = {}
-    staying = {}
-    for event_id, event in state.history.events.items():
-        anchor = next((i.key for i in event.identifiers if i.key in state.identifiers), None)
-        if anchor is not None and anchor in named_set:
-            moving[event_id] = event
-        else:
-            staying[event_id] = event
-    new = ProfileState(new_id, created_at=command.at)
-    outputs: list[Output] = []
-    for key in named:
-        held_identifier = state.identifiers.pop(key)
-        # The identifier enters a new ownership epoch at the new profile (see MoveOwner).
-        new.identifiers[key] = dataclasses.replace(held_identifier, epoch=held_identifier.epoch + 1)
-        outputs.append(
-            MoveOwner(
-                Identifier(held_identifier.type, held_identifier.value),
-                new_id,
-                held_identifier.epoch,
-            )
-        )
-    recompute(rules, new, moving.values())
-    recompute(rules, state, staying.values())
-    # Links the old profile declined or refused are not retried by the new one either; each
-    # side refuses the other side's identifiers while the ban holds.
-    new.declined = dict(state.declined)
-    new.refused = {k: r for k, r in state.refused.items() if k not in named_set}
+    new, outputs = carve(
+        rules, state, named, new_id, set(state.identifiers), command.request_id, command.at
+    )
+    # Each side refuses the other side's identifiers while the ban holds.
     for key in staying_keys:
         new.refused[key] = reason
     for key in named:
         state.refused[key] = reason
-        state.claimed.pop(key, None)
-    new.bans = {**state.bans, ban.ban_id: ban}
+    new.bans[ban.ban_id] = ban
     state.bans[ban.ban_id] = ban
-    _remember(state, command.request_id)
-    _remember(new, command.request_id)
-    new.cause_kind = "split"
-    new.cause_event_id = command.request_id
     outputs.append(SplitOff(new, command.request_id, command.at))
     outputs.append(touch(state, "split", command.request_id, command.at))
     outputs.append(
@@ -209,6 +186,60 @@ def on_split(
         )
     )
     return state, outputs
+
+
+def carve(
+    rules: IdentityRules,
+    state: ProfileState,
+    named: list[str],
+    new_id: str,
+    anchors: set[str],
+    request_id: str,
+    at: int,
+) -> tuple[ProfileState, list[Output]]:
+    """The new profile `new_id` made of the `named` identifiers of `state` (held ones move with a
+    MoveOwner, claimed ones as claims) and the events that came through them; both sides are
+    recomputed from their events. An event goes with the named identifiers when its anchor
+    here (its highest-priority identifier among `anchors`; event identifiers are in priority
+    order) is named: weaker identifiers of such an event, a shared tablet say, came along and do
+    not hold it back; an event anchored on a kept identifier stays. The caller sends the new
+    profile (SplitOff) and says why."""
+    named_set = set(named)
+    moving = {}
+    staying = {}
+    for event_id, event in state.history.events.items():
+        anchor = next((i.key for i in event.identifiers if i.key in anchors), None)
+        if anchor is not None and anchor in named_set:
+            moving[event_id] = event
+        else:
+            staying[event_id] = event
+    new = ProfileState(new_id, created_at=at)
+    outputs: list[Output] = []
+    for key in named:
+        held_identifier = state.identifiers.pop(key, None)
+        if held_identifier is None:
+            new.claimed[key] = state.claimed.pop(key)
+            continue
+        # The identifier enters a new ownership epoch at the new profile (see MoveOwner).
+        new.identifiers[key] = dataclasses.replace(held_identifier, epoch=held_identifier.epoch + 1)
+        outputs.append(
+            MoveOwner(
+                Identifier(held_identifier.type, held_identifier.value),
+                new_id,
+                held_identifier.epoch,
+            )
+        )
+    recompute(rules, new, moving.values())
+    recompute(rules, state, staying.values())
+    # Links the old profile declined or refused are not retried by the new one either.
+    new.declined = dict(state.declined)
+    new.refused = {k: r for k, r in state.refused.items() if k not in named_set}
+    new.bans = dict(state.bans)
+    _remember(state, request_id)
+    _remember(new, request_id)
+    new.cause_kind = "split"
+    new.cause_event_id = request_id
+    return new, outputs
 
 
 def on_split_off(
@@ -358,6 +389,9 @@ def moved_to(secret: bytes, state: ProfileState, via: Identifier) -> str | None:
     handshake then judges. None when `via` is here or left for another reason."""
     if via.key in state.identifiers:
         return None
+    moved = state.moved_out.get(via.key)
+    if moved is not None:  # left with a person an undone quarantine glue had joined here
+        return moved
     reason = state.refused.get(via.key)
     if reason is None or reason.kind is not RefusalKind.BAN:
         return None
@@ -373,8 +407,13 @@ def moved_to(secret: bytes, state: ProfileState, via: Identifier) -> str | None:
 
 
 def join_operations(winner: ProfileState, loser: ProfileState) -> None:
-    """Bans and remembered operations travel with the identifiers into the survivor."""
+    """Bans, remembered operations and where moved identifiers went travel with the
+    identifiers into the survivor."""
     for ban_id, ban in loser.bans.items():
         winner.bans.setdefault(ban_id, ban)
+    for key, moved in loser.moved_out.items():
+        if key not in winner.identifiers:
+            winner.moved_out.setdefault(key, moved)
+    trim(winner.moved_out, MOVED_OUT_WINDOW)
     for request_id in loser.operations:
         _remember(winner, request_id)

@@ -208,15 +208,20 @@ def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool
     outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
     if left_nothing:
         return outputs
+    outputs.append(resolve_rest(event, probe, create))
+    return outputs
+
+
+def resolve_rest(event: Event, probe: int, create: bool) -> Resolve:
+    """The Resolve of the event without its identifier `probe` (it has others)."""
+    remaining = event.identifiers[:probe] + event.identifiers[probe + 1 :]
     smaller = event.for_graph(remaining)
     if create:
-        outputs.append(Resolve(smaller, 0, create=True))
-        return outputs
+        return Resolve(smaller, 0, create=True)
     # The identifiers before `probe` had no owner: probing resumes at the next one, or, when
     # the dropped one was the last, the last of them (probed already) founds the profile.
     resume = min(probe, len(remaining) - 1)
-    outputs.append(Resolve(smaller, resume, create=resume < probe))
-    return outputs
+    return Resolve(smaller, resume, create=resume < probe)
 
 
 def on_subject_request(

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from omnid.identity import evidence, history, operations, privacy, refusals
+from omnid.identity import evidence, history, operations, privacy, quarantine, refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -38,12 +38,17 @@ from omnid.identity.commands import (
     ProfileCommand,
     ProfileSnapshot,
     ProfileTombstone,
+    QuarantineBlock,
+    QuarantineRelease,
     Relabel,
     Release,
+    Relink,
     Resolve,
+    Sighting,
     Split,
     SplitOff,
     Unban,
+    Unlink,
     touch,
 )
 from omnid.identity.model import Identifier
@@ -59,6 +64,7 @@ from omnid.identity.requests import (
 )
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
+    TURNED_AWAY_WINDOW,
     IdentifierState,
     IdentifierStatus,
     LinkRule,
@@ -68,10 +74,6 @@ from omnid.identity.state import (
 )
 from omnid.identity.survivorship import absorb, apply_event
 from omnid.identity.ulid import profile_id_for
-
-# Claimants an identifier remembers to ask again after a release. A bound, because a shared
-# tablet is claimed by every customer who logs in on it; beyond it the oldest are forgotten.
-TURNED_AWAY_WINDOW = 32
 
 IdentifierStep = tuple[IdentifierState | None, list[Output]]
 ProfileStep = tuple[ProfileState, list[Output]]
@@ -86,7 +88,7 @@ def handle_identifier(
     if (
         state is not None
         and state.status is IdentifierStatus.SUPPRESSED
-        and not isinstance(command, privacy.IDENTIFIER_COMMANDS)
+        and not isinstance(command, _ANSWERED_WHEN_SUPPRESSED)
     ):
         return privacy.at_suppressed(rules, state, command)
     return _IDENTIFIER_HANDLERS[type(command)](rules, state, command)
@@ -107,6 +109,10 @@ def _on_resolve(
         elif digest in state.recent_events:
             return state, []
         remember(state.recent_events, digest, rules.recent_event_window)
+    if state is not None and state.status is IdentifierStatus.QUARANTINED:
+        passed = quarantine.resolve_past(state, command)
+        if passed is not None:
+            return state, passed
     if state is not None and state.owner is not None:
         _seen(state, at)
         return state, [Apply(state.owner, event, command.probe)]
@@ -118,6 +124,7 @@ def _on_resolve(
     _seen(state, at)
     profile_id = profile_id_for(at, identifier, f"{state.epoch}")
     state.owner = profile_id
+    quarantine.founded(rules, state, event)
     attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, LinkRule.ANCHOR)
     return state, [attach, Apply(profile_id, event, command.probe)]
 
@@ -135,6 +142,9 @@ def _on_claim(
     if state is None:
         state = IdentifierState(command.identifier, first_seen=command.at, last_seen=command.at)
     _seen(state, command.at)
+    answered = quarantine.on_claim(rules, state, command)
+    if answered is not None:
+        return state, answered
     owner = state.owner
     if owner is None:
         state.owner = command.profile_id
@@ -186,6 +196,8 @@ def _on_release(
         profile_id, command.identifier, state.epoch, command.event_id, command.at, LinkRule.RELEASED
     )
     outputs: list[Output] = [attach]
+    if state.status is IdentifierStatus.QUARANTINED:
+        return state, outputs  # it links nothing: its claimants are asked again on a release
     # Claimants turned away by earlier owners may fit with the identifier's new profile.
     for claimant in state.turned_away:
         if claimant != profile_id and claimant not in state.refused_by:
@@ -196,6 +208,10 @@ def _on_release(
     return state, outputs
 
 
+# Commands a suppressed identifier answers itself: privacy requests, and quarantine reviews (a
+# blocked value is a suppression marker: a second block is a redelivery, a release is refused).
+_ANSWERED_WHEN_SUPPRESSED = (*privacy.IDENTIFIER_COMMANDS, QuarantineRelease, QuarantineBlock)
+
 _IDENTIFIER_HANDLERS: dict[
     type, Callable[[IdentityRules, IdentifierState | None, Any], IdentifierStep]
 ] = {
@@ -204,6 +220,9 @@ _IDENTIFIER_HANDLERS: dict[
     Relabel: _on_relabel,
     Release: _on_release,
     MoveOwner: operations.on_move_owner,
+    Sighting: quarantine.on_sighting,
+    QuarantineRelease: quarantine.on_release,
+    QuarantineBlock: quarantine.on_block,
     SubjectRequest: privacy.on_subject_request,
     Suppress: privacy.on_suppress,
     Unsuppress: privacy.on_unsuppress,
@@ -224,6 +243,8 @@ def handle_profile(
         # Operations name profiles: one nobody holds is answered, never created.
         if isinstance(command, Split | Unban | MergeByHand):
             return None, operations.unknown_profile(command)
+        if isinstance(command, Unlink | Relink):
+            return None, []
         if isinstance(command, MergeOffer) and operations.is_manual(command.via):
             return None, operations.unknown_loser(command)
         if isinstance(command, SplitOff):
@@ -267,7 +288,7 @@ def _forward(rules: IdentityRules, state: ProfileState, command: ProfileCommand)
             _readdress(command, successor),
             Relabel(command.identifier, successor, command.epoch),
         ]
-    if isinstance(command, Apply | Split | Unban | MergeByHand):
+    if isinstance(command, Apply | Split | Unban | MergeByHand | Unlink | Relink):
         # An operator who named a profile that has merged since: the survivor holds what it held.
         return state, [_readdress(command, successor)]
     if isinstance(command, Absorb):
@@ -285,8 +306,8 @@ def _forward(rules: IdentityRules, state: ProfileState, command: ProfileCommand)
 
 
 def _readdress(
-    command: Apply | Attach | Split | Unban | MergeByHand, profile_id: str
-) -> Apply | Attach | Split | Unban | MergeByHand:
+    command: Apply | Attach | Split | Unban | MergeByHand | Unlink | Relink, profile_id: str
+) -> Apply | Attach | Split | Unban | MergeByHand | Unlink | Relink:
     return dataclasses.replace(command, profile_id=profile_id)
 
 
@@ -378,13 +399,13 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
         return state, []
     found_by = event.identifiers[command.probe].key
     refused_by = state.refused.get(found_by)
-    if (
-        found_by not in state.identifiers
-        and refused_by is not None
-        and refused_by.kind is RefusalKind.BAN
+    if found_by not in state.identifiers and (
+        found_by in state.moved_out
+        or (refused_by is not None and refused_by.kind is RefusalKind.BAN)
     ):
-        # Found through an identifier a split just moved away (the event was in flight): it
-        # belongs to that identifier's new side, which its owner now points at.
+        # Found through an identifier a split (or an undone quarantine glue) just moved away
+        # (the event was in flight): it belongs to that identifier's new side, which its owner
+        # now points at.
         remember(state.passed_on, digest, rules.applied_event_window)
         return state, [Resolve(event, command.probe, create=True)]
     if command.probe > 0:
@@ -408,12 +429,29 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     history.record_event(rules, state, event)
     evidence.applied(state, event)
     outputs: list[Output] = [touch(state, "event", event.event_id, event.event_time)]
+    outputs.extend(quarantine.sightings(rules, state, event, command.probe))
     at = event.event_time
+    strong: set[str] | None = None
     for identifier in event.identifiers:
         key = identifier.key
         if key not in state.identifiers and key not in state.refused:
             state.claimed[key] = identifier.type
-            outputs.append(Claim(identifier, state.profile_id, event.event_id, at))
+            claim = Claim(identifier, state.profile_id, event.event_id, at)
+            if rules.quarantine(identifier.type) is not None:
+                if strong is None:
+                    strong = quarantine.strong_keys(rules, state, event)
+                if len(strong) > 1 or (strong and key not in strong):
+                    # A known person's claim: it counts towards the identifier's quarantine.
+                    claim = Claim(
+                        identifier,
+                        state.profile_id,
+                        event.event_id,
+                        at,
+                        True,
+                        event.channel,
+                        event.source,
+                    )
+            outputs.append(claim)
     return state, outputs
 
 
@@ -447,6 +485,9 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
     key = identifier.key
     if key in state.identifiers:
         return state, []
+    moved = quarantine.moved_attach(state, command)
+    if moved is not None:
+        return state, moved
     state.claimed.pop(key, None)
     reason = state.refused.get(key)
     if reason is None:
@@ -507,8 +548,11 @@ def _on_merge_request(
     rules: IdentityRules, state: ProfileState, command: MergeRequest
 ) -> ProfileStep:
     loser = command.loser
+    if quarantine.links_nothing(state, command.via):
+        return state, quarantine.stop_request(state, command)
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
-    if moved_to is not None:
+    if moved_to is not None and moved_to != loser:
+        # (Asked of the side it moved to, it is a new link with that side: judged as any.)
         return state, [*_merge_request(moved_to, loser, command)]
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
@@ -543,12 +587,14 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
     winner = command.winner
     if winner in state.absorbed:  # cannot happen while ids only merge downwards; be safe
         return state, []
+    if quarantine.links_nothing(state, command.via):
+        return state, quarantine.stop_offer(state, command)
     if state.awaiting is not None:
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
         return state, []
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
-    if moved_to is not None:
+    if moved_to is not None and moved_to != winner:
         redirected = OfferRedirected(
             winner, state.profile_id, moved_to, command.via, command.event_id, command.at
         )
@@ -639,8 +685,9 @@ def _judge_offer(
 def _on_merge_declined(
     rules: IdentityRules, state: ProfileState, command: MergeDeclined
 ) -> ProfileStep:
-    if command.reason.kind is RefusalKind.ERASED:
-        # The other profile was erased: its link identifier is suppressed, not refused here.
+    if command.reason.kind in (RefusalKind.ERASED, RefusalKind.QUARANTINED):
+        # The other profile was erased, or the link identifier is quarantined: it is
+        # suppressed or links nothing, and is not refused here.
         state.claimed.pop(command.via.key, None)
         if state.awaiting == command.loser:
             state.awaiting = None
@@ -725,4 +772,6 @@ _GRAPH_HANDLERS: dict[type, Callable[[IdentityRules, ProfileState, Any], Profile
     MergeByHand: operations.on_merge_by_hand,
     # A SplitOff for a profile that exists is a redelivery: nothing to do.
     SplitOff: operations.on_split_off,
+    Unlink: quarantine.on_unlink,
+    Relink: quarantine.on_relink,
 }

@@ -19,6 +19,8 @@ class RefusalKind(StrEnum):
     WEAK_LINK = "weak_link"
     BAN = "ban"
     ERASED = "erased"
+    QUARANTINED = "quarantined"  # the link identifier is quarantined (`of`: its type, in a split)
+    QUARANTINED_LINK = "quarantined_link"  # claimed only through a quarantined identifier
     # an operation (split, unban, merge by hand)
     UNKNOWN_PROFILE = "unknown_profile"
     ALREADY_MERGED = "already_merged"
@@ -27,6 +29,7 @@ class RefusalKind(StrEnum):
     NAMES_NO_IDENTIFIER = "names_no_identifier"
     NAMES_EVERY_IDENTIFIER = "names_every_identifier"
     NOT_BANNED = "not_banned"
+    NOT_QUARANTINED = "not_quarantined"  # a quarantine review of a value that is not
 
 
 # Kinds whose `of` is an identifier type: the only refusals that are metric labels (bounded by
@@ -69,3 +72,10 @@ NOT_HELD = Refusal(RefusalKind.NOT_HELD)
 NAMES_NO_IDENTIFIER = Refusal(RefusalKind.NAMES_NO_IDENTIFIER)
 NAMES_EVERY_IDENTIFIER = Refusal(RefusalKind.NAMES_EVERY_IDENTIFIER)
 NOT_BANNED = Refusal(RefusalKind.NOT_BANNED)
+QUARANTINED = Refusal(RefusalKind.QUARANTINED)
+QUARANTINED_LINK = Refusal(RefusalKind.QUARANTINED_LINK)
+NOT_QUARANTINED = Refusal(RefusalKind.NOT_QUARANTINED)
+
+
+def quarantined(identifier_type: str) -> Refusal:
+    return Refusal(RefusalKind.QUARANTINED, identifier_type)

@@ -47,6 +47,12 @@ class ProfileStatus(StrEnum):
     ERASED = "erased"
 
 
+# Claimants an identifier remembers to ask again after a release (`turned_away`). A bound,
+# because a shared tablet is claimed by every customer who logs in on it; beyond it the oldest
+# are forgotten.
+TURNED_AWAY_WINDOW = 32
+
+
 @dataclass(frozen=True, slots=True)
 class Claimant:
     """One known profile's latest claim of an identifier: when, and the channel and source of

@@ -159,6 +159,13 @@ class WorkerMetrics:
             ["reason"],
             registry=registry,
         )
+        self.identifiers_quarantined = Counter(
+            "omnid_identifiers_quarantined_total",
+            "Identifier values quarantined as generic (claimed by quarantine_after known profiles "
+            "within the window; they stop linking and the merges they made are undone), by type.",
+            ["type"],
+            registry=registry,
+        )
         self.active_profiles = Gauge(
             "omnid_active_profiles",
             "Active profiles in the partitions this worker owns (sum over workers for the total).",
@@ -329,11 +336,17 @@ def record_privacy_receipt(
 def record_identity_change(
     kind: str, reason: str | None, metrics: WorkerMetrics | None = None, count: int = 1
 ) -> None:
-    """Counts merges and refusals from an IdentityChange record's `kind` and `reason`."""
+    """Counts merges, refusals and quarantines from an IdentityChange's `kind` and `reason`."""
     if kind == "merged":
         record_merge(metrics, count)
     elif kind == "merge_refused":
         record_merge_refused(reason or OTHER, metrics, count)
+    elif kind == "quarantined":
+        # reason `quarantined:<type>`: the type is a label bounded like the refusals' types
+        identifier_type = bounded((reason or "").partition(":")[2], frozenset(_identifier_types))
+        (metrics or worker_metrics()).identifiers_quarantined.labels(type=identifier_type).inc(
+            count
+        )
 
 
 def record_merge(metrics: WorkerMetrics | None = None, count: int = 1) -> None:

@@ -1,0 +1,555 @@
+"""Quarantine of generic values (the store's phone typed at the till, kasse@filiale.de on every
+walk-in receipt, a family card): caught as they happen, the merges they made undone, and held
+for an operator to release or block. Pure handlers of the graph protocol.
+
+Detection is at the identifier. Every claim of it by a known profile (one that holds a strong
+identifier of its own) and every known person its owner took in through it (`Sighting`) is a
+claimant; when `quarantine_after` distinct claimants fall within `quarantine_window_days` of
+the newest claim (event time), the identifier is quarantined: it links nothing more (events
+that carry it resolve through their other identifiers, claims of it are answered with a
+`Forget`), and its owner is told to `Unlink` it.
+
+The owner keeps holding it (events carrying nothing else still count there), marks it as
+linking nothing, and undoes the glue: its identifiers are grouped by the evidence that joins
+them without the quarantined one (events of the history, each identifier's `linked_by`, the
+merges not made through it); every group of a known person that only the quarantined identifier
+joined to the rest leaves for a profile of its own with its events (the split machinery, no
+ban). A merge that also had another link keeps its group joined. Messages still in flight about
+what left (`moved_out`) are sent on to where it went.
+
+`QuarantineRelease` lets the identifier link again (the holder asks each recorded claimant to
+merge through it, as the claims did); `QuarantineBlock` keeps it out for good: the identifier
+becomes a suppression marker (stored under an HMAC of its key, `block:<request id>`) and its
+holder lets go of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+from omnid.identity import operations, privacy, refusals
+from omnid.identity.commands import (
+    Attach,
+    Claim,
+    IdentityChangeEmission,
+    MergeDeclined,
+    MergeOffer,
+    MergeRequest,
+    MoveOwner,
+    Output,
+    QuarantineBlock,
+    QuarantineRelease,
+    Relink,
+    Resolve,
+    Sighting,
+    SplitOff,
+    Unlink,
+    touch,
+)
+from omnid.identity.model import Event, Identifier
+from omnid.identity.refusals import Refusal, RefusalKind
+from omnid.identity.rendering import identity_change_record
+from omnid.identity.requests import Forget
+from omnid.identity.rules import IdentityRules
+from omnid.identity.state import (
+    TURNED_AWAY_WINDOW,
+    Claimant,
+    IdentifierState,
+    IdentifierStatus,
+    ProfileState,
+    identifier_digest,
+    remember,
+    trim,
+)
+from omnid.identity.ulid import profile_id_for
+
+BLOCK_PREFIX = "block:"
+# Refusals under which a profile links nothing through an identifier it does not hold.
+_UNLINKING_KINDS = (RefusalKind.QUARANTINED, RefusalKind.QUARANTINED_LINK)
+SEEN_PREFIX = "seen:"
+# Claimants an identifier keeps (the newest by event time): enough to count any threshold and
+# to ask them again on a release.
+CLAIMANTS_KEPT = 64
+
+
+def _change(
+    kind: str,
+    profile_id: str,
+    other: str | None,
+    identifiers: list[Identifier],
+    event_id: str,
+    reason: Refusal | None,
+    at: int,
+    operator: str | None = None,
+    counts: dict[str, int] | None = None,
+    quarantine: dict[str, Any] | None = None,
+) -> IdentityChangeEmission:
+    return IdentityChangeEmission(
+        identity_change_record(
+            kind,
+            profile_id,
+            other,
+            identifiers,
+            event_id,
+            reason,
+            at,
+            operator=operator,
+            counts=counts,
+            quarantine=quarantine,
+        )
+    )
+
+
+def _key_identifier(key: str) -> Identifier:
+    identifier_type, _, value = key.partition(":")
+    return Identifier(identifier_type, value)
+
+
+# --- identity stage: detection -----------------------------------------------------------------
+
+
+def _counted(rules: IdentityRules, state: IdentifierState) -> list[Claimant]:
+    """The claimants that count now: those within the window of the newest claim."""
+    quarantine = rules.quarantine(state.identifier.type)
+    if quarantine is None or not state.claimants:
+        return []
+    window = quarantine[1]
+    newest = max(claimant.at for claimant in state.claimants.values())
+    return [c for c in state.claimants.values() if c.at >= newest - window]
+
+
+def _record(
+    rules: IdentityRules,
+    state: IdentifierState,
+    slot: str,
+    claimant: Claimant,
+    event_id: str,
+) -> list[Output] | None:
+    """Counts a known claimant; the quarantine's outputs when this claim crosses the
+    threshold, else None."""
+    quarantine = rules.quarantine(state.identifier.type)
+    if quarantine is None:
+        return None
+    earlier = state.claimants.get(slot)
+    if earlier is None or earlier.at < claimant.at:
+        state.claimants[slot] = claimant
+    if len(state.claimants) > CLAIMANTS_KEPT:
+        oldest = min(state.claimants, key=lambda s: (state.claimants[s].at, s))
+        del state.claimants[oldest]
+    if state.status is not IdentifierStatus.ACTIVE or state.released_by is not None:
+        return None
+    counted = _counted(rules, state)
+    if len(counted) < quarantine[0]:
+        return None
+    return _quarantine(state, counted, event_id, claimant.at)
+
+
+def _quarantine(
+    state: IdentifierState, counted: list[Claimant], event_id: str, at: int
+) -> list[Output]:
+    state.status = IdentifierStatus.QUARANTINED
+    state.quarantined_at = at
+    identifier = state.identifier
+    change = _change(
+        "quarantined",
+        state.owner or "",
+        None,
+        [identifier],
+        event_id,
+        refusals.quarantined(identifier.type),
+        at,
+        counts={"claimants": len(counted)},
+        quarantine={
+            "since": at,
+            "channels": sorted({c.channel for c in counted if c.channel}),
+            "sources": sorted({c.source for c in counted if c.source}),
+        },
+    )
+    outputs: list[Output] = [change]
+    if state.owner is not None:
+        outputs.append(Unlink(state.owner, identifier, event_id, at))
+    return outputs
+
+
+def on_claim(rules: IdentityRules, state: IdentifierState, command: Claim) -> list[Output] | None:
+    """A claim's part in quarantine (called before the claim links): the outputs that answer
+    it when the identifier is (now) quarantined, None when the claim goes on as usual."""
+    crossed: list[Output] = []
+    if command.known:
+        claimant = Claimant(command.at, command.channel, command.source)
+        crossed = _record(rules, state, command.profile_id, claimant, command.event_id) or []
+    if state.status is not IdentifierStatus.QUARANTINED:
+        return None
+    if command.profile_id == state.owner:
+        return crossed
+    # Links nothing: the claimant refuses it and undoes what it joined there too; a release
+    # asks it again (known or not).
+    state.turned_away.pop(command.profile_id, None)
+    remember(state.turned_away, command.profile_id, TURNED_AWAY_WINDOW)
+    unlink = Unlink(command.profile_id, command.identifier, command.event_id, command.at)
+    return [*crossed, unlink]
+
+
+def founded(rules: IdentityRules, state: IdentifierState, event: Event) -> None:
+    """The event founds a profile at this identifier: a known person it brings is counted
+    here (the profile's Sightings report the people who come later)."""
+    weak = rules.weak_types
+    key = state.identifier.key
+    strong = [i.key for i in event.identifiers if i.key != key and i.type not in weak]
+    if strong:
+        slot = SEEN_PREFIX + identifier_digest(rules.recognition_key, min(strong))
+        _record(rules, state, slot, Claimant(event.event_time, event.channel, event.source), "")
+
+
+def on_sighting(
+    rules: IdentityRules, state: IdentifierState | None, command: Sighting
+) -> tuple[IdentifierState | None, list[Output]]:
+    if state is None or state.status is IdentifierStatus.SUPPRESSED:
+        return state, []
+    claimant = Claimant(command.at, command.channel, command.source)
+    return state, _record(rules, state, command.slot, claimant, command.event_id) or []
+
+
+def resolve_past(state: IdentifierState, command: Resolve) -> list[Output] | None:
+    """An event reaching a quarantined identifier resolves through its other identifiers; an
+    event with nothing else counts at the identifier's owner (None: resolve as usual)."""
+    event = command.event
+    if len(event.identifiers) == 1:
+        return None
+    return [privacy.resolve_rest(event, command.probe, command.create)]
+
+
+# --- identity stage: review --------------------------------------------------------------------
+
+
+def on_release(
+    rules: IdentityRules, state: IdentifierState | None, command: QuarantineRelease
+) -> tuple[IdentifierState | None, list[Output]]:
+    if state is not None and state.released_by == command.request_id:
+        return state, []  # a second delivery
+    if state is None or state.status is not IdentifierStatus.QUARANTINED:
+        return state, [_refused(state, command)]
+    state.status = IdentifierStatus.ACTIVE
+    state.released_by = command.request_id
+    identifier = command.identifier
+    owner = state.owner or ""
+    outputs: list[Output] = [
+        _change(
+            "quarantine_released",
+            owner,
+            None,
+            [identifier],
+            command.request_id,
+            None,
+            command.at,
+            command.operator,
+        )
+    ]
+    profiles = {s for s in state.claimants if not s.startswith(SEEN_PREFIX)}
+    claimants = tuple(sorted(profiles | set(state.turned_away)))
+    if state.owner is not None:
+        outputs.append(Relink(owner, identifier, claimants, command.request_id, command.at))
+    return state, outputs
+
+
+def on_block(
+    rules: IdentityRules, state: IdentifierState | None, command: QuarantineBlock
+) -> tuple[IdentifierState | None, list[Output]]:
+    blocked_by = f"{BLOCK_PREFIX}{command.request_id}"
+    if state is not None and state.suppressed_by == blocked_by:
+        return state, []  # a second delivery
+    if state is None or state.status is not IdentifierStatus.QUARANTINED:
+        return state, [_refused(state, command)]
+    identifier = command.identifier
+    outputs: list[Output] = [
+        _change(
+            "quarantine_blocked",
+            state.owner or "",
+            None,
+            [identifier],
+            command.request_id,
+            None,
+            command.at,
+            command.operator,
+        )
+    ]
+    if state.owner is not None:
+        outputs.append(Unlink(state.owner, identifier, command.request_id, command.at, drop=True))
+    # Profiles that claimed it or were refused it remember its key: they forget it.
+    others = {s for s in state.claimants if not s.startswith(SEEN_PREFIX)}
+    others |= state.refused_by | set(state.turned_away)
+    others.discard(state.owner or "")
+    outputs.extend(Forget(other, identifier) for other in sorted(others))
+    return privacy.marker_state(identifier, blocked_by), outputs
+
+
+def _refused(
+    state: IdentifierState | None, command: QuarantineRelease | QuarantineBlock
+) -> IdentityChangeEmission:
+    return _change(
+        "quarantine_refused",
+        state.owner or "" if state is not None else "",
+        None,
+        [command.identifier],
+        command.request_id,
+        refusals.NOT_QUARANTINED,
+        command.at,
+        command.operator,
+    )
+
+
+# --- profile stage -----------------------------------------------------------------------------
+
+
+def sightings(rules: IdentityRules, state: ProfileState, event: Event, probe: int) -> list[Output]:
+    """A Sighting when an event applied here was found through an identifier with a quarantine
+    threshold and brings a known person new to this profile (strong identifiers it neither
+    holds nor has claimed). Call before the event's claims are made."""
+    found = event.identifiers[probe]
+    if not state.applied or rules.quarantine(found.type) is None:
+        return []  # a profile the event itself founds was counted at the identifier
+    weak = rules.weak_types
+    strong = [i.key for i in event.identifiers if i.key != found.key and i.type not in weak]
+    linked = state.linked()
+    if not strong or any(key in linked for key in strong):
+        return []
+    slot = SEEN_PREFIX + identifier_digest(rules.recognition_key, min(strong))
+    return [Sighting(found, slot, event.event_id, event.event_time, event.channel, event.source)]
+
+
+def strong_keys(rules: IdentityRules, state: ProfileState, event: Event) -> set[str]:
+    """The strong identifiers the profile holds, has claimed or takes from `event`: a claim of
+    a key is known when this set holds another key."""
+    weak = rules.weak_types
+    strong = {k for k, t in state.linked().items() if t not in weak}
+    strong.update(i.key for i in event.identifiers if i.type not in weak)
+    return strong
+
+
+def links_nothing(state: ProfileState, via: Identifier) -> bool:
+    """Whether a merge through `via` must not happen here: it is quarantined, or this profile
+    claimed it only through a quarantined identifier."""
+    held = state.identifiers.get(via.key)
+    if held is not None:
+        return held.quarantined
+    refused = state.refused.get(via.key)
+    return refused is not None and refused.kind in _UNLINKING_KINDS
+
+
+def stop_request(state: ProfileState, command: MergeRequest) -> list[Output]:
+    """A merge asked through a quarantined identifier before it was: dropped; the claimant
+    forgets its claim of it."""
+    other = command.loser if command.winner == state.profile_id else command.winner
+    return [Forget(other, command.via)]
+
+
+def stop_offer(state: ProfileState, command: MergeOffer) -> list[Output]:
+    return [
+        MergeDeclined(
+            command.winner,
+            state.profile_id,
+            refusals.QUARANTINED,
+            command.via,
+            command.event_id,
+            command.at,
+        )
+    ]
+
+
+def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
+    """An identifier this profile claimed for a person who has left with the undone glue:
+    it goes to that person's profile, in a new ownership epoch."""
+    moved_to = state.moved_out.get(command.identifier.key)
+    if moved_to is None:
+        return None
+    return [
+        MoveOwner(command.identifier, moved_to, command.epoch),
+        dataclasses.replace(command, profile_id=moved_to, epoch=command.epoch + 1),
+    ]
+
+
+def on_unlink(
+    rules: IdentityRules, state: ProfileState, command: Unlink
+) -> tuple[ProfileState, list[Output]]:
+    if state.awaiting is not None:
+        # Mid-merge the profile's identifiers are about to change: undo what it ends up with.
+        state.deferred.append(command)
+        return state, []
+    key = command.identifier.key
+    held = state.identifiers.get(key)
+    if held is None:
+        moved_to = operations.moved_to(rules.recognition_key, state, command.identifier)
+        if moved_to is not None:
+            # Moved on with a person whose glue was undone (or by a split): theirs to unlink.
+            return state, [dataclasses.replace(command, profile_id=moved_to)]
+        if command.drop:
+            return state, []  # a block's: already dropped
+        # A claimant: it refuses the identifier, and its events through it join nothing here.
+        state.claimed.pop(key, None)
+        state.refused[key] = refusals.QUARANTINED
+    elif not held.quarantined:
+        state.identifiers[key] = dataclasses.replace(held, quarantined=True)
+    outputs = _undo(rules, state, command)
+    if command.drop:
+        del state.identifiers[key]
+        state.claimed.pop(key, None)
+        outputs.append(touch(state, "identifier_released", command.event_id, command.at))
+    return state, outputs
+
+
+def _unlinking(state: ProfileState) -> set[str]:
+    """The quarantined identifiers this profile knows of: held ones, and claimed ones it was
+    told to refuse."""
+    held = {k for k, h in state.identifiers.items() if h.quarantined}
+    return held | {k for k, r in state.refused.items() if r.kind is RefusalKind.QUARANTINED}
+
+
+def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], set[str]]:
+    """The strong identifiers (held or claimed) grouped by the evidence that joins them without
+    the quarantined ones, and the keys that the quarantined ones joined to something."""
+    weak = rules.weak_types
+    excluded = _unlinking(state)
+    parent = {k: k for k, t in state.linked().items() if t not in weak and k not in excluded}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def join(a: str | None, b: str | None) -> None:
+        if a is not None and b is not None and a in parent and b in parent:
+            parent[find(a)] = find(b)
+
+    touched: set[str] = set()
+    for key, held in state.identifiers.items():
+        if held.linked_by in excluded:
+            touched.add(key)
+        join(key, held.linked_by)
+    for merge in state.merges:
+        if merge.via in excluded and merge.linked_by is not None:
+            touched.add(merge.linked_by)
+        join(merge.via, merge.linked_by)
+    for event in state.history.events.values():
+        keys = [i.key for i in event.identifiers if i.key in parent]
+        if any(i.key in excluded for i in event.identifiers):
+            touched.update(keys)
+        for a, b in itertools.pairwise(keys):
+            join(a, b)
+    groups: dict[str, set[str]] = {}
+    for key in parent:
+        groups.setdefault(find(key), set()).add(key)
+    return list(groups.values()), touched
+
+
+def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Output]:
+    """Splits off every group of known identifiers that only quarantined identifiers joined to
+    the group that stays (the one holding the profile's oldest strong identifier)."""
+    groups, touched = _groups(rules, state)
+    weak = rules.weak_types
+    held_strong = [(h.added_at, k) for k, h in state.identifiers.items() if h.type not in weak]
+    if not held_strong:
+        return []
+    # The group that stays holds the profile's oldest strong identifier; when that is the
+    # quarantined one (a profile founded on the store's phone), every person it joined leaves.
+    oldest = min(held_strong)[1]
+    groups.sort(key=min)
+    leaving = [g for g in groups if g & touched and oldest not in g]
+    for group in [g for g in leaving if not g & set(state.identifiers)]:
+        # Only claimed so far, by events that came through the quarantined identifier: the
+        # claims are refused when they are answered (no person to split off yet).
+        for key in group:
+            state.claimed.pop(key, None)
+            state.refused[key] = refusals.QUARANTINED_LINK
+    leaving = [g for g in leaving if g & set(state.identifiers)]
+    if not leaving:
+        return []
+    excluded = _unlinking(state)
+    request_id = f"unlink:{command.identifier.key}:{command.at}"
+    sides = _weak_sides(rules, state, groups, excluded)
+    outputs: list[Output] = []
+    for group in leaving:
+        # The weak identifiers only this person's events carry go too; one that other events
+        # carry as well stays, and the new profile claims it (a device shared by two known
+        # people never joins them: the merge handshake declines that).
+        index = groups.index(group)
+        shared = {w for w, where in sides.items() if index in where and where != {index}}
+        named = group | {w for w, where in sides.items() if where == {index}}
+        new_id = profile_id_for(
+            command.at, _key_identifier(min(group)), f"unlink:{state.profile_id}:{request_id}"
+        )
+        anchors = set(state.linked()) - excluded
+        new, moves = operations.carve(
+            rules, state, sorted(named), new_id, anchors, request_id, command.at
+        )
+        linked = state.linked()
+        for key in sorted(shared):
+            # Its events here carry it too: it claims it like any profile would.
+            new.claimed[key] = linked[key]
+            outputs.append(
+                Claim(_key_identifier(key), new_id, command.event_id, command.at, known=True)
+            )
+        for key in named:
+            state.moved_out[key] = new_id
+        trim(state.moved_out, operations.MOVED_OUT_WINDOW)
+        outputs.extend(moves)
+        outputs.append(SplitOff(new, request_id, command.at))
+        # The new side is a claimant of the quarantined identifier: a release links it again.
+        outputs.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
+        outputs.append(
+            _change(
+                "split",
+                state.profile_id,
+                new_id,
+                [_key_identifier(k) for k in sorted(named) if k in new.identifiers],
+                command.event_id,
+                refusals.quarantined(command.identifier.type),
+                command.at,
+            )
+        )
+    outputs.append(touch(state, "split", command.event_id, command.at))
+    return outputs
+
+
+def _weak_sides(
+    rules: IdentityRules, state: ProfileState, groups: list[set[str]], excluded: set[str]
+) -> dict[str, set[int]]:
+    """Per weak identifier held or claimed, the groups (indexes) whose events carry it; one no
+    event of a group carries goes where its evidence (`linked_by`) came from."""
+    weak = rules.weak_types
+    group_of = {key: index for index, group in enumerate(groups) for key in group}
+    linked_weak = {k for k, t in state.linked().items() if t in weak and k not in excluded}
+    sides: dict[str, set[int]] = {key: set() for key in linked_weak}
+    for event in state.history.events.values():
+        keys = [i.key for i in event.identifiers]
+        where = {group_of[k] for k in keys if k in group_of}
+        for key in keys:
+            if key in sides:
+                sides[key] |= where
+    for key in sorted(linked_weak):
+        held = state.identifiers.get(key)
+        linked_by = held.linked_by if held is not None else None
+        if not sides[key] and linked_by in group_of:
+            sides[key] = {group_of[linked_by]}
+    return sides
+
+
+def on_relink(
+    rules: IdentityRules, state: ProfileState, command: Relink
+) -> tuple[ProfileState, list[Output]]:
+    key = command.identifier.key
+    held = state.identifiers.get(key)
+    if held is not None and held.quarantined:
+        state.identifiers[key] = dataclasses.replace(held, quarantined=False)
+    outputs: list[Output] = []
+    for claimant in command.claimants:
+        if claimant != state.profile_id:
+            # The claimant lifts its refusal before the merge through it is offered.
+            outputs.append(Forget(claimant, command.identifier))
+            winner, loser = sorted((state.profile_id, claimant))
+            outputs.append(
+                MergeRequest(winner, loser, command.identifier, command.request_id, command.at)
+            )
+    return state, outputs

@@ -1,0 +1,191 @@
+"""Invariant 10 over the simulator: generic values (a store's phone typed at the till, a
+placeholder email on walk-in receipts, a family card, a kiosk tablet) injected into random
+customer streams, any partitions, interleavings and duplicates, with releases at random
+points. Once all is processed no active profile holds two known customers that only a
+quarantined identifier links, every link not through one is kept, and invariants 2-6 hold."""
+
+from __future__ import annotations
+
+from hypothesis import given, note
+from hypothesis import strategies as st
+
+from omnid.identity.commands import Command, QuarantineRelease
+from omnid.identity.invariants import check_all, check_limits, unlinking_keys
+from omnid.identity.model import Event, Identifier
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import Operation, SimulationResult, Simulator
+from omnid.identity.state import IdentifierState, IdentifierStatus, ProfileState
+
+from .test_identity_invariants import RULES
+
+# Without duplicate delivery: a duplicated MergeDeclined can free a profile that has since
+# offered the same pair a merge through another identifier (a race of the merge handshake
+# itself, older than quarantine; see the issue-12 note). Kafka transactions deliver once.
+delivery = st.fixed_dictionaries(
+    {
+        "partitions": st.integers(1, 16),
+        "seed": st.integers(0, 2**32 - 1),
+        "duplicate_rate": st.just(0.0),
+    }
+)
+
+DAY = 86_400_000
+STORE_PHONE = Identifier("phone", "+442079460000")
+GENERIC = [
+    STORE_PHONE,
+    Identifier("email", "kasse@filiale.de"),
+    Identifier("loyalty_id", "FAMILY1"),
+    Identifier("device_id", "kiosk-1"),
+]
+
+
+def quarantine_after(rules: IdentityRules, threshold: int) -> IdentityRules:
+    """The rules with every quarantine threshold set to `threshold` (small: random streams
+    cross it often)."""
+    types = {
+        name: {**rule, "quarantine_after": threshold}
+        for name, rule in rules.model_dump()["identifier_types"].items()
+        if rule["quarantine_after"] is not None
+    }
+    dumped = rules.model_dump()
+    return IdentityRules.model_validate(
+        {**dumped, "identifier_types": {**dumped["identifier_types"], **types}}
+    )
+
+
+QUICK = quarantine_after(RULES, 2)
+SOON = quarantine_after(RULES, 3)
+
+
+def own(customer: int) -> list[Identifier]:
+    return [
+        Identifier("email", f"c{customer}@shop.io"),
+        Identifier("loyalty_id", f"L{customer}"),
+        Identifier("phone", f"+4420794610{customer:02d}"),
+        Identifier("device_id", f"dev-{customer}"),
+    ]
+
+
+@st.composite
+def customer_streams(draw: st.DrawFn, max_events: int = 22) -> list[Event]:
+    """Events of a few customers, each carrying some of the customer's own identifiers; many
+    also carry a generic value; some are till receipts with the generic value alone, some link
+    two customers for real (a shared identifier of their own), some repeat an earlier event."""
+    customers = draw(st.integers(2, 7))
+    events: list[Event] = []
+    for index in range(draw(st.integers(1, max_events))):
+        if events and draw(st.integers(0, 9)) == 0:
+            events.append(draw(st.sampled_from(events)))
+            continue
+        kind = draw(st.sampled_from(["customer"] * 6 + ["till", "link"]))
+        customer = draw(st.integers(0, customers - 1))
+        mine = own(customer)
+        if kind == "till":
+            identifiers = [draw(st.sampled_from(GENERIC))]
+        else:
+            identifiers = draw(st.lists(st.sampled_from(mine), min_size=1, max_size=3, unique=True))
+            if kind == "link":
+                other = own(draw(st.integers(0, customers - 1)))
+                identifiers.append(draw(st.sampled_from(other[:3])))
+            if draw(st.booleans()):
+                identifiers.append(draw(st.sampled_from(GENERIC)))
+        # Mostly within the window; now and then long after (claims older than the window
+        # no longer count).
+        occurred = (
+            draw(st.integers(0, 5)) * DAY + index + draw(st.sampled_from([0, 0, 0, 90])) * DAY
+        )
+        events.append(
+            Event(
+                event_id=f"e{index}",
+                channel=draw(st.sampled_from(["pos", "web", "app"])),
+                source=f"store-{draw(st.integers(1, 2))}",
+                event_type="purchase",
+                occurred_at=occurred,
+                received_at=occurred,
+                identifiers=tuple(dict.fromkeys(identifiers)),
+                traits={"name": f"n{customer}"},
+            )
+        )
+    return events
+
+
+def release(number: int) -> Operation:
+    """An operator releasing some quarantined identifier (if one is quarantined then)."""
+
+    def operation(result: SimulationResult) -> list[Command]:
+        quarantined = sorted(
+            key for key, s in result.identifiers.items() if s.status is IdentifierStatus.QUARANTINED
+        )
+        if not quarantined:
+            return []
+        key = quarantined[number % len(quarantined)]
+        identifier = result.identifiers[key].identifier
+        return [QuarantineRelease(identifier, "prop", f"release-{number}", 10**12)]
+
+    return operation
+
+
+def run(
+    rules: IdentityRules,
+    events: list[Event],
+    releases: list[tuple[int, bool]],
+    options: dict[str, int | float],
+) -> SimulationResult:
+    note(f"events: {[(e.event_id, [i.key for i in e.identifiers]) for e in events]}")
+    items: list[Event | Operation | None] = list(events)
+    for number, (position, settled) in enumerate(releases):
+        at = min(position, len(items))
+        items[at:at] = [None, release(number)] if settled else [release(number)]
+    phases: list[list[Event | Operation]] = [[]]
+    for item in items:
+        if item is None:
+            phases.append([])
+        else:
+            phases[-1].append(item)
+
+    def after_step(_stage: object, _key: str, state: IdentifierState | ProfileState | None) -> None:
+        if isinstance(state, ProfileState):
+            check_limits(rules, state)
+
+    simulator = Simulator(
+        rules,
+        int(options["partitions"]),
+        int(options["seed"]),
+        duplicate_rate=float(options["duplicate_rate"]),
+        observer=after_step,
+    )
+    result = None
+    for phase in phases:
+        result = simulator.run(phase, result)
+    assert result is not None
+    # A released identifier links again from the claims it recorded; events that passed it
+    # while it was quarantined link through it with their next event, so the recall check
+    # leaves released identifiers out (they are not quarantined, so they may join people).
+    released = frozenset(k for k, s in result.identifiers.items() if s.released_by is not None)
+    note(f"quarantined: {sorted(unlinking_keys(result))}, released: {sorted(released)}")
+    check_all(rules, events, result, split=True, released=released)
+    return result
+
+
+releases = st.lists(st.tuples(st.integers(0, 22), st.booleans()), max_size=2)
+
+
+@given(events=customer_streams(), options=delivery)
+def test_with_default_thresholds_no_profile_holds_customers_only_a_generic_value_joins(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(RULES, events, [], options)
+
+
+@given(events=customer_streams(), options=delivery)
+def test_with_a_threshold_of_two_invariant_10_holds(
+    events: list[Event], options: dict[str, int | float]
+) -> None:
+    run(QUICK, events, [], options)
+
+
+@given(events=customer_streams(), ops=releases, options=delivery)
+def test_with_releases_among_the_events_invariant_10_holds(
+    events: list[Event], ops: list[tuple[int, bool]], options: dict[str, int | float]
+) -> None:
+    run(SOON, events, ops, options)

@@ -1,0 +1,220 @@
+"""Quarantine as it happens in a shop: a store phone typed at the till, a family card, the
+placeholder email on walk-in receipts; detection, the undone glue, release and block. Each
+scenario over several partitionings and interleavings, with every invariant checked."""
+
+from __future__ import annotations
+
+from omnid.identity.commands import (
+    Claim,
+    Command,
+    QuarantineBlock,
+    QuarantineRelease,
+    Resolve,
+    Unlink,
+)
+from omnid.identity.invariants import check_all
+from omnid.identity.model import Event, Identifier
+from omnid.identity.protocol import handle_identifier
+from omnid.identity.quarantine import BLOCK_PREFIX
+from omnid.identity.requests import Forget
+from omnid.identity.rules import IdentityRules
+from omnid.identity.simulator import Operation, SimulationResult, Simulator
+from omnid.identity.state import Claimant, IdentifierState, IdentifierStatus
+from omnid.rules_file import load_rules
+
+RULES = load_rules()
+DELIVERIES = [(1, 0), (3, 1), (8, 2)]
+DAY = 86_400_000
+STORE_PHONE = Identifier("phone", "+442079460000")
+FAMILY_CARD = Identifier("loyalty_id", "FAMILY1")
+
+
+def email(n: int) -> Identifier:
+    return Identifier("email", f"customer{n}@mail.io")
+
+
+def till(event_id: str, at: int, *identifiers: Identifier, source: str = "store-7") -> Event:
+    return Event(event_id, "pos", source, "purchase", at, at, identifiers, {"name": event_id})
+
+
+def run(
+    rules: IdentityRules,
+    *phases: list[Event | Operation],
+    partitions: int = 1,
+    seed: int = 0,
+) -> SimulationResult:
+    simulator = Simulator(rules, partitions, seed)
+    result = None
+    events: list[Event] = []
+    for phase in phases:
+        result = simulator.run(phase, result)
+        events.extend(item for item in phase if isinstance(item, Event))
+    assert result is not None
+    check_all(rules, events, result, split=True, released=_released(result))
+    return result
+
+
+def _released(result: SimulationResult) -> frozenset[str]:
+    return frozenset(k for k, s in result.identifiers.items() if s.released_by is not None)
+
+
+def people(result: SimulationResult) -> list[list[str]]:
+    """The emails each active profile holds (one list per profile holding any)."""
+    return sorted(
+        sorted(k for k in p.identifiers if k.startswith("email:"))
+        for p in result.active_profiles().values()
+        if any(k.startswith("email:") for k in p.identifiers)
+    )
+
+
+def store_phone_stream(customers: int, start: int = 0) -> list[Event]:
+    return [
+        till(f"e{n}", (start + n) * 60_000, email(n), STORE_PHONE)
+        for n in range(start, start + customers)
+    ]
+
+
+def review(command: type[QuarantineRelease | QuarantineBlock], request: str) -> Operation:
+    def operation(result: SimulationResult) -> list[Command]:
+        return [command(STORE_PHONE, "support-anna", request, 10 * DAY)]
+
+    return operation
+
+
+def test_a_store_phone_typed_for_many_customers_is_quarantined_and_their_profiles_come_apart() -> (
+    None
+):
+    for partitions, seed in DELIVERIES:
+        result = run(RULES, store_phone_stream(6), partitions=partitions, seed=seed)
+        state = result.identifiers[STORE_PHONE.key]
+        assert state.status is IdentifierStatus.QUARANTINED
+        # Every customer is a profile of their own again; the phone stays with one of them.
+        assert people(result) == [[f"email:{email(n).value}"] for n in range(6)]
+        quarantined = [c for c in result.changes if c["kind"] == "quarantined"]
+        assert len(quarantined) == 1
+        assert quarantined[0]["identifiers"] == [{"type": "phone", "value": STORE_PHONE.value}]
+        assert quarantined[0]["counts"]["claimants"] >= 4
+        assert quarantined[0]["quarantine"]["channels"] == ["pos"]
+        assert quarantined[0]["quarantine"]["sources"] == ["store-7"]
+        # Downstream hears of every profile that came apart.
+        splits = [c for c in result.changes if c["kind"] == "split"]
+        assert splits and all(c["reason"] == "quarantined:phone" for c in splits)
+
+
+def test_fewer_customers_than_the_threshold_stay_merged_and_without_thresholds_all_do() -> None:
+    result = run(RULES, store_phone_stream(3))
+    assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.ACTIVE
+    assert len(people(result)) == 1
+    # The bench's "without quarantine": the same stream glues everyone the limits allow.
+    result = run(RULES.without_quarantine(), store_phone_stream(6))
+    assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.ACTIVE
+    assert len(people(result)) < 6
+
+
+def test_claims_beyond_the_window_do_not_count() -> None:
+    spread = [till(f"e{n}", n * 40 * DAY, email(n), STORE_PHONE) for n in range(5)]
+    result = run(RULES, spread)
+    assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.ACTIVE
+
+
+def test_a_merge_that_also_had_another_link_stays_merged() -> None:
+    # Customers 0 and 1 also share their own loyalty card: that link is real.
+    both = till("both", 30 * 60_000, email(0), email(1), Identifier("loyalty_id", "L01"))
+    for partitions, seed in DELIVERIES:
+        result = run(RULES, [*store_phone_stream(6), both], partitions=partitions, seed=seed)
+        assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.QUARANTINED
+        assert ["email:customer0@mail.io", "email:customer1@mail.io"] in people(result)
+        assert len(people(result)) == 5
+
+
+def test_a_family_card_at_the_front_of_each_event_is_caught_too() -> None:
+    # The card is the events' highest-priority identifier: its owner takes the family in
+    # without any claim of the card (counted as Sightings).
+    events = [till(f"f{n}", n * 60_000, FAMILY_CARD, email(n)) for n in range(5)]
+    for partitions, seed in DELIVERIES:
+        result = run(RULES, events, partitions=partitions, seed=seed)
+        assert result.identifiers[FAMILY_CARD.key].status is IdentifierStatus.QUARANTINED
+        assert len(people(result)) == 5
+
+
+def test_release_links_it_again_and_it_is_never_quarantined_again() -> None:
+    for partitions, seed in DELIVERIES:
+        result = run(
+            RULES,
+            store_phone_stream(6),
+            [review(QuarantineRelease, "rel-1")],
+            store_phone_stream(3, start=6),
+            partitions=partitions,
+            seed=seed,
+        )
+        state = result.identifiers[STORE_PHONE.key]
+        assert state.status is IdentifierStatus.ACTIVE and state.released_by == "rel-1"
+        # The merges follow again from the recorded claims (as far as the limits allow).
+        assert len(people(result)) < 9
+        released = [c for c in result.changes if c["kind"] == "quarantine_released"]
+        assert [(c["operator"], c["event_id"]) for c in released] == [("support-anna", "rel-1")]
+
+
+def test_block_keeps_it_out_for_good_and_stores_it_as_a_marker() -> None:
+    for partitions, seed in DELIVERIES:
+        result = run(
+            RULES,
+            store_phone_stream(6),
+            [review(QuarantineBlock, "blk-1")],
+            store_phone_stream(3, start=6),
+            partitions=partitions,
+            seed=seed,
+        )
+        state = result.identifiers[STORE_PHONE.key]
+        assert state.status is IdentifierStatus.SUPPRESSED and state.owner is None
+        assert state.suppressed_by == f"{BLOCK_PREFIX}blk-1"
+        assert not any(STORE_PHONE.key in p.identifiers for p in result.profiles.values())
+        assert len(people(result)) == 9
+        assert [c["kind"] for c in result.changes if c["event_id"] == "blk-1"].count(
+            "quarantine_blocked"
+        ) == 1
+
+
+def test_reviews_of_a_value_that_is_not_quarantined_are_refused_once_answered() -> None:
+    state = IdentifierState(STORE_PHONE, owner="P1")
+    for command in (
+        QuarantineRelease(STORE_PHONE, "anna", "r1", 5),
+        QuarantineBlock(STORE_PHONE, "anna", "b1", 5),
+    ):
+        _, outputs = handle_identifier(RULES, state, command)
+        (change,) = outputs
+        assert change.record["kind"] == "quarantine_refused"  # type: ignore[union-attr]
+        assert change.record["reason"] == "not_quarantined"  # type: ignore[union-attr]
+    # A release delivered twice is done once.
+    state.status = IdentifierStatus.QUARANTINED
+    release = QuarantineRelease(STORE_PHONE, "anna", "r2", 5)
+    _, first = handle_identifier(RULES, state, release)
+    _, second = handle_identifier(RULES, state, release)
+    assert [type(o).__name__ for o in first] == ["IdentityChangeEmission", "Relink"]
+    assert second == []
+
+
+def test_a_quarantined_identifier_links_nothing_at_the_identity_stage() -> None:
+    state = IdentifierState(
+        STORE_PHONE,
+        owner="P1",
+        status=IdentifierStatus.QUARANTINED,
+        claimants={"P1": Claimant(1)},
+    )
+    # A claim: no merge; the claimant is told to unlink it.
+    claim = Claim(STORE_PHONE, "P2", "e1", 2, known=True)
+    _, outputs = handle_identifier(RULES, state, claim)
+    assert outputs == [Unlink("P2", STORE_PHONE, "e1", 2)]
+    assert "P2" in state.claimants
+    # An event carrying it and an email resolves through the email.
+    event = till("e2", 3, email(1), STORE_PHONE)
+    _, outputs = handle_identifier(RULES, state, Resolve(event, 1))
+    assert outputs == [Resolve(event.for_graph((email(1),)), 0, create=True)]
+    # An event with nothing else counts at the phone's holder.
+    alone = till("e3", 4, STORE_PHONE)
+    _, outputs = handle_identifier(RULES, state, Resolve(alone, 0))
+    assert [type(o).__name__ for o in outputs] == ["Apply"]
+    # Unknown claimants (anonymous profiles) are not counted.
+    _, outputs = handle_identifier(RULES, state, Claim(STORE_PHONE, "P3", "e4", 5))
+    assert "P3" not in state.claimants
+    assert not any(isinstance(o, Forget) for o in outputs)
