@@ -53,7 +53,6 @@ def quarantine_after(rules: IdentityRules, threshold: int) -> IdentityRules:
     )
 
 
-QUICK = quarantine_after(RULES, 2)
 SOON = quarantine_after(RULES, 3)
 
 
@@ -175,13 +174,6 @@ def test_with_default_thresholds_no_profile_holds_customers_only_a_generic_value
     events: list[Event], options: dict[str, int | float]
 ) -> None:
     run(RULES, events, [], options)
-
-
-@given(events=customer_streams(), options=delivery)
-def test_with_a_threshold_of_two_invariant_10_holds(
-    events: list[Event], options: dict[str, int | float]
-) -> None:
-    run(QUICK, events, [], options)
 
 
 @given(events=customer_streams(), ops=releases, options=delivery)

@@ -551,8 +551,8 @@ def _on_merge_request(
     if quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_request(state, command)
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
-    if moved_to is not None and moved_to != loser:
-        # (Asked of the side it moved to, it is a new link with that side: judged as any.)
+    if moved_to is not None and not (moved_to == loser and command.via.key in state.claimed):
+        # (Claimed here again since, with the side it moved to: a new link, judged as any.)
         return state, [*_merge_request(moved_to, loser, command)]
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
@@ -594,7 +594,7 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
         state.deferred.append(command)
         return state, []
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
-    if moved_to is not None and moved_to != winner:
+    if moved_to is not None and not (moved_to == winner and command.via.key in state.claimed):
         redirected = OfferRedirected(
             winner, state.profile_id, moved_to, command.via, command.event_id, command.at
         )

@@ -493,6 +493,13 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
             )
         for key in named:
             state.moved_out[key] = new_id
+        # What else the person's events carry (refused here, say) went with them too: a merge
+        # through it still on its way here belongs with them.
+        for event in new.history.events.values():
+            for identifier in event.identifiers:
+                key = identifier.key
+                if key not in state.linked() and key not in excluded:
+                    state.moved_out.setdefault(key, new_id)
         trim(state.moved_out, operations.MOVED_OUT_WINDOW)
         outputs.extend(moves)
         outputs.append(SplitOff(new, request_id, command.at))
