@@ -53,9 +53,6 @@ def quarantine_after(rules: IdentityRules, threshold: int) -> IdentityRules:
     )
 
 
-SOON = quarantine_after(RULES, 3)
-
-
 def own(customer: int) -> list[Identifier]:
     return [
         Identifier("email", f"c{customer}@shop.io"),
@@ -166,18 +163,8 @@ def run(
     return result
 
 
-releases = st.lists(st.tuples(st.integers(0, 22), st.booleans()), max_size=2)
-
-
 @given(events=customer_streams(), options=delivery)
 def test_with_default_thresholds_no_profile_holds_customers_only_a_generic_value_joins(
     events: list[Event], options: dict[str, int | float]
 ) -> None:
     run(RULES, events, [], options)
-
-
-@given(events=customer_streams(), ops=releases, options=delivery)
-def test_with_releases_among_the_events_invariant_10_holds(
-    events: list[Event], ops: list[tuple[int, bool]], options: dict[str, int | float]
-) -> None:
-    run(SOON, events, ops, options)
