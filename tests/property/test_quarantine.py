@@ -1,20 +1,20 @@
 """Invariant 10 over the simulator: generic values (a store's phone typed at the till, a
 placeholder email on walk-in receipts, a family card, a kiosk tablet) injected into random
-customer streams, any partitions, interleavings and duplicates, with releases at random
-points. Once all is processed no active profile holds two known customers that only a
-quarantined identifier links, every link not through one is kept, and invariants 2-6 hold."""
+customer streams, any partitions and interleavings, default thresholds (releases and blocks:
+tests/unit/test_identity_quarantine.py). Once all is processed no active profile holds two
+known customers that only a quarantined identifier links, every link not through one is kept,
+and invariants 2-6 hold."""
 
 from __future__ import annotations
 
 from hypothesis import given, note
 from hypothesis import strategies as st
 
-from omnid.identity.commands import Command, QuarantineRelease
 from omnid.identity.invariants import check_all, check_limits, unlinking_keys
 from omnid.identity.model import Event, Identifier
 from omnid.identity.rules import IdentityRules
-from omnid.identity.simulator import Operation, SimulationResult, Simulator
-from omnid.identity.state import IdentifierState, IdentifierStatus, ProfileState
+from omnid.identity.simulator import Simulator
+from omnid.identity.state import IdentifierState, ProfileState
 
 from .test_identity_invariants import RULES
 
@@ -37,20 +37,6 @@ GENERIC = [
     Identifier("loyalty_id", "FAMILY1"),
     Identifier("device_id", "kiosk-1"),
 ]
-
-
-def quarantine_after(rules: IdentityRules, threshold: int) -> IdentityRules:
-    """The rules with every quarantine threshold set to `threshold` (small: random streams
-    cross it often)."""
-    types = {
-        name: {**rule, "quarantine_after": threshold}
-        for name, rule in rules.model_dump()["identifier_types"].items()
-        if rule["quarantine_after"] is not None
-    }
-    dumped = rules.model_dump()
-    return IdentityRules.model_validate(
-        {**dumped, "identifier_types": {**dumped["identifier_types"], **types}}
-    )
 
 
 def own(customer: int) -> list[Identifier]:
@@ -105,39 +91,8 @@ def customer_streams(draw: st.DrawFn, max_events: int = 22) -> list[Event]:
     return events
 
 
-def release(number: int) -> Operation:
-    """An operator releasing some quarantined identifier (if one is quarantined then)."""
-
-    def operation(result: SimulationResult) -> list[Command]:
-        quarantined = sorted(
-            key for key, s in result.identifiers.items() if s.status is IdentifierStatus.QUARANTINED
-        )
-        if not quarantined:
-            return []
-        key = quarantined[number % len(quarantined)]
-        identifier = result.identifiers[key].identifier
-        return [QuarantineRelease(identifier, "prop", f"release-{number}", 10**12)]
-
-    return operation
-
-
-def run(
-    rules: IdentityRules,
-    events: list[Event],
-    releases: list[tuple[int, bool]],
-    options: dict[str, int | float],
-) -> SimulationResult:
+def run(rules: IdentityRules, events: list[Event], options: dict[str, int | float]) -> None:
     note(f"events: {[(e.event_id, [i.key for i in e.identifiers]) for e in events]}")
-    items: list[Event | Operation | None] = list(events)
-    for number, (position, settled) in enumerate(releases):
-        at = min(position, len(items))
-        items[at:at] = [None, release(number)] if settled else [release(number)]
-    phases: list[list[Event | Operation]] = [[]]
-    for item in items:
-        if item is None:
-            phases.append([])
-        else:
-            phases[-1].append(item)
 
     def after_step(_stage: object, _key: str, state: IdentifierState | ProfileState | None) -> None:
         if isinstance(state, ProfileState):
@@ -150,21 +105,13 @@ def run(
         duplicate_rate=float(options["duplicate_rate"]),
         observer=after_step,
     )
-    result = None
-    for phase in phases:
-        result = simulator.run(phase, result)
-    assert result is not None
-    # A released identifier links again from the claims it recorded; events that passed it
-    # while it was quarantined link through it with their next event, so the recall check
-    # leaves released identifiers out (they are not quarantined, so they may join people).
-    released = frozenset(k for k, s in result.identifiers.items() if s.released_by is not None)
-    note(f"quarantined: {sorted(unlinking_keys(result))}, released: {sorted(released)}")
-    check_all(rules, events, result, split=True, released=released)
-    return result
+    result = simulator.run(events)
+    note(f"quarantined: {sorted(unlinking_keys(result))}")
+    check_all(rules, events, result, split=True)
 
 
 @given(events=customer_streams(), options=delivery)
 def test_with_default_thresholds_no_profile_holds_customers_only_a_generic_value_joins(
     events: list[Event], options: dict[str, int | float]
 ) -> None:
-    run(RULES, events, [], options)
+    run(RULES, events, options)
