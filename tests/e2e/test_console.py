@@ -1,6 +1,7 @@
 """The console in a real headless Chromium against two real workers on the real broker: sign in
-with an API token, find a customer, read the profile, watch the workers; what a token's scopes
-do not allow is not shown; no request leaves the origin the page came from.
+with an API token, find a customer, read the profile, fix it, review the quarantined values,
+watch the workers; what a token's scopes do not allow is not shown; no request leaves the origin
+the page came from.
 
 Screenshots of every screen go to `.screenshots/console/` (git-ignored), or
 `OMNID_CONSOLE_SCREENSHOTS`. Chromium and chromedriver missing: skipped on a developer machine,
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from omnid.api_auth import Scope
@@ -44,7 +46,7 @@ def event(event_id: str, channel: str, offset_ms: int, identifiers: list[tuple[s
     return new_channel_event(
         event_id=event_id,
         channel=channel,
-        source=f"{channel}-test",
+        source=fields.pop("source", f"{channel}-test"),
         event_type=fields.pop("event_type", "identify"),
         identifiers=identifiers,
         occurred_at=T0 + offset_ms,
@@ -95,6 +97,23 @@ WRONG_LINK = [
 ]  # fmt: skip
 
 
+# Two stores' own numbers typed at the till for five walk-in customers each (phone quarantine
+# after 4): both are quarantined; the review releases one and blocks the other.
+def walk_ins(store: int, start_ms: int) -> list[dict[str, Any]]:
+    phone = ("phone", f"0113 496 {store:04d}")
+    return [
+        event(
+            f"walk-in-{store}-{n}", "pos", start_ms + n * 1_000,
+            [("email", f"walk.in.{store}.{n}@inbox.example"), phone],
+            event_type="purchase", source=f"store-{store:03d}-till-1",
+        )
+        for n in range(5)
+    ]  # fmt: skip
+
+
+STORE_PHONES = walk_ins(3, 10_000) + walk_ins(7, 20_000)
+
+
 @dataclass
 class Console:
     pipeline: Pipeline
@@ -142,7 +161,7 @@ def console(
             kafka_config, prefix, base_dir, workers=2, token_scopes=tokens
         ) as pipeline:
             pipeline.wait_until_assigned(PARTITIONS)
-            publish_events(kafka_config, pipeline.topics, ANN + BOB + CARL)
+            publish_events(kafka_config, pipeline.topics, ANN + BOB + CARL + STORE_PHONES)
             pipeline.wait_drained()
             bob_id = lookup(pipeline, "email", "bob.stone@inbox.example")["profile_id"]
             publish_events(kafka_config, pipeline.topics, WRONG_LINK)
@@ -342,9 +361,61 @@ def test_a_read_only_token_sees_profiles_but_nothing_it_may_not_do(console: Cons
     assert console.browser.element("#scopes").text == "profiles:read"
     console.browser.find("email", "ann.lee@inbox.example")
     assert console.browser.element("#profile-id").text == console.ann_profile_id
-    assert not console.browser.visible("#fix, #privacy, #identifiers input.pick")
+    assert not console.browser.visible("#fix, #privacy, #identifiers input.pick, #nav-quarantine")
     console.browser.element("#evidence-graph")  # reading the evidence needs only profiles:read
     console.shot("04-read-only")
+
+
+def quarantine_row(browser: ConsoleBrowser, masked_end: str) -> Any:
+    """The review's row of the store phone whose masked value ends with `masked_end`."""
+    return browser.wait_for(
+        lambda _d: next(
+            (
+                row
+                for row in browser.visible("#quarantine-items tr[data-item]")
+                if row.find_element(By.CSS_SELECTOR, "td.value").text.endswith(masked_end)
+            ),
+            None,
+        )
+    )
+
+
+def test_review_the_quarantined_store_phones_release_one_and_block_the_other(
+    console: Console,
+) -> None:
+    browser = console.browser
+    browser.sign_in(console.url, console.pipeline.api_token)
+    browser.element("#nav-quarantine").click()
+    released = quarantine_row(browser, "03")
+    value, kind, _since, profiles, channels, sources, _actions = (
+        cell.text for cell in released.find_elements(By.TAG_NAME, "td")
+    )
+    assert (value, kind, channels, sources) == ("+44********03", "phone", "pos", "store-003-till-1")
+    assert int(profiles) >= 4
+    assert "4960003" not in browser.element("#quarantine").text  # masked, never in the clear
+    console.shot("08-quarantine-review")
+    released_id = released.get_attribute("data-item")
+    released.find_element(By.CSS_SELECTOR, "button.release").click()
+    done = browser.element("#quarantine-done[data-action='release']")
+    assert done.text.startswith("Released: phone +44********03 links again")
+    assert not browser.visible(f"tr[data-item='{released_id}']")
+    # Released, the phone links again: the profile holding it shows it with walk-ins it joined.
+    browser.element("#quarantine-holder").click()
+    browser.wait_for(
+        lambda _d: (
+            "+441134960003" in browser.element("#identifiers").text
+            and sum(f"walk.in.3.{n}@" in browser.element("#identifiers").text for n in range(5))
+            >= 2
+        )
+    )
+    console.shot("09-quarantine-released")
+    browser.element("#nav-quarantine").click()
+    blocked = quarantine_row(browser, "07")
+    blocked.find_element(By.CSS_SELECTOR, "button.block").click()
+    browser.element("#block-confirm").click()
+    done = browser.element("#quarantine-done[data-action='block']")
+    assert done.text.startswith("Blocked: phone +44********07 is kept out for good")
+    assert not browser.visible("#quarantine-items tr[data-item]")
 
 
 def test_a_wrong_token_is_refused_and_shows_nothing(console: Console) -> None:

@@ -24,6 +24,7 @@ from omnid.identity import evidence, records
 from omnid.identity.history_records import decode_history
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.privacy import export_document, marker_key
+from omnid.identity.quarantine import BLOCK_PREFIX
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
@@ -194,16 +195,23 @@ class LookupApi:
         state: IdentifierState | None = (
             records.decode(raw, identifier.key) if raw is not None else None
         )
-        if state is None and self._is_erased(identifier.key):
-            return _error(404, "erased_identifier", type=identifier_type)
+        marker = self._marker(identifier.key) if state is None else None
+        if marker is not None:
+            # A suppression marker: the person was erased, or the review blocked the value.
+            blocked = (marker.suppressed_by or "").startswith(BLOCK_PREFIX)
+            return _error(
+                404, "blocked_identifier" if blocked else "erased_identifier", type=identifier_type
+            )
         if state is None or state.owner is None:
             return _error(404, "unknown_identifier", type=identifier_type)
         return await self._profile_response(state.owner, state.owner, request, export)
 
-    def _is_erased(self, identifier_key: str) -> bool:
-        """A suppression marker stands where the identifier was (read on its owning worker)."""
+    def _marker(self, identifier_key: str) -> IdentifierState | None:
+        """The suppression marker that stands where the identifier was, if any (read on its
+        owning worker)."""
         marker = marker_key(self.worker.processor.suppression_secret, identifier_key)
-        return self.worker.stores[Table.IDENTIFIERS].get(marker) is not None
+        raw = self.worker.stores[Table.IDENTIFIERS].get(marker)
+        return records.decode(raw, marker) if raw is not None else None
 
     async def _profile(self, request: web.Request, export: bool) -> web.Response:
         profile_id = request.match_info["profile_id"]

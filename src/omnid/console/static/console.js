@@ -80,6 +80,7 @@ function describeError(result) {
     invalid_identifier: `Not a usable value for this type (${body.reason || "invalid"}).`,
     erased_profile: "This profile was erased.",
     erased_identifier: "This identifier belonged to a person who was erased.",
+    blocked_identifier: "This value was blocked in the quarantine review: it links nobody.",
     identifier_not_in_profile: "Both identifiers must belong to this profile.",
     not_quarantined: "This value is not quarantined (any more).",
     catching_up: "This worker is still reading the quarantine changelog; try again in a moment.",
