@@ -218,8 +218,8 @@ def test_a_store_phone_typed_for_many_customers_is_quarantined_and_their_profile
         "+441134960003",
         "+441134960007",
     ]
-    assert {c["reason"] for c in quarantines} == {"quarantine_after:phone"}
-    undone = [c for c in changes if c["kind"] == "split" and c["reason"] == "quarantined:phone"]
+    assert all(c["reason"].endswith(":phone") for c in quarantines)  # which type's threshold
+    undone = [c for c in changes if c["kind"] == "split" and c["reason"].startswith("quarantine")]
     assert undone, "the customers glued on were split off again"
 
 
