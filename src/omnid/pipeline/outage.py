@@ -77,6 +77,9 @@ _BROKER_LOSS = frozenset(
         KafkaError._ASSIGNMENT_LOST,
         KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
         KafkaError.UNKNOWN_PRODUCER_ID,
+        # "Failed to query partition leaders: No leaders found": an admin request (the
+        # restorer's list_offsets) made before the restarted broker has elected leaders.
+        KafkaError._NOENT,
     }
 )
 
