@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
 from omnid.identity.refusals import Refusal
-from omnid.identity.rendering import profile_update_record
+from omnid.identity.rendering import identity_change_record, profile_update_record
 from omnid.identity.requests import (
     PrivacyIdentityCommand,
     PrivacyProfileCommand,
@@ -488,6 +488,36 @@ class IdentityChangeEmission:
     """`record` is exactly an omnid.IdentityChange."""
 
     record: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        profile_id: str,
+        other: str | None,
+        identifiers: list[Identifier],
+        event_id: str | None,
+        reason: Refusal | None,
+        at: int,
+        operator: str | None = None,
+        counts: dict[str, int] | None = None,
+        quarantine: dict[str, Any] | None = None,
+    ) -> IdentityChangeEmission:
+        """The change rendered as its record (every handler module's one way to emit one)."""
+        return cls(
+            identity_change_record(
+                kind,
+                profile_id,
+                other,
+                identifiers,
+                event_id,
+                reason,
+                at,
+                operator=operator,
+                counts=counts,
+                quarantine=quarantine,
+            )
+        )
 
     @property
     def key(self) -> str:

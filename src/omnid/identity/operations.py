@@ -27,7 +27,6 @@ from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.history import recompute
 from omnid.identity.model import Identifier
 from omnid.identity.refusals import Refusal, RefusalKind
-from omnid.identity.rendering import identity_change_record
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     Ban,
@@ -61,23 +60,6 @@ def split_profile_id(command: Split, anchor: Identifier) -> str:
     return profile_id_for(command.at, anchor, f"split:{command.profile_id}:{command.request_id}")
 
 
-def _change(
-    kind: str,
-    profile_id: str,
-    other: str | None,
-    identifiers: list[Identifier],
-    request_id: str,
-    reason: Refusal | None,
-    at: int,
-    operator: str,
-) -> IdentityChangeEmission:
-    return IdentityChangeEmission(
-        identity_change_record(
-            kind, profile_id, other, identifiers, request_id, reason, at, operator=operator
-        )
-    )
-
-
 def _remember(state: ProfileState, request_id: str) -> None:
     remember(state.operations, request_id, OPERATIONS_WINDOW)
 
@@ -90,7 +72,7 @@ def _identifier(key: str) -> Identifier:
 def unknown_profile(command: Split | Unban | MergeByHand) -> list[Output]:
     """An operation addressed to a profile id nobody holds: answered, and no state is made."""
     return [
-        _change(
+        IdentityChangeEmission.of(
             _refusal_kind(command),
             command.profile_id,
             None,
@@ -135,7 +117,7 @@ def on_split(
         refusal = refusals.NAMES_EVERY_IDENTIFIER
     if refusal is not None:
         _remember(state, command.request_id)
-        refused = _change(
+        refused = IdentityChangeEmission.of(
             "split_refused",
             state.profile_id,
             None,
@@ -174,7 +156,7 @@ def on_split(
     outputs.append(SplitOff(new, command.request_id, command.at))
     outputs.append(touch(state, "split", command.request_id, command.at))
     outputs.append(
-        _change(
+        IdentityChangeEmission.of(
             "split",
             state.profile_id,
             new_id,
@@ -273,7 +255,7 @@ def on_unban(
         if command.request_id in state.operations:  # answered once, like the unban itself
             return state, []
         _remember(state, command.request_id)
-        refused = _change(
+        refused = IdentityChangeEmission.of(
             "unban_refused",
             state.profile_id,
             None,
@@ -289,7 +271,7 @@ def on_unban(
     state.refused = {k: r for k, r in state.refused.items() if r != reason}
     state.declined = {p: r for p, r in state.declined.items() if r != reason}
     other = ban.right_profile if ban.left_profile == state.profile_id else ban.left_profile
-    unbanned = _change(
+    unbanned = IdentityChangeEmission.of(
         "unbanned",
         state.profile_id,
         other,
@@ -309,7 +291,7 @@ def on_merge_by_hand(
     rules: IdentityRules, state: ProfileState, command: MergeByHand
 ) -> tuple[ProfileState, list[Output]]:
     if command.other == state.profile_id:
-        refused = _change(
+        refused = IdentityChangeEmission.of(
             "merge_refused",
             state.profile_id,
             command.other,
@@ -332,7 +314,7 @@ def is_manual(via: Identifier) -> bool:
 def manual_answer(state: ProfileState, command: MergeRequest, reason: Refusal) -> list[Output]:
     """A merge by hand that the protocol would silently skip still gets an answer."""
     return [
-        _change(
+        IdentityChangeEmission.of(
             "merge_refused",
             state.profile_id,
             command.loser,
@@ -352,7 +334,7 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
         MergeDeclined(
             command.winner, command.loser, reason, command.via, command.event_id, command.at
         ),
-        _change(
+        IdentityChangeEmission.of(
             "merge_refused",
             command.winner,
             command.loser,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
 
 from omnid.identity import operations, privacy, refusals
 from omnid.identity.commands import (
@@ -49,8 +48,7 @@ from omnid.identity.commands import (
     touch,
 )
 from omnid.identity.model import Event, Identifier
-from omnid.identity.refusals import Refusal, RefusalKind
-from omnid.identity.rendering import identity_change_record
+from omnid.identity.refusals import RefusalKind
 from omnid.identity.requests import Forget
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
@@ -72,34 +70,6 @@ SEEN_PREFIX = "seen:"
 # Claimants an identifier keeps (the newest by event time): enough to count any threshold and
 # to ask them again on a release.
 CLAIMANTS_KEPT = 64
-
-
-def _change(
-    kind: str,
-    profile_id: str,
-    other: str | None,
-    identifiers: list[Identifier],
-    event_id: str,
-    reason: Refusal | None,
-    at: int,
-    operator: str | None = None,
-    counts: dict[str, int] | None = None,
-    quarantine: dict[str, Any] | None = None,
-) -> IdentityChangeEmission:
-    return IdentityChangeEmission(
-        identity_change_record(
-            kind,
-            profile_id,
-            other,
-            identifiers,
-            event_id,
-            reason,
-            at,
-            operator=operator,
-            counts=counts,
-            quarantine=quarantine,
-        )
-    )
 
 
 def _key_identifier(key: str) -> Identifier:
@@ -152,7 +122,7 @@ def _quarantine(
     state.status = IdentifierStatus.QUARANTINED
     state.quarantined_at = at
     identifier = state.identifier
-    change = _change(
+    change = IdentityChangeEmission.of(
         "quarantined",
         state.owner or "",
         None,
@@ -236,7 +206,7 @@ def on_release(
     identifier = command.identifier
     owner = state.owner or ""
     outputs: list[Output] = [
-        _change(
+        IdentityChangeEmission.of(
             "quarantine_released",
             owner,
             None,
@@ -264,7 +234,7 @@ def on_block(
         return state, [_refused(state, command)]
     identifier = command.identifier
     outputs: list[Output] = [
-        _change(
+        IdentityChangeEmission.of(
             "quarantine_blocked",
             state.owner or "",
             None,
@@ -288,7 +258,7 @@ def on_block(
 def _refused(
     state: IdentifierState | None, command: QuarantineRelease | QuarantineBlock
 ) -> IdentityChangeEmission:
-    return _change(
+    return IdentityChangeEmission.of(
         "quarantine_refused",
         state.owner or "" if state is not None else "",
         None,
@@ -506,7 +476,7 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
         # The new side is a claimant of the quarantined identifier: a release links it again.
         outputs.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
         outputs.append(
-            _change(
+            IdentityChangeEmission.of(
                 "split",
                 state.profile_id,
                 new_id,
