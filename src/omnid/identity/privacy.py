@@ -43,7 +43,7 @@ from omnid.identity.commands import (
 from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.model import Event, Identifier, epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
-from omnid.identity.rendering import identity_change_record, profile_update_record
+from omnid.identity.rendering import profile_update_record
 from omnid.identity.requests import (
     ERASED,
     Count,
@@ -403,9 +403,9 @@ def _erase_contents(
 
 def _erased_change(stub: ProfileState, other: str | None, at: int) -> IdentityChangeEmission:
     """The `erased` IdentityChange: ids and counts, no identifier values."""
-    record = identity_change_record("erased", stub.profile_id, other, [], None, None, at)
-    record["counts"] = dict(sorted(stub.erased_counts.items()))
-    return IdentityChangeEmission(record)
+    return IdentityChangeEmission.of(
+        "erased", stub.profile_id, other, [], None, None, at, counts=stub.erased_counts
+    )
 
 
 def at_erased(

@@ -53,7 +53,6 @@ from omnid.identity.commands import (
 )
 from omnid.identity.model import Identifier
 from omnid.identity.refusals import Refusal, RefusalKind
-from omnid.identity.rendering import identity_change_record
 from omnid.identity.requests import (
     EraseMerged,
     Forget,
@@ -530,17 +529,15 @@ def _change(
     # A merge by hand is linked by its operator, not by an identifier: name who asked.
     manual = [i.value for i in identifiers if operations.is_manual(i)]
     identifiers = [i for i in identifiers if not operations.is_manual(i)]
-    return IdentityChangeEmission(
-        identity_change_record(
-            kind,
-            profile_id,
-            other,
-            identifiers,
-            event_id,
-            reason,
-            at,
-            operator=manual[0] if manual else None,
-        )
+    return IdentityChangeEmission.of(
+        kind,
+        profile_id,
+        other,
+        identifiers,
+        event_id,
+        reason,
+        at,
+        operator=manual[0] if manual else None,
     )
 
 
