@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from omnid.adapters.collector_metrics import CollectorMetrics
 from omnid.config import PROJECT_ROOT
-from omnid.observability.metrics import WorkerMetrics
+from omnid.pipeline.worker_metrics import WorkerMetrics
 
 DEPLOY = PROJECT_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -137,7 +137,7 @@ def test_compose_scrape_config_passes_promtool_check_config(promtool: str) -> No
 
 def exposed_families() -> set[str]:
     registry = CollectorRegistry()
-    WorkerMetrics(registry)
+    WorkerMetrics.on(registry)
     CollectorMetrics(registry)
     names = set()
     for family in registry.collect():

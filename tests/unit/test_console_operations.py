@@ -5,18 +5,18 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from omnid.console.operations import CounterHistory, registry_samples, summarise
-from omnid.observability import metrics
+from omnid.pipeline.worker_metrics import WorkerMetrics
 
 
 def test_a_worker_registry_is_summarised_by_reason_partition_and_total() -> None:
-    worker = metrics.WorkerMetrics(CollectorRegistry())
-    metrics.record_dead_letter("undecodable", worker)
-    metrics.record_dead_letter("undecodable", worker)
-    metrics.record_dead_letter("no_identifier", worker)
-    metrics.record_merge(worker)
-    metrics.record_merge_refused("limit:email", worker)
-    metrics.set_consumer_lag("omnid.events.web", 1, 7, worker)
-    metrics.set_consumer_lag("omnid.events.app", 0, 3, worker)
+    worker = WorkerMetrics.on(CollectorRegistry())
+    worker.stages.record_dead_letter("undecodable")
+    worker.stages.record_dead_letter("undecodable")
+    worker.stages.record_dead_letter("no_identifier")
+    worker.stages.merges.inc()
+    worker.stages.record_merge_refused("limit:email")
+    worker.runtime.set_consumer_lag("omnid.events.web", 1, 7)
+    worker.runtime.set_consumer_lag("omnid.events.app", 0, 3)
 
     summary = summarise(registry_samples(worker.registry))
 

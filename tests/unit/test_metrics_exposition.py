@@ -19,6 +19,7 @@ from omnid.adapters.collector_metrics import collector_metrics_middleware
 from omnid.observability import metrics
 from omnid.observability.health import Readiness
 from omnid.observability.http import add_operations_routes
+from omnid.pipeline.worker_metrics import worker_metrics
 
 
 @dataclass
@@ -89,7 +90,7 @@ def server(readiness: Readiness) -> Iterator[RunningServer]:
         return web.json_response({"success": True})
 
     def build() -> web.Application:
-        metrics.worker_metrics()
+        worker_metrics()
         collector_metrics.collector_metrics()
         app = web.Application(middlewares=[collector_metrics_middleware])
         app.router.add_post("/v1/track", track)
@@ -104,9 +105,10 @@ def test_scrape_of_every_metric_passes_promtool_check_metrics(
 ) -> None:
     request = urllib.request.Request(server.base_url + "/v1/track", data=b"{}", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
-    metrics.record_event_ingested("pos")
-    metrics.record_profile_update(2, received_at_ms=[0])
-    metrics.set_consumer_lag("omnid.events.pos", 0, 3)
+    worker = worker_metrics()
+    worker.stages.record_event_ingested("pos")
+    worker.stages.record_profile_update(2, received_at_ms=[0])
+    worker.runtime.set_consumer_lag("omnid.events.pos", 0, 3)
 
     status, content_type, body = server.get("/metrics")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from prometheus_client import REGISTRY
+
 from omnid.identity import records
 from omnid.identity.state import ProfileState, ProfileStatus
-from omnid.observability.metrics import REGISTRY
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.worker_health import (
     TABLES_RECOVERED,

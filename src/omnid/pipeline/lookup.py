@@ -29,7 +29,7 @@ from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
-from omnid.observability.metrics import record_lookup_rate_limited, record_stale_lookup
+from omnid.pipeline.lookup_metrics import lookup_metrics
 from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, GroupMember, group_members
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
@@ -175,7 +175,7 @@ class LookupApi:
         wait = self.rate_limiter.retry_after(client)
         if wait is None:
             return None
-        record_lookup_rate_limited()
+        lookup_metrics().rate_limited.inc()
         return web.json_response(
             {"error": "rate_limited", "detail": f"over {self.rate_limiter.rate:g} lookups/s"},
             status=429,
@@ -403,7 +403,7 @@ class LookupApi:
 
     def _stale(self, table: Table, partition: int, key: str, reason: str) -> bytes | None:
         _STALE.set(StaleAnswer(reason, self.worker.standby.lag(table, partition)))
-        record_stale_lookup()
+        lookup_metrics().stale.inc()
         return self.worker.stores[table].get(key)
 
     def _away(self, owner_url: str) -> bool:

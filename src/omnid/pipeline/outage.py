@@ -21,7 +21,7 @@ from typing import TypeVar
 from confluent_kafka import KafkaError, KafkaException
 
 from omnid.errors import OmnidError
-from omnid.observability import metrics
+from omnid.pipeline.runtime_metrics import runtime_metrics
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class BrokerWait:
         if self._since is None:
             self._last_report = now
             self._since = now
-            metrics.set_broker_wait(True)
+            runtime_metrics().broker_wait.set(1)
             log.warning(
                 "waiting for the broker (%s while %s); state kept, the open batch will be "
                 "processed again",
@@ -194,7 +194,7 @@ class BrokerWait:
         if self._since is not None:
             log.info("broker answers again after %.1f s", time.monotonic() - self._since)
             self._since = None
-            metrics.set_broker_wait(False)
+            runtime_metrics().broker_wait.set(0)
 
     def maybe_over(self) -> None:
         if self._since is not None and time.monotonic() - self._last_error > self.quiet_s:

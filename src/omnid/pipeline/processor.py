@@ -43,7 +43,7 @@ from omnid.identity.requests import PrivacyReceiptEmission, SuppressedDrop, Supp
 from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.state import EventHistory, ProfileState
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
-from omnid.observability import metrics
+from omnid.pipeline.stage_metrics import INGEST, SUPPRESSED, BatchTally
 from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class StageProcessor:
         self._updates: dict[str, tuple[ProfileSnapshot | ProfileTombstone, list[tuple[str, int]]]]
         self._updates = {}
         # Metrics of the current batch, published by the runtime when the batch is committed.
-        self.tally = metrics.BatchTally()
+        self.tally = BatchTally()
         # Suppression markers read by the current batch: identifier key -> marker bytes.
         self._markers_read: dict[str, bytes] = {}
         # Profile histories (table `history`), decoded and kept like `_states`, and the bytes
@@ -194,10 +194,10 @@ class StageProcessor:
         deferred = [c.event for c in getattr(state, "deferred", ()) if isinstance(c, Apply)]
         if table is Table.IDENTIFIERS:
             new_state, outputs = handle_identifier(self.rules, state, command)
-            stage = metrics.Stage.IDENTITY
+            stage = Stage.IDENTITY
         else:
             new_state, outputs = handle_profile(self.rules, state, command)
-            stage = metrics.Stage.PROFILE
+            stage = Stage.PROFILE
         self.tally.stage(stage, time.perf_counter() - started)
         if new_state is not None:
             self._changed[slot] = (partition, previous, new_state)
@@ -216,7 +216,7 @@ class StageProcessor:
             if isinstance(output, ProfileSnapshot | ProfileTombstone):
                 self._hold_update(output, shown)
             elif isinstance(output, SuppressedDrop):
-                self.tally.count(self.tally.identifiers_rejected, metrics.SUPPRESSED)
+                self.tally.count(self.tally.identifiers_rejected, SUPPRESSED)
                 self.tally.events_suppressed += output.event_dropped
             else:
                 routed.append(self._output(output))
@@ -357,7 +357,7 @@ class StageProcessor:
             tally.count(tally.dead_letters, error.reason.value)
             return [dead_letter(self.topics.dead_letter, record, error)]
         finally:
-            tally.stage(metrics.Stage.INGEST, time.perf_counter() - started)
+            tally.stage(INGEST, time.perf_counter() - started)
         tally.count(tally.ingested, intake.event.channel)
         for rejection in intake.rejected:
             tally.count(tally.identifiers_rejected, rejection.reason.value)

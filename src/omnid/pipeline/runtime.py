@@ -33,7 +33,6 @@ from omnid.config import Settings
 from omnid.contracts import OutputSender
 from omnid.identity.commands import Stage
 from omnid.kafka.stages import STATEFUL_STAGES, Table
-from omnid.observability import metrics
 from omnid.pipeline.checkpoint import Checkpoint, ConsumerCommit, OffsetCommit, TransactionalCommit
 from omnid.pipeline.outage import (
     BrokerWait,
@@ -51,6 +50,7 @@ from omnid.pipeline.processor import (
     StageProcessor,
 )
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES, ChangelogRestorer
+from omnid.pipeline.runtime_metrics import runtime_metrics
 from omnid.pipeline.standby import StandbyReplicas
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topic_names import PipelineTopics
@@ -341,7 +341,7 @@ class Worker:
             if self._paused:
                 self._consumer.pause(self._paused)
         self._held = list(batch)
-        metrics.record_batch_retried()
+        runtime_metrics().batches_retried.inc()
 
     def _resume(self) -> None:
         # librdkafka keeps a partition's pause across a revoke and a new assignment: resume

@@ -21,7 +21,6 @@ from omnid.config import Settings
 from omnid.console.web import OperationsApi, add_console_routes
 from omnid.contracts import AvroCodec
 from omnid.identity.rules import IdentityRules
-from omnid.observability import metrics
 from omnid.observability.http import add_operations_routes
 from omnid.pipeline.identity_ops_api import IdentityOperationsApi
 from omnid.pipeline.lookup import LookupApi
@@ -30,6 +29,7 @@ from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.quarantine_api import QuarantineApi
 from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
+from omnid.pipeline.stage_metrics import stage_metrics
 from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
 from omnid.tls import scheme, server_context
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         group_protocol=GroupProtocol(args.group_protocol),
     )
     rules = load_rules(settings.rules_file)
-    metrics.allow_identifier_types(rules.identifier_types)
+    stage_metrics().allow_identifier_types(rules.identifier_types)
     processor = StageProcessor(
         rules,
         AvroCodec.from_settings(settings),

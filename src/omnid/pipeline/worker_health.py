@@ -24,9 +24,11 @@ from omnid.errors import InvalidEvent
 from omnid.identity import records
 from omnid.identity.state import ProfileStatus
 from omnid.kafka.stages import Table
-from omnid.observability import metrics
 from omnid.observability.health import Readiness
 from omnid.pipeline.partitioning import partition_for
+from omnid.pipeline.runtime_metrics import runtime_metrics
+from omnid.pipeline.state_metrics import state_metrics
+from omnid.pipeline.worker_metrics import worker_metrics
 
 TABLES_RECOVERED = "tables_recovered"
 
@@ -36,24 +38,24 @@ class RecoveryTracker:
 
     def __init__(self, readiness: Readiness | None = None) -> None:
         self.readiness = readiness or Readiness()
-        metrics.worker_metrics()
+        worker_metrics()
         self._recovery_started: float | None = time.monotonic()
         self.readiness.wait_for(TABLES_RECOVERED)
-        metrics.set_worker_ready(False)
+        runtime_metrics().ready.set(0)
 
     def rebalance_started(self) -> None:
-        metrics.record_rebalance()
+        runtime_metrics().rebalances.inc()
         self.readiness.wait_for(TABLES_RECOVERED)
-        metrics.set_worker_ready(False)
+        runtime_metrics().ready.set(0)
         self._recovery_started = time.monotonic()
 
     def recovery_completed(self) -> None:
         """Idempotent: only the first call after a rebalance observes a recovery time."""
         if self._recovery_started is not None:
-            metrics.record_table_recovery(time.monotonic() - self._recovery_started)
+            state_metrics().table_recovery.observe(time.monotonic() - self._recovery_started)
             self._recovery_started = None
         self.readiness.satisfied(TABLES_RECOVERED)
-        metrics.set_worker_ready(self.readiness.ready)
+        runtime_metrics().ready.set(1 if self.readiness.ready else 0)
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,15 @@ def report_consumer_lag(
 ) -> None:
     """Sets the lag of every owned partition and drops the series of partitions given up."""
     for topic, partition in revoked:
-        metrics.forget_consumer_lag(topic, partition)
+        runtime_metrics().forget_consumer_lag(topic, partition)
     for position in positions:
-        metrics.set_consumer_lag(position.topic, position.partition, position.lag)
+        runtime_metrics().set_consumer_lag(position.topic, position.partition, position.lag)
 
 
 def report_table_sizes(table_dirs: Mapping[Table, Path]) -> None:
     """Each table's RocksDB directory (or the parent of its per-partition directories)."""
     for table, directory in table_dirs.items():
-        metrics.set_rocksdb_size(table, directory_size_bytes(directory))
+        state_metrics().set_rocksdb_size(table, directory_size_bytes(directory))
 
 
 def count_active_profiles(
@@ -170,7 +172,7 @@ class WorkerOperations:
         topic = self.profile_commands_topic
         owned = {tp.partition for tp in assigned if tp.topic == topic}
         if not owned:
-            metrics.set_active_profiles(0)
+            state_metrics().active_profiles.set(0)
             return
         try:
             metadata = consumer.list_topics(topic, timeout=5).topics.get(topic)
@@ -179,7 +181,7 @@ class WorkerOperations:
         if metadata is None or not metadata.partitions:
             return
         count = count_active_profiles(self.profile_entries(), owned, len(metadata.partitions))
-        metrics.set_active_profiles(count)
+        state_metrics().active_profiles.set(count)
 
 
 def directory_size_bytes(path: Path) -> int:
