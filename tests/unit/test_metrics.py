@@ -192,9 +192,9 @@ def test_rocksdb_size_rebalances_and_recovery_are_recorded(worker: WorkerMetrics
 
 def test_collector_requests_labelled_by_route_and_status() -> None:
     collector = collector_metrics.CollectorMetrics(CollectorRegistry())
-    collector_metrics.record_collector_request("/v1/track", 200, 0.01, collector)
-    collector_metrics.record_collector_request("/wp-admin/ann@example.com", 404, 0.01, collector)
-    collector_metrics.record_events_accepted("web", 3, collector)
+    collector.record_request("/v1/track", 200, 0.01)
+    collector.record_request("/wp-admin/ann@example.com", 404, 0.01)
+    collector.record_events_accepted("web", 3)
     get = collector.registry.get_sample_value
     assert get("omnid_collector_requests_total", {"endpoint": "/v1/track", "status": "200"}) == 1
     assert get("omnid_collector_requests_total", {"endpoint": "other", "status": "404"}) == 1

@@ -86,7 +86,7 @@ def server(readiness: Readiness) -> Iterator[RunningServer]:
     """A collector-shaped app: operations routes, one ingest route, the request middleware."""
 
     async def track(_request: web.Request) -> web.Response:
-        collector_metrics.record_events_accepted("web")
+        collector_metrics.collector_metrics().record_events_accepted("web")
         return web.json_response({"success": True})
 
     def build() -> web.Application:

@@ -24,9 +24,6 @@ from aiohttp import web
 from omnid.adapters.collector_metrics import (
     collector_metrics,
     collector_metrics_middleware,
-    record_delivery_failure,
-    record_events_accepted,
-    record_request_rejected,
 )
 from omnid.adapters.email_webhook import channel_event_from_esp
 from omnid.adapters.json_body import UnusableBody, parse_json_body
@@ -191,7 +188,7 @@ class Collector:
         except DeliveryFailed as error:
             # Some events may have landed; the client's retry re-sends them with the same
             # event ids (messageId), which the pipeline counts once.
-            record_delivery_failure()
+            collector_metrics().delivery_failures.inc()
             log.warning("kafka did not acknowledge a request to %s: %s", topic, error)
             return web.json_response(
                 {
@@ -201,7 +198,7 @@ class Collector:
                 },
                 status=503,
             )
-        record_events_accepted(target.channel.value, len(records))
+        collector_metrics().record_events_accepted(target.channel.value, len(records))
         return web.json_response({"success": True})
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
@@ -276,7 +273,7 @@ def _body_write_key(body: Any) -> str | None:
 
 def _refused(request: web.Request, refusal: Refusal) -> web.Response:
     """The answer to a refused request, counted and logged in one line (never a traceback)."""
-    record_request_rejected(refusal.reason.value)
+    collector_metrics().record_request_rejected(refusal.reason.value)
     log.info("refused %s: %s %s", request.path, refusal.status, refusal.reason.value)
     response = web.json_response(
         {"success": False, "reason": refusal.reason.value, "message": refusal.message},

@@ -88,6 +88,19 @@ class CollectorMetrics:
         for reason in REJECTION_REASONS | REQUEST_PROBLEMS:
             self.requests_rejected.labels(reason=reason)
 
+    def record_request(self, route: str, status: int, seconds: float) -> None:
+        endpoint = endpoint_label(route)
+        code = str(status) if 100 <= status <= 599 else OTHER
+        self.requests.labels(endpoint=endpoint, status=code).inc()
+        self.request_duration.labels(endpoint=endpoint).observe(seconds)
+
+    def record_events_accepted(self, channel: str, count: int = 1) -> None:
+        self.events_accepted.labels(channel=channel_label(channel)).inc(count)
+
+    def record_request_rejected(self, reason: str) -> None:
+        label = bounded(str(reason), REJECTION_REASONS | REQUEST_PROBLEMS)
+        self.requests_rejected.labels(reason=label).inc()
+
 
 @cache
 def collector_metrics() -> CollectorMetrics:
@@ -98,33 +111,6 @@ def collector_metrics() -> CollectorMetrics:
 
 def endpoint_label(route: str) -> str:
     return bounded(route, ENDPOINTS)
-
-
-def record_collector_request(
-    route: str, status: int, seconds: float, metrics: CollectorMetrics | None = None
-) -> None:
-    collector = metrics or collector_metrics()
-    endpoint = endpoint_label(route)
-    code = str(status) if 100 <= status <= 599 else OTHER
-    collector.requests.labels(endpoint=endpoint, status=code).inc()
-    collector.request_duration.labels(endpoint=endpoint).observe(seconds)
-
-
-def record_events_accepted(
-    channel: str, count: int = 1, metrics: CollectorMetrics | None = None
-) -> None:
-    (metrics or collector_metrics()).events_accepted.labels(channel=channel_label(channel)).inc(
-        count
-    )
-
-
-def record_request_rejected(reason: str, metrics: CollectorMetrics | None = None) -> None:
-    label = bounded(str(reason), REJECTION_REASONS | REQUEST_PROBLEMS)
-    (metrics or collector_metrics()).requests_rejected.labels(reason=label).inc()
-
-
-def record_delivery_failure(metrics: CollectorMetrics | None = None) -> None:
-    (metrics or collector_metrics()).delivery_failures.inc()
 
 
 def _route_of(request: web.Request) -> str:
@@ -148,4 +134,6 @@ async def collector_metrics_middleware(
         status = error.status
         raise
     finally:
-        record_collector_request(_route_of(request), status, time.perf_counter() - started)
+        collector_metrics().record_request(
+            _route_of(request), status, time.perf_counter() - started
+        )
