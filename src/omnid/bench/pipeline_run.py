@@ -23,7 +23,6 @@ from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, OutputSender
 from omnid.kafka.reader import read_records
-from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.pipeline.processor import EVENTS_HEADER
 from omnid.pipeline.topic_names import PipelineTopics
@@ -287,9 +286,9 @@ def run_pipeline(
             "profiles": profiles,
         }
     finally:
-        # The worker creates its state changelogs itself; they are not in the topology file.
-        changelogs = [PipelineTopics.under(prefix).state_changelog(table) for table in Table]
-        delete_topics(config, [*topology.names(prefix).values(), *changelogs])
+        # The worker creates its state changelogs and roster itself; not in the topology file.
+        created = PipelineTopics.under(prefix).created_by_workers()
+        delete_topics(config, [*topology.names(prefix).values(), *created])
 
 
 def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> list[float]:

@@ -263,8 +263,7 @@ def run_scale(
         out["state"] = compacted_state([w.data_dir for w in pipeline.workers])
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # a million events leave ~0.5 GB of state
-        changelogs = [topics.state_changelog(table) for table in Table]
-        delete_topics(config, [*topology.names(prefix).values(), *changelogs])
+        delete_topics(config, [*topology.names(prefix).values(), *topics.created_by_workers()])
     return out
 
 

@@ -14,13 +14,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from omnid.api_auth import ApiTokens, public
 from omnid.console.operations import CounterHistory, registry_samples, sample_into, summarise
 from omnid.identity.rules import IdentityRules
-from omnid.pipeline.membership import group_members
 from omnid.pipeline.runtime import Worker
 
 STATIC = resources.files("omnid.console") / "static"
@@ -119,11 +117,8 @@ class OperationsApi:
     """GET /v1/operations/worker (this worker) and GET /v1/operations (every worker of the group,
     each asked for its own /v1/operations/worker)."""
 
-    def __init__(
-        self, worker: Worker, admin: AdminClient, registry: CollectorRegistry = REGISTRY
-    ) -> None:
+    def __init__(self, worker: Worker, registry: CollectorRegistry = REGISTRY) -> None:
         self.worker = worker
-        self.admin = admin
         self.registry = registry
         self.history = CounterHistory()
         self._http: aiohttp.ClientSession | None = None
@@ -168,12 +163,7 @@ class OperationsApi:
 
     @public  # what every worker's /v1/operations/worker says
     async def group(self, _request: web.Request) -> web.Response:
-        try:
-            members = await asyncio.to_thread(group_members, self.admin, self.worker.group)
-        except Exception as error:  # the broker is the only source of the member list
-            return web.json_response(
-                {"error": "group_unavailable", "detail": type(error).__name__}, status=503
-            )
+        members = self.worker.roster.view().members  # as the roster topic tells it
         own_url = self.worker.options.web_url
         others = [m for m in members if m.url != own_url]
         answers = await asyncio.gather(*(self._peer(m.url) for m in others))

@@ -30,7 +30,6 @@ from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
 from omnid.kafka.stages import Table
 from omnid.pipeline.lookup_metrics import lookup_metrics
-from omnid.pipeline.membership import DESCRIBE_TIMEOUT_S, GroupMember, group_members
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.rate_limit import RateLimiter
 from omnid.pipeline.runtime import Worker
@@ -43,8 +42,8 @@ log = logging.getLogger(__name__)
 ROUTED_HEADER = "X-Omnid-Routed"
 # merged_into chains are short after path compression; a longer one means a bug, not a customer.
 MAX_MERGE_HOPS = 32
-MEMBERS_TTL_S = 1.0
-MEMBERS_RETRY_AFTER_S = 4.0
+# The partition count of a topic is asked of the broker (metadata) at most this long.
+METADATA_TIMEOUT_S = 2.0
 # An owner that could not answer (unreachable, or not ready itself) is asked again only after
 # this; meanwhile a worker holding a copy of its partitions answers from it, marked stale.
 OWNER_AWAY_S = 2.0
@@ -111,9 +110,6 @@ class LookupApi:
         self.admin = admin
         self.topics = worker.topics
         self._partitions: dict[str, int] = {}
-        self._owners: dict[tuple[str, int], str] = {}
-        self._members: list[GroupMember] = []
-        self._owners_at = 0.0
         self._away_until: dict[str, float] = {}
         self._http: aiohttp.ClientSession | None = None
 
@@ -367,11 +363,11 @@ class LookupApi:
         me = self.worker.options.web_url
         if request is not None and request.headers.get(ROUTED_HEADER):
             if held:
-                owner = await self._owner(topic, partition)
+                owner = self._owner(topic, partition)
                 reason = "owner_away" if owner not in (None, me) else "rebalancing"
                 return self._stale(table, partition, key, reason)
             raise NotHere(None)  # routed here by a peer with an older view: do not bounce
-        owner = await self._owner(topic, partition)
+        owner = self._owner(topic, partition)
         if held:
             if owner is None:
                 return self._stale(table, partition, key, "rebalancing")
@@ -390,8 +386,9 @@ class LookupApi:
         """The URL of a worker standing by for `partition` (placed as every worker places
         standbys, omnid.pipeline.standby), other than this one and not away itself. With no
         owner (mid-rebalance) the standbys are among the N + 1 highest ranked of all members."""
-        names = {member.url: member.name for member in self._members}
-        urls = {member.name: member.url for member in self._members}
+        members = self.worker.roster.view().members
+        names = {member.url: member.name for member in members}
+        urls = {member.name: member.url for member in members}
         replicas = self.worker.options.standby_replicas
         owner = names.get(owner_url) if owner_url is not None else None
         chosen = standby_members(partition, owner, urls, replicas + (owner is None))
@@ -413,7 +410,7 @@ class LookupApi:
         if topic not in self._partitions:
             try:
                 metadata = await asyncio.to_thread(
-                    self.admin.list_topics, topic, DESCRIBE_TIMEOUT_S
+                    self.admin.list_topics, topic, METADATA_TIMEOUT_S
                 )
             except KafkaException:
                 raise NotHere(None) from None  # broker away and the count never known: 503
@@ -423,28 +420,10 @@ class LookupApi:
             self._partitions[topic] = len(found.partitions)
         return self._partitions[topic]
 
-    async def _owner(self, topic: str, partition: int) -> str | None:
-        # Not asked while the worker waits for the broker: the last known owners stand, and a
-        # coordinator request whose connection drops can abort the process (librdkafka 2.16;
-        # see omnid.pipeline.standby REFRESH_EVERY_S).
-        fresh = time.monotonic() - self._owners_at <= MEMBERS_TTL_S
-        if not fresh and not self.worker.broker_wait.waiting:
-            try:
-                self._owners = await asyncio.to_thread(self._describe_owners)
-            except (KafkaException, TimeoutError) as error:
-                # Broker away: the last known owners stand (this worker's own partitions are
-                # then answered from its local copy, marked stale) rather than a hang.
-                log.info("group members unknown (%s); using the last known owners", error)
-                self._owners_at = time.monotonic() + MEMBERS_RETRY_AFTER_S
-            else:
-                self._owners_at = time.monotonic()
-        return self._owners.get((topic, partition))
-
-    def _describe_owners(self) -> dict[tuple[str, int], str]:
-        self._members = group_members(self.admin, self.worker.group)
-        return {
-            partition: member.url for member in self._members for partition in member.partitions
-        }
+    def _owner(self, topic: str, partition: int) -> str | None:
+        """The owner's URL as the roster tells it: read from memory, so an answer never waits
+        on the broker; while the broker is away the last known owners stand."""
+        return self.worker.roster.view().owners.get((topic, partition))
 
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
         if elsewhere.owner_url is None:

@@ -50,6 +50,7 @@ from omnid.pipeline.processor import (
     StageProcessor,
 )
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES, ChangelogRestorer
+from omnid.pipeline.roster import Roster
 from omnid.pipeline.runtime_metrics import runtime_metrics
 from omnid.pipeline.standby import StandbyReplicas
 from omnid.pipeline.state_store import TableStore
@@ -156,8 +157,8 @@ class Worker:
                 **client,
                 "error_cb": self.broker_wait.client_error,
                 "group.id": self.group,
-                # Peers find this worker's lookup API through the group's member list.
-                "client.id": f"omnid-worker {options.name} {options.web_url}",
+                # For the broker's own tools; peers find each other on the roster topic.
+                "client.id": f"omnid-worker {options.name}",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
@@ -200,6 +201,10 @@ class Worker:
             {table: topics.state_changelog(table) for table in Table},
             self.broker_wait,
         )
+        # Who owns what, as every worker publishes it (never asked of the group coordinator).
+        self.roster = Roster(
+            client, topics.worker_roster(), self.group, options.name, options.web_url
+        )
         self.standby = StandbyReplicas(
             client,
             self.group,
@@ -207,7 +212,7 @@ class Worker:
             self.stores,
             topics,
             options.standby_replicas,
-            self.broker_wait,
+            self.roster,
         )
         # Exactly-once only: a command for a command-topic partition this worker owns is handled
         # in the same batch and transaction, not sent round the broker (a hop of latency, an
@@ -245,10 +250,15 @@ class Worker:
     # -- set-up ------------------------------------------------------------------------------
 
     def ensure_changelogs(self) -> None:
-        """Creates the compacted state changelogs, partitioned like their source topics.
-        Compaction without deletion: a changelog is the only durable copy of a table."""
+        """Creates the compacted state changelogs, partitioned like their source topics, and
+        the roster. Compaction without deletion: a changelog is the only durable copy of a table."""
         metadata = self.admin.list_topics(timeout=30)
         wanted = []
+        if self.topics.worker_roster() not in metadata.topics:
+            # Record times are the broker's: the roster ages members by its own clock.
+            roster = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
+            roster |= {"segment.ms": "600000", "min.insync.replicas": "1"}
+            wanted.append(NewTopic(self.topics.worker_roster(), num_partitions=1, config=roster))
         for table in Table:
             name = self.topics.state_changelog(table)
             if name in metadata.topics:
@@ -261,21 +271,22 @@ class Worker:
         for name, future in self.admin.create_topics(wanted).items() if wanted else ():
             try:
                 future.result(30)
-                log.info("created changelog topic %s", name)
+                log.info("created topic %s", name)
             except KafkaException as error:
                 # Another worker starting at the same moment may have won the race.
-                log.info("changelog topic %s: %s", name, error.args[0].str())
+                log.info("topic %s: %s", name, error.args[0].str())
         deadline = time.monotonic() + 30
-        names = {self.topics.state_changelog(table) for table in Table}
+        names = set(self.topics.created_by_workers())
         while not names <= set(self.admin.list_topics(timeout=10).topics):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"changelog topics {sorted(names)} did not appear")
+                raise RuntimeError(f"topics {sorted(names)} did not appear")
             time.sleep(0.2)
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> None:
         self.ensure_changelogs()
+        self.roster.start()
         self.standby.start()
         self._init_transactions()
         self._consumer.subscribe(
@@ -528,6 +539,7 @@ class Worker:
         log.info("assigned %d partitions", len(partitions))
         self.operations.rebalance_started()
         self.status.assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self.roster.assigned(self.status.assigned)
         owned = [tp for tp in partitions if self.topics.table_of(tp.topic) is not None]
         committed: list[TopicPartition] = []
         if owned:
@@ -576,12 +588,15 @@ class Worker:
             self.status.assigned.discard((tp.topic, tp.partition))
             self._handled_in_process.discard((tp.topic, tp.partition))
             self._catching_up.pop((tp.topic, tp.partition), None)
+        if revoked:
+            self.roster.assigned(self.status.assigned)
 
     def close(self) -> None:
         try:
             self._consumer.close()  # leaves the group: its partitions move without a timeout
             log.info("left the group")
         finally:
+            self.roster.close()
             self.standby.close()
             self._restorer.close()
             try:

@@ -140,7 +140,7 @@ def worker_application(worker: Worker, rules: IdentityRules, tokens: ApiTokens) 
     QuarantineApi(worker.settings, worker.topics, rules, worker.processor.codec, operations).routes(
         app
     )
-    OperationsApi(worker, worker.admin).routes(app)
+    OperationsApi(worker).routes(app)
     add_console_routes(app, rules, tokens)
     add_openapi_route(app, "worker")
     return app

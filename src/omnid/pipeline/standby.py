@@ -3,9 +3,10 @@ their changelogs, so that taking a partition over restores seconds of changelog,
 and the lookup API can answer (marked stale) while the partition's owner is away.
 
 Which partitions a worker stands by for is decided by every worker alone, from the group as the
-broker describes it: for each stateful partition number, the `replicas` members other than its
-owner that rank highest by a hash of (member name, partition number) — rendezvous hashing. Every
-worker computes the same answer; a member joining or leaving moves only the standbys it must;
+roster topic tells it (omnid.pipeline.membership): for each stateful partition number, the
+`replicas` members other than its owner that rank highest by a hash of (member name, partition
+number) — rendezvous hashing. Every worker computes the same answer; a member joining or
+leaving moves only the standbys it must;
 co-partitioned tables (same partition number) stand by on the same members; with `replicas` at
 least the number of other members, a worker stands by for every partition it does not own.
 
@@ -26,22 +27,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from omnid.kafka.stages import Table
-from omnid.pipeline.membership import GroupView, describe_group
-from omnid.pipeline.outage import BrokerWait
+from omnid.pipeline.membership import GroupView
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES
+from omnid.pipeline.roster import Roster
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topic_names import PipelineTopics
 
 log = logging.getLogger(__name__)
 
-# How often the group is described to choose the standby partitions. Not while the broker is
-# away: librdkafka 2.15/2.16 can abort the process on a coordinator-targeted admin request
-# whose connection drops (`rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt > 0`,
-# seen here once during a broker restart; librdkafka PR #5397), and the standbys held are
-# what is needed then anyway.
+# How often the standby partitions are chosen again from the roster.
 REFRESH_EVERY_S = 5.0
 # One tailing poll waits at most this long for changelog records.
 TAIL_POLL_S = 0.2
@@ -95,10 +91,10 @@ class StandbyReplicas:
         stores: dict[Table, TableStore],
         topics: PipelineTopics,
         replicas: int,
-        broker_wait: BrokerWait,
+        roster: Roster,
     ) -> None:
         self.group = group
-        self.broker_wait = broker_wait
+        self.roster = roster
         self.me = me
         self.stores = stores
         self.topics = topics
@@ -112,6 +108,8 @@ class StandbyReplicas:
         self._wanted: set[tuple[str, int]] = set()
         self._assigned: set[tuple[str, int]] = set()
         self._lags: dict[tuple[str, int], int] = {}
+        # Every partition of the topics whose stages keep tables (known once the thread runs).
+        self._stateful: set[tuple[str, int]] = set()
         self.applied = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -162,7 +160,6 @@ class StandbyReplicas:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        admin = AdminClient(self._client_config)
         consumer = Consumer(
             {
                 **self._client_config,
@@ -176,9 +173,9 @@ class StandbyReplicas:
         try:
             while not self._stop.is_set():
                 try:
-                    if time.monotonic() >= next_refresh and not self.broker_wait.waiting:
+                    if time.monotonic() >= next_refresh:
                         next_refresh = time.monotonic() + REFRESH_EVERY_S
-                        self._choose(admin)
+                        self._choose(consumer)
                     self._tail(consumer)
                 except Exception:  # a standby is an optimisation: it never stops the worker
                     log.exception("standby replicas: step failed; trying again")
@@ -186,15 +183,14 @@ class StandbyReplicas:
         finally:
             consumer.close()
 
-    def _choose(self, admin: AdminClient) -> None:
-        """Recomputes the standby partitions from a settled group (during a rebalance the ones
-        held stay: that is when they are needed)."""
-        try:
-            view = describe_group(admin, self.group)
-        except (KafkaException, TimeoutError) as error:
-            log.debug("standby replicas: group not described (%s)", error)
-            return
-        if not view.settled:
+    def _choose(self, consumer: Consumer) -> None:
+        """Recomputes the standby partitions from a settled group: every stateful partition
+        owned by exactly one member (during a rebalance or a failover the ones held stay: that
+        is when they are needed)."""
+        if not self._stateful:
+            self._stateful = self._stateful_partitions(consumer)
+        view = self.roster.view(self._stateful)
+        if not self._stateful or not view.settled:
             return
         chosen = self._standby_changelogs(view)
         with self._lock:
@@ -204,12 +200,25 @@ class StandbyReplicas:
                 log.info("standing by for %d table partitions (%d new)", len(wanted), len(added))
             self._wanted = wanted
 
+    def _stateful_partitions(self, consumer: Consumer) -> set[tuple[str, int]]:
+        """Empty until the broker answered with every stateful topic (a metadata request)."""
+        found = set()
+        for topic in {self.topics.source_of(table) for table in Table}:
+            try:
+                metadata = consumer.list_topics(topic, timeout=2).topics.get(topic)
+            except KafkaException:  # broker away: asked again at the next refresh
+                return set()
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                return set()
+            found |= {(topic, partition) for partition in metadata.partitions}
+        return found
+
     def _standby_changelogs(self, view: GroupView) -> set[tuple[str, int]]:
         owners = {
             source: member.name
             for member in view.members
             for source in member.partitions
-            if self.topics.table_of(source[0]) is not None
+            if source in self._stateful
         }
         chosen = standby_partitions(self.me, owners, (m.name for m in view.members), self.replicas)
         return {

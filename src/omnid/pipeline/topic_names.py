@@ -77,3 +77,12 @@ class PipelineTopics:
 
     def default_group(self) -> str:
         return prefixed_name(self.prefix, "omnid-worker")
+
+    def worker_roster(self) -> str:
+        """Compacted, one partition: each worker's partitions and lookup URL (see
+        omnid.pipeline.membership)."""
+        return prefixed_name(self.prefix, "omnid.worker-roster")
+
+    def created_by_workers(self) -> list[str]:
+        """The topics workers create at start-up if missing: the state changelogs, the roster."""
+        return [*(self.state_changelog(table) for table in Table), self.worker_roster()]

@@ -43,7 +43,6 @@ from omnid.contracts import (
 from omnid.identity.model import event_from_record
 from omnid.identity.simulator import Simulator
 from omnid.kafka.reader import read_records
-from omnid.kafka.stages import Table
 from omnid.pipeline.outage import Fault, classify, kafka_error
 from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
@@ -624,8 +623,7 @@ def running_pipeline(
     finally:
         for worker in pipeline.workers:
             worker.stop()
-        changelogs = [pipeline.topics.state_changelog(table) for table in Table]
-        AdminClient(dict(config)).delete_topics(changelogs)
+        AdminClient(dict(config)).delete_topics(pipeline.topics.created_by_workers())
 
 
 def profile_signature(record: Mapping[str, Any]) -> tuple[frozenset[str], dict[str, Any]]:
