@@ -22,6 +22,7 @@ from omnid.bench.kafka_baselines import end_offsets
 from omnid.bench.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, OutputSender
+from omnid.identity.rendering import ChangeKind
 from omnid.kafka.reader import read_records
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.pipeline.processor import EVENTS_HEADER
@@ -296,5 +297,6 @@ def _merge_times(config: Mapping[str, str], topic: str, codec: AvroCodec) -> lis
     return [
         record.timestamp / 1_000
         for record in read_records(config, topic, idle_s=3.0)
-        if record.value is not None and codec.decode(record.value).record["kind"] == "merged"
+        if record.value is not None
+        and codec.decode(record.value).record["kind"] == ChangeKind.MERGED
     ]

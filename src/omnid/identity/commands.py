@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from omnid.identity.model import Event, Identifier
 from omnid.identity.refusals import Refusal
-from omnid.identity.rendering import identity_change_record, profile_update_record
+from omnid.identity.rendering import ChangeKind, identity_change_record, profile_update_record
 from omnid.identity.requests import (
     PrivacyIdentityCommand,
     PrivacyProfileCommand,
@@ -492,7 +492,7 @@ class IdentityChangeEmission:
     @classmethod
     def of(
         cls,
-        kind: str,
+        kind: ChangeKind,
         profile_id: str,
         other: str | None,
         identifiers: list[Identifier],
@@ -524,8 +524,8 @@ class IdentityChangeEmission:
         return str(self.record["profile_id"])
 
     @property
-    def kind(self) -> str:
-        return str(self.record["kind"])
+    def kind(self) -> ChangeKind:
+        return ChangeKind(self.record["kind"])
 
 
 Emission = (

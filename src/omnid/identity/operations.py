@@ -27,6 +27,7 @@ from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.history import recompute
 from omnid.identity.model import Identifier
 from omnid.identity.refusals import Refusal, RefusalKind
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
     Ban,
@@ -85,12 +86,12 @@ def unknown_profile(command: Split | Unban | MergeByHand) -> list[Output]:
     ]
 
 
-def _refusal_kind(command: Split | Unban | MergeByHand) -> str:
+def _refusal_kind(command: Split | Unban | MergeByHand) -> ChangeKind:
     if isinstance(command, Split):
-        return "split_refused"
+        return ChangeKind.SPLIT_REFUSED
     if isinstance(command, Unban):
-        return "unban_refused"
-    return "merge_refused"
+        return ChangeKind.UNBAN_REFUSED
+    return ChangeKind.MERGE_REFUSED
 
 
 # --- split -------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ def on_split(
     if refusal is not None:
         _remember(state, command.request_id)
         refused = IdentityChangeEmission.of(
-            "split_refused",
+            ChangeKind.SPLIT_REFUSED,
             state.profile_id,
             None,
             [_identifier(k) for k in missing],
@@ -157,7 +158,7 @@ def on_split(
     outputs.append(touch(state, "split", command.request_id, command.at))
     outputs.append(
         IdentityChangeEmission.of(
-            "split",
+            ChangeKind.SPLIT,
             state.profile_id,
             new_id,
             [_identifier(k) for k in named],
@@ -256,7 +257,7 @@ def on_unban(
             return state, []
         _remember(state, command.request_id)
         refused = IdentityChangeEmission.of(
-            "unban_refused",
+            ChangeKind.UNBAN_REFUSED,
             state.profile_id,
             None,
             [],
@@ -272,7 +273,7 @@ def on_unban(
     state.declined = {p: r for p, r in state.declined.items() if r != reason}
     other = ban.right_profile if ban.left_profile == state.profile_id else ban.left_profile
     unbanned = IdentityChangeEmission.of(
-        "unbanned",
+        ChangeKind.UNBANNED,
         state.profile_id,
         other,
         [],
@@ -292,7 +293,7 @@ def on_merge_by_hand(
 ) -> tuple[ProfileState, list[Output]]:
     if command.other == state.profile_id:
         refused = IdentityChangeEmission.of(
-            "merge_refused",
+            ChangeKind.MERGE_REFUSED,
             state.profile_id,
             command.other,
             [],
@@ -315,7 +316,7 @@ def manual_answer(state: ProfileState, command: MergeRequest, reason: Refusal) -
     """A merge by hand that the protocol would silently skip still gets an answer."""
     return [
         IdentityChangeEmission.of(
-            "merge_refused",
+            ChangeKind.MERGE_REFUSED,
             state.profile_id,
             command.loser,
             [],
@@ -335,7 +336,7 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
             command.winner, command.loser, reason, command.via, command.event_id, command.at
         ),
         IdentityChangeEmission.of(
-            "merge_refused",
+            ChangeKind.MERGE_REFUSED,
             command.winner,
             command.loser,
             [],

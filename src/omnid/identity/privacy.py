@@ -43,9 +43,8 @@ from omnid.identity.commands import (
 from omnid.identity.evidence import MANUAL_LINK
 from omnid.identity.model import Event, Identifier, epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
-from omnid.identity.rendering import profile_update_record
+from omnid.identity.rendering import ChangeKind, profile_update_record
 from omnid.identity.requests import (
-    ERASED,
     Count,
     EraseMerged,
     Forget,
@@ -53,6 +52,7 @@ from omnid.identity.requests import (
     PrivacyReceiptEmission,
     PrivacyRequest,
     ProfileRequest,
+    ReceiptReason,
     ReceiptStatus,
     SubjectRequest,
     Suppress,
@@ -240,8 +240,10 @@ def on_subject_request(
             done = receipt(request, ReceiptStatus.COMPLETED, counts=counts)
             return IdentifierState(subject), [done]
         if request.kind is PrivacyKind.EXPORT:
-            return state, [receipt(request, ReceiptStatus.FAILED, reason=ERASED)]
-        return state, [receipt(request, ReceiptStatus.COMPLETED, reason="already_suppressed")]
+            return state, [receipt(request, ReceiptStatus.FAILED, reason=ReceiptReason.ERASED)]
+        return state, [
+            receipt(request, ReceiptStatus.COMPLETED, reason=ReceiptReason.ALREADY_SUPPRESSED)
+        ]
     # Nobody holds it (yet): an erasure or suppression still leaves a marker, so events about
     # the person that are in flight or replayed later do not create them.
     if request.kind in (PrivacyKind.ERASE, PrivacyKind.SUPPRESS):
@@ -253,7 +255,7 @@ def on_subject_request(
     if request.kind is PrivacyKind.UNSUPPRESS:
         counts = {Count.IDENTIFIERS_UNSUPPRESSED.value: 0}
         return state, [receipt(request, ReceiptStatus.COMPLETED, counts=counts)]
-    return state, [receipt(request, ReceiptStatus.FAILED, reason="unknown_subject")]
+    return state, [receipt(request, ReceiptStatus.FAILED, reason=ReceiptReason.UNKNOWN_SUBJECT)]
 
 
 def on_suppress(
@@ -324,18 +326,22 @@ def on_profile_request(
 ) -> tuple[ProfileState | None, list[Output]]:
     request = command.request
     if state is None:
-        return None, [receipt(request, ReceiptStatus.FAILED, reason="unknown_subject")]
+        return None, [receipt(request, ReceiptStatus.FAILED, reason=ReceiptReason.UNKNOWN_SUBJECT)]
     if state.status is ProfileStatus.MERGED and state.merged_into is not None:
         return state, [ProfileRequest(request, state.merged_into)]
     profile_id = state.profile_id
     if state.status is ProfileStatus.ERASED:
         if request.kind is not PrivacyKind.ERASE:
-            return state, [receipt(request, ReceiptStatus.FAILED, profile_id, reason=ERASED)]
+            return state, [
+                receipt(request, ReceiptStatus.FAILED, profile_id, reason=ReceiptReason.ERASED)
+            ]
         if state.erased_by == request.request_id:  # a second delivery: the same receipt
             counts = dict(state.erased_counts)
             return state, [receipt(request, ReceiptStatus.COMPLETED, profile_id, counts)]
         return state, [
-            receipt(request, ReceiptStatus.COMPLETED, profile_id, reason="already_erased")
+            receipt(
+                request, ReceiptStatus.COMPLETED, profile_id, reason=ReceiptReason.ALREADY_ERASED
+            )
         ]
     at = request.requested_at
     if request.kind is PrivacyKind.ERASE:
@@ -404,7 +410,7 @@ def _erase_contents(
 def _erased_change(stub: ProfileState, other: str | None, at: int) -> IdentityChangeEmission:
     """The `erased` IdentityChange: ids and counts, no identifier values."""
     return IdentityChangeEmission.of(
-        "erased", stub.profile_id, other, [], None, None, at, counts=stub.erased_counts
+        ChangeKind.ERASED, stub.profile_id, other, [], None, None, at, counts=stub.erased_counts
     )
 
 

@@ -53,6 +53,7 @@ from omnid.identity.commands import (
 )
 from omnid.identity.model import Identifier
 from omnid.identity.refusals import Refusal, RefusalKind
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.requests import (
     EraseMerged,
     Forget,
@@ -370,7 +371,12 @@ def _release_surplus(
             )
             outputs.append(
                 _change(
-                    "identifier_released", state.profile_id, None, [identifier], command, reason
+                    ChangeKind.IDENTIFIER_RELEASED,
+                    state.profile_id,
+                    None,
+                    [identifier],
+                    command,
+                    reason,
                 )
             )
     return outputs
@@ -503,7 +509,12 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
         if first_refusal:
             outputs.append(
                 _change(
-                    "identifier_released", state.profile_id, None, [identifier], command, reason
+                    ChangeKind.IDENTIFIER_RELEASED,
+                    state.profile_id,
+                    None,
+                    [identifier],
+                    command,
+                    reason,
                 )
             )
         return state, outputs
@@ -512,12 +523,12 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
     )
     return state, [
         touch(state, "identifier_added", command.event_id, command.at),
-        _change("identifier_added", state.profile_id, None, [identifier], command, None),
+        _change(ChangeKind.IDENTIFIER_ADDED, state.profile_id, None, [identifier], command, None),
     ]
 
 
 def _change(
-    kind: str,
+    kind: ChangeKind,
     profile_id: str,
     other: str | None,
     identifiers: list[Identifier],
@@ -607,7 +618,12 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
                 _refuse_link(state, command.via, reason)
                 outputs.append(
                     _change(
-                        "merge_refused", winner, state.profile_id, [command.via], command, reason
+                        ChangeKind.MERGE_REFUSED,
+                        winner,
+                        state.profile_id,
+                        [command.via],
+                        command,
+                        reason,
                     )
                 )
     if reason is not None:
@@ -742,7 +758,7 @@ def _on_absorb(rules: IdentityRules, state: ProfileState, command: Absorb) -> Pr
             outputs.append(waiting)
     outputs.append(touch(state, "merged", command.event_id, command.at))
     outputs.append(
-        _change("merged", state.profile_id, loser.profile_id, [command.via], command, None)
+        _change(ChangeKind.MERGED, state.profile_id, loser.profile_id, [command.via], command, None)
     )
     return state, outputs
 

@@ -49,6 +49,7 @@ from omnid.identity.commands import (
 )
 from omnid.identity.model import Event, Identifier
 from omnid.identity.refusals import RefusalKind
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.requests import Forget
 from omnid.identity.rules import IdentityRules
 from omnid.identity.state import (
@@ -123,7 +124,7 @@ def _quarantine(
     state.quarantined_at = at
     identifier = state.identifier
     change = IdentityChangeEmission.of(
-        "quarantined",
+        ChangeKind.QUARANTINED,
         state.owner or "",
         None,
         [identifier],
@@ -207,7 +208,7 @@ def on_release(
     owner = state.owner or ""
     outputs: list[Output] = [
         IdentityChangeEmission.of(
-            "quarantine_released",
+            ChangeKind.QUARANTINE_RELEASED,
             owner,
             None,
             [identifier],
@@ -235,7 +236,7 @@ def on_block(
     identifier = command.identifier
     outputs: list[Output] = [
         IdentityChangeEmission.of(
-            "quarantine_blocked",
+            ChangeKind.QUARANTINE_BLOCKED,
             state.owner or "",
             None,
             [identifier],
@@ -259,7 +260,7 @@ def _refused(
     state: IdentifierState | None, command: QuarantineRelease | QuarantineBlock
 ) -> IdentityChangeEmission:
     return IdentityChangeEmission.of(
-        "quarantine_refused",
+        ChangeKind.QUARANTINE_REFUSED,
         state.owner or "" if state is not None else "",
         None,
         [command.identifier],
@@ -477,7 +478,7 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
         outputs.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
         outputs.append(
             IdentityChangeEmission.of(
-                "split",
+                ChangeKind.SPLIT,
                 state.profile_id,
                 new_id,
                 [_key_identifier(k) for k in sorted(named) if k in new.identifiers],

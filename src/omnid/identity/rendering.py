@@ -6,6 +6,7 @@ survivorship, which computes what is rendered, no longer sits between commands a
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from typing import Any
 
 from omnid.identity.model import Identifier
@@ -65,8 +66,26 @@ def profile_update_record(profile: ProfileState) -> dict[str, Any]:
     }
 
 
+class ChangeKind(StrEnum):
+    """What an omnid.IdentityChange says happened (its `kind`); each handler decides one."""
+
+    MERGED = "merged"
+    MERGE_REFUSED = "merge_refused"
+    IDENTIFIER_ADDED = "identifier_added"
+    IDENTIFIER_RELEASED = "identifier_released"
+    QUARANTINED = "quarantined"
+    QUARANTINE_RELEASED = "quarantine_released"
+    QUARANTINE_BLOCKED = "quarantine_blocked"
+    QUARANTINE_REFUSED = "quarantine_refused"
+    SPLIT = "split"
+    SPLIT_REFUSED = "split_refused"
+    UNBANNED = "unbanned"
+    UNBAN_REFUSED = "unban_refused"
+    ERASED = "erased"
+
+
 def identity_change_record(
-    kind: str,
+    kind: ChangeKind,
     profile_id: str,
     other_profile_id: str | None,
     identifiers: list[Identifier],
@@ -83,7 +102,7 @@ def identity_change_record(
     reason_text = None if reason is None else str(reason)
     fingerprint = "|".join(
         [
-            kind,
+            kind.value,
             profile_id,
             other_profile_id or "",
             event_id or "",
@@ -94,7 +113,7 @@ def identity_change_record(
     )
     return {
         "change_id": hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
-        "kind": kind,
+        "kind": kind.value,
         "profile_id": profile_id,
         "other_profile_id": other_profile_id,
         "identifiers": [{"type": i.type, "value": i.value} for i in ordered],

@@ -14,10 +14,6 @@ from typing import Any, ClassVar
 from omnid.identity.model import Identifier
 from omnid.identity.stages import Stage
 
-# The decline reason an erased profile answers merge offers with: the other side forgets the
-# link identifier instead of recording it as refused (it is the erased person's).
-ERASED = "erased"
-
 
 class PrivacyKind(StrEnum):
     ERASE = "erase"
@@ -30,6 +26,15 @@ class ReceiptStatus(StrEnum):
     ACCEPTED = "accepted"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class ReceiptReason(StrEnum):
+    """Why a request failed, or a note on one completed with nothing left to do."""
+
+    UNKNOWN_SUBJECT = "unknown_subject"  # failed: nobody holds the identifier or profile
+    ERASED = "erased"  # failed: the subject was erased (nothing of it is left to act on)
+    ALREADY_ERASED = "already_erased"
+    ALREADY_SUPPRESSED = "already_suppressed"
 
 
 class Count(StrEnum):
@@ -196,7 +201,7 @@ def receipt_record(
     status: ReceiptStatus,
     profile_id: str | None = None,
     counts: dict[str, int] | None = None,
-    reason: str | None = None,
+    reason: ReceiptReason | None = None,
 ) -> dict[str, Any]:
     """An omnid.PrivacyReceipt: ids, kind, status, counts; the subject's type, never its value."""
     return {
@@ -207,7 +212,7 @@ def receipt_record(
         "profile_id": profile_id,
         "requested_by": request.requested_by,
         "counts": dict(sorted((counts or {}).items())),
-        "reason": reason,
+        "reason": None if reason is None else reason.value,
         "requested_at": request.requested_at,
     }
 
@@ -217,6 +222,6 @@ def receipt(
     status: ReceiptStatus,
     profile_id: str | None = None,
     counts: dict[str, int] | None = None,
-    reason: str | None = None,
+    reason: ReceiptReason | None = None,
 ) -> PrivacyReceiptEmission:
     return PrivacyReceiptEmission(receipt_record(request, status, profile_id, counts, reason))

@@ -27,6 +27,7 @@ from omnid.identity.commands import Command, MergeByHand, Split, Unban
 from omnid.identity.model import epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.operations import ban_sides
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.pipeline.topic_follower import TopicFollower
 from omnid.pipeline.topic_names import PipelineTopics
@@ -35,15 +36,15 @@ log = logging.getLogger("omnid.identity_ops")
 
 # The kinds of change that answer an operation, and whether each means it was carried out.
 ANSWERS = {
-    "split": True,
-    "split_refused": False,
-    "merged": True,
-    "merge_refused": False,
-    "unbanned": True,
-    "unban_refused": False,
-    "quarantine_released": True,
-    "quarantine_blocked": True,
-    "quarantine_refused": False,
+    ChangeKind.SPLIT: True,
+    ChangeKind.SPLIT_REFUSED: False,
+    ChangeKind.MERGED: True,
+    ChangeKind.MERGE_REFUSED: False,
+    ChangeKind.UNBANNED: True,
+    ChangeKind.UNBAN_REFUSED: False,
+    ChangeKind.QUARANTINE_RELEASED: True,
+    ChangeKind.QUARANTINE_BLOCKED: True,
+    ChangeKind.QUARANTINE_REFUSED: False,
 }
 OUTCOMES_KEPT = 10_000
 DEFAULT_WAIT_S = 10.0

@@ -30,6 +30,7 @@ from omnid.contracts import AvroCodec
 from omnid.identity.commands import QuarantineBlock, QuarantineRelease
 from omnid.identity.model import Identifier, epoch_millis
 from omnid.identity.normalisers import RejectedIdentifier
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.pipeline.identity_ops_api import (
     IdentityOperationsApi,
@@ -70,7 +71,7 @@ def item_id(secret: bytes, identifier_key: str) -> str:
 class QuarantineBook(TopicFollower):
     """Quarantined identifiers by key, from the identity changelog read from the beginning."""
 
-    ENDS = ("quarantine_released", "quarantine_blocked")
+    ENDS = (ChangeKind.QUARANTINE_RELEASED, ChangeKind.QUARANTINE_BLOCKED)
 
     def __init__(
         self, settings: Settings, topics: PipelineTopics, codec: AvroCodec, secret: bytes
@@ -105,7 +106,7 @@ class QuarantineBook(TopicFollower):
             log.warning("identity changelog: undecodable record at offset %d", message.offset())
             return
         kind = record["kind"]
-        if kind not in ("quarantined", *self.ENDS) or not record["identifiers"]:
+        if kind not in (ChangeKind.QUARANTINED, *self.ENDS) or not record["identifiers"]:
             return
         identifier = record["identifiers"][0]
         key = f"{identifier['type']}:{identifier['value']}"

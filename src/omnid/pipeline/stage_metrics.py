@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from omnid.identity.normalisers import IdentifierRejection
 from omnid.identity.refusals import BY_IDENTIFIER_TYPE, Refusal
+from omnid.identity.rendering import ChangeKind
 from omnid.identity.requests import PrivacyKind, ReceiptStatus
 from omnid.identity.stages import Stage
 from omnid.identity.state import IdentifierStatus
@@ -184,11 +185,11 @@ class StageMetrics:
 
     def record_identity_change(self, kind: str, reason: str | None, count: int = 1) -> None:
         """Counts merges, refusals and quarantines from an IdentityChange's `kind` and `reason`."""
-        if kind == "merged":
+        if kind == ChangeKind.MERGED:
             self.merges.inc(count)
-        elif kind == "merge_refused":
+        elif kind == ChangeKind.MERGE_REFUSED:
             self.record_merge_refused(reason or OTHER, count)
-        elif kind == "quarantined":
+        elif kind == ChangeKind.QUARANTINED:
             # reason `quarantined:<type>`: the type is a label bounded like the refusals' types
             identifier_type = bounded((reason or "").partition(":")[2], self.identifier_types)
             self.identifiers_quarantined.labels(type=identifier_type).inc(count)
