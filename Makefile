@@ -5,7 +5,7 @@ IN_VENV = bash scripts/venv.sh
 # OMNID_KAFKA_BOOTSTRAP is left unset unless you set it: unset means "use the local broker",
 # which `make run` and the test fixtures start when it is not running.
 
-.PHONY: install run stop test lint bench bench-scale chaos kafka-up kafka-down
+.PHONY: install run stop test lint bench bench-scale bench-scale-out chaos kafka-up kafka-down
 
 install:
 	rm -f "$${VIRTUAL_ENV:-.venv}/.omnid-install"
@@ -36,6 +36,9 @@ bench:
 
 bench-scale:
 	$(IN_VENV) bash bench/run_scale.sh
+
+bench-scale-out:
+	OMNID_SCALE_OUT=only $(IN_VENV) bash bench/run_scale.sh
 
 chaos:
 	$(IN_VENV) python bench/chaos.py

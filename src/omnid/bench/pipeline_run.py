@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class _Watch:
     """What the background watcher has seen so far (read under the lock)."""
 
     first_update_at: dict[str, float] = field(default_factory=dict)  # event_id -> wall s
+    watched_shown: int = 0  # how many of the watcher's `watched` ids an update has shown
     updates: int = 0
     tombstones: int = 0
     peak_rss: int = 0
@@ -62,9 +64,16 @@ class _Watch:
 
 
 class UpdateWatcher(threading.Thread):
-    """Reads profile updates as they appear and samples the workers' memory."""
+    """Reads profile updates as they appear and samples the workers' memory. Counts how many of
+    the `watched` event ids have been shown (bench-scale's closed loop waits on that)."""
 
-    def __init__(self, config: Mapping[str, str], topic: str, codec: AvroCodec) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        topic: str,
+        codec: AvroCodec,
+        watched: AbstractSet[str] = frozenset(),
+    ) -> None:
         super().__init__(name="omnid-bench-watcher", daemon=True)
         self.consumer = Consumer(
             {
@@ -78,6 +87,7 @@ class UpdateWatcher(threading.Thread):
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         self.codec = codec
+        self.watched = watched
         self.lock = threading.Lock()
         self.seen = _Watch()
         self.pids: list[int] = []
@@ -113,8 +123,10 @@ class UpdateWatcher(threading.Thread):
             else:
                 self.seen.updates += 1
             for event_id in event_ids:
-                if event_id is not None:
-                    self.seen.first_update_at.setdefault(event_id, arrived)
+                if event_id is not None and event_id not in self.seen.first_update_at:
+                    self.seen.first_update_at[event_id] = arrived
+                    if event_id in self.watched:
+                        self.seen.watched_shown += 1
 
     def _sample_memory(self) -> None:
         total = 0

@@ -5,14 +5,18 @@ The run, in order:
 1. The workload is generated and Avro-encoded once (cached under the output directory, so a
    second run starts at once).
 2. Saturation: events are produced as fast as the workers take them, with at most `--window`
-   events not yet consumed by the ingest stage (a closed loop: latency stays a measure of the
-   pipeline, not of a queue growing without bound). Throughput and latency are reported for
-   each tenth of these events, so the curve over a growing graph is visible; worker RSS is
-   sampled every half second.
+   countable events that no profile update has shown yet (a closed loop over the whole
+   pipeline, every stage included: latency stays a measure of the pipeline, not of a queue
+   growing without bound). Throughput and latency are reported for each tenth of these events,
+   so the curve over a growing graph is visible; worker RSS is sampled every half second.
 3. Paced phases on the grown graph (`--loads`, `--phase-seconds` each): latency at low load.
-4. The workers stop; each table is compacted and its SST bytes are divided by the identifiers
-   held (RocksDB bytes per identifier after a compaction). The event count of the final profiles
-   is checked against the events their updates showed (invariant 4 at scale).
+4. The final profiles' event count is checked against the countable events (invariant 4 at
+   scale; only the last update of each profile is decoded). The workers stop; each table is
+   compacted and its SST bytes are divided by the identifiers held (RocksDB bytes per
+   identifier after a compaction).
+
+Each phase prints its duration as it ends, and the saturation a progress line every 15 s, on
+stderr; the results keep the durations (`run.phases_s`).
 
 Results: <output-dir>/scale-<timestamp>.json and .png.
 """
@@ -27,10 +31,11 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -41,9 +46,34 @@ from omnid.config import PROJECT_ROOT, Settings
 from omnid.kafka.stages import Table
 from omnid.rules_file import load_rules
 
+if TYPE_CHECKING:
+    from omnid.bench.pipeline_run import UpdateWatcher
+
 TENTHS = 10
-# Events produced between two looks at the ingest lag (a look is two admin requests).
-CHUNK = 2_000
+# Events produced between two looks at the events in flight.
+CHUNK = 500
+# Seconds between two progress lines during the saturation.
+PROGRESS_EVERY_S = 15.0
+
+
+class Timeline:
+    """The run's phases with their durations, printed as they end (a 10-minute run shows where
+    it is) and kept for the results."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.0f} s] {text}", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        self.say(f"{name} ...")
+        yield
+        self.phases[name] = round(time.monotonic() - began, 2)
+        self.say(f"{name}: {self.phases[name]:.1f} s")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
     paced_events = sum(int(load * args.phase_seconds) for load in loads)
     spec = WorkloadSpec(customers=args.customers, events=args.events + paced_events, seed=args.seed)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    started = time.monotonic()
-    events, countable = cached_workload(spec, args.output_dir / ".cache")
-    prepared_s = time.monotonic() - started
+    timeline = Timeline()
+    with timeline.phase(f"workload ({spec.events:,} events, {spec.customers:,} customers)"):
+        events, countable = cached_workload(spec, args.output_dir / ".cache")
+    prepared_s = time.monotonic() - timeline.started
     results: dict[str, Any] = {
         "kind": "omnid bench-scale",
         "started_at": stamp,
@@ -95,9 +126,12 @@ def run(args: argparse.Namespace) -> int:
         },
         "workload": {**spec.__dict__, "saturation_events": args.events, "prepare_s": prepared_s},
     }
-    results["run"] = run_scale(args, events[: args.events], events[args.events :], loads, countable)
+    results["run"] = run_scale(
+        args, events[: args.events], events[args.events :], loads, countable, timeline
+    )
     results["machine"]["load_after"] = os.getloadavg()
-    results["run"]["total_s"] = time.monotonic() - started
+    results["run"]["total_s"] = time.monotonic() - timeline.started
+    results["run"]["phases_s"] = timeline.phases
     json_path = args.output_dir / f"scale-{stamp}.json"
     chart_path = args.output_dir / f"scale-{stamp}.png"
     write_scale_chart(chart_path, results)
@@ -148,6 +182,7 @@ def run_scale(
     paced: Sequence[EncodedEvent],
     loads: Sequence[int],
     countable: set[str],
+    timeline: Timeline,
 ) -> dict[str, Any]:
     from confluent_kafka import Producer
 
@@ -184,36 +219,47 @@ def run_scale(
         with running_pipeline(
             config, prefix, work_dir, workers=args.workers, guarantee=args.guarantee
         ) as pipeline:
-            began = time.monotonic()
-            pipeline.wait_until_assigned(partitions, timeout=300)
-            out["startup_s"] = time.monotonic() - began
-            watcher = UpdateWatcher(config, topics.profile_updates, codec)
+            with timeline.phase(f"{args.workers} worker(s) start and own {partitions} partitions"):
+                began = time.monotonic()
+                pipeline.wait_until_assigned(partitions, timeout=300)
+                out["startup_s"] = time.monotonic() - began
+            # The closed loop: the countable events produced that no update has shown yet.
+            watcher = UpdateWatcher(config, topics.profile_updates, codec, watched=countable)
             watcher.pids = [w.process.pid for w in pipeline.workers if w.process is not None]
             watcher.start()
             producer = Producer({**config, "linger.ms": 5, "enable.idempotence": True})
             sender = OutputSender(producer)
             produced_at: dict[str, float] = {}
             tenth_size = -(-len(saturation) // TENTHS)
-            ingest_lag = IngestLag(config, pipeline.group, topics.events)
+            produced_countable = 0
             added_at: float | None = None
             try:
-                saturation_began = time.time()
-                for index in range(0, len(saturation), CHUNK):
-                    join_at = args.add_worker_at_tenth
-                    if join_at is not None and added_at is None and index >= join_at * tenth_size:
-                        worker = pipeline.add_worker("worker-joined", args.guarantee)
-                        added_at = time.time()
-                        assert worker.process is not None
-                        watcher.pids.append(worker.process.pid)
-                    while ingest_lag() > args.window:
-                        time.sleep(0.05)
-                    for event in saturation[index : index + CHUNK]:
-                        produced_at.setdefault(event.event_id, time.time())
-                        sender.send(event.topic(prefix), event.key, event.value)
-                    producer.poll(0)
-                producer.flush(120)
-                pipeline.wait_drained(timeout=1_800)
-                time.sleep(1.0)  # the watcher reads the last updates
+                with timeline.phase(f"saturation ({len(saturation):,} events)"):
+                    saturation_began = time.time()
+                    progress = SaturationProgress(timeline, watcher, len(saturation))
+                    for index in range(0, len(saturation), CHUNK):
+                        join_at = args.add_worker_at_tenth
+                        if (
+                            join_at is not None
+                            and added_at is None
+                            and index >= join_at * tenth_size
+                        ):
+                            worker = pipeline.add_worker("worker-joined", args.guarantee)
+                            added_at = time.time()
+                            assert worker.process is not None
+                            watcher.pids.append(worker.process.pid)
+                        while produced_countable - watcher.seen.watched_shown > args.window:
+                            time.sleep(0.02)
+                        for event in saturation[index : index + CHUNK]:
+                            if event.event_id not in produced_at:
+                                produced_at[event.event_id] = time.time()
+                                produced_countable += event.event_id in countable
+                            sender.send(event.topic(prefix), event.key, event.value)
+                        producer.poll(0)
+                        progress.maybe_say(index)
+                    producer.flush(120)
+                    pipeline.wait_drained(timeout=1_800)
+                    time.sleep(1.0)  # the watcher reads the last updates
                 with watcher.lock:
                     first_update_at = dict(watcher.seen.first_update_at)
                     rss_series = list(watcher.seen.rss_series)
@@ -228,10 +274,11 @@ def run_scale(
                 for load in loads:
                     phase_events = paced[offset : offset + int(load * args.phase_seconds)]
                     offset += len(phase_events)
-                    phase_produced = _send(producer, prefix, phase_events, produced_at, load)
-                    produced_at.update(phase_produced)
-                    pipeline.wait_drained(timeout=300)
-                    time.sleep(0.5)
+                    with timeline.phase(f"paced {load} events/s ({len(phase_events):,} events)"):
+                        phase_produced = _send(producer, prefix, phase_events, produced_at, load)
+                        produced_at.update(phase_produced)
+                        pipeline.wait_drained(timeout=300)
+                        time.sleep(0.5)
                     with watcher.lock:
                         seen = dict(watcher.seen.first_update_at)
                     latencies = [
@@ -253,48 +300,51 @@ def run_scale(
             out["worker_cpu_s"] = watcher.seen.cpu_s
             shown = set(watcher.seen.first_update_at)
             if not args.skip_check:
-                counted = totals(latest_profiles(config, topics, codec).values())["events"]
+                with timeline.phase("check: the final profiles count every event once"):
+                    counted = totals(latest_profiles(config, topics, codec).values())["events"]
                 out["check"] = {
                     "countable_events": len(countable),
                     "events_counted_by_final_profiles": counted,
                     "events_named_by_updates": len(shown),
                     "every_event_counted_once": counted == len(countable),
                 }
-        out["state"] = compacted_state([w.data_dir for w in pipeline.workers])
+            with timeline.phase("workers stop"):
+                for worker in pipeline.workers:
+                    worker.stop()
+        with timeline.phase("compaction"):
+            out["state"] = compacted_state([w.data_dir for w in pipeline.workers])
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # a million events leave ~0.5 GB of state
         delete_topics(config, [*topology.names(prefix).values(), *topics.created_by_workers()])
     return out
 
 
-class IngestLag:
-    """Events produced to the channel topics that the worker group has not committed yet. The
-    bench's producer is not transactional, so offsets count records exactly (no markers)."""
+class SaturationProgress:
+    """A progress line every PROGRESS_EVERY_S seconds of the saturation: events produced, events
+    shown by an update, the rate since the last line, worker RSS."""
 
-    def __init__(self, config: dict[str, str], group: str, topics: Sequence[str]) -> None:
-        from confluent_kafka import TopicPartition
-        from confluent_kafka.admin import AdminClient
+    def __init__(self, timeline: Timeline, watcher: UpdateWatcher, events: int) -> None:
+        self.timeline = timeline
+        self.watcher = watcher
+        self.events = events
+        self.last_at = time.monotonic()
+        self.last_shown = 0
 
-        self.admin = AdminClient(dict(config))
-        self.group = group
-        metadata = self.admin.list_topics(timeout=30)
-        self.partitions = [
-            TopicPartition(t, p) for t in topics for p in metadata.topics[t].partitions
-        ]
-
-    def __call__(self) -> int:
-        from confluent_kafka import ConsumerGroupTopicPartitions
-        from confluent_kafka.admin import OffsetSpec
-
-        ends = self.admin.list_offsets({tp: OffsetSpec.latest() for tp in self.partitions})
-        committed = self.admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self.group, self.partitions)]
-        )[self.group].result(30)
-        done = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed.topic_partitions}
-        return sum(
-            max(0, future.result(30).offset - done.get((tp.topic, tp.partition), 0))
-            for tp, future in ends.items()
+    def maybe_say(self, produced: int) -> None:
+        now = time.monotonic()
+        if now - self.last_at < PROGRESS_EVERY_S:
+            return
+        with self.watcher.lock:
+            shown = len(self.watcher.seen.first_update_at)
+            rss = self.watcher.seen.last_rss
+        events_per_s = (shown - self.last_shown) / (now - self.last_at)
+        left_s = (self.events - shown) / events_per_s if events_per_s else float("inf")
+        self.timeline.say(
+            f"  produced {produced:,}, shown {shown:,} of {self.events:,}: "
+            f"{events_per_s:,.0f} events/s, worker RSS {rss / 2**20:,.0f} MiB, "
+            f"~{left_s:,.0f} s to go"
         )
+        self.last_at, self.last_shown = now, shown
 
 
 def saturation_result(

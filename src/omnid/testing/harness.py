@@ -328,12 +328,13 @@ def read_topic(
 def latest_profiles(
     config: Mapping[str, str], topics: PipelineTopics, codec: AvroCodec | None = None
 ) -> dict[str, dict[str, Any]]:
-    """The current profile per id on the profile-updates topic (tombstoned ids left out)."""
+    """The current profile per id on the profile-updates topic (tombstoned ids left out). Only
+    the last update of each id is decoded: a million-event run writes several per profile."""
     codec = codec or AvroCodec.from_settings()
-    latest: dict[str, dict[str, Any] | None] = {}
+    latest: dict[str, bytes | None] = {}
     for key, value, _headers in read_topic(config, topics.profile_updates):
-        latest[key] = codec.decode(value).record if value is not None else None
-    return {key: record for key, record in latest.items() if record is not None}
+        latest[key] = value
+    return {key: codec.decode(value).record for key, value in latest.items() if value is not None}
 
 
 def simulated_profiles(
