@@ -223,9 +223,20 @@ class Checkpoint:
     def commit(self, offsets: list[TopicPartition]) -> None:
         if self.offsets.outputs_before_state:
             self._flush()  # 1. outputs durable before any state change (at-least-once)
-        self._send_changelog()  # 2. state changes to their changelogs, acknowledged
-        self._flush()
-        self.offsets.commit(offsets)  # 3. input offsets (the transaction's commit under EOS)
+        self._send_changelog()  # 2. state changes to their changelogs
+        if self.offsets.outputs_before_state:
+            self._flush()  # ... acknowledged before the offsets that cover them
+        # 3. input offsets. Under exactly-once the transaction's commit first delivers every
+        # record produced in it (librdkafka flushes, serving the delivery reports, and fails the
+        # commit on a failed delivery), so the offsets travel while the records are in flight:
+        # a flush of its own would only put one more broker round trip on every batch.
+        try:
+            self.offsets.commit(offsets)
+        except KafkaException:
+            # A failed delivery is the cause, and says more than the commit's "must abort"
+            # (a record too large stops the worker instead of being retried for ever).
+            self._raise_delivery_failure()
+            raise
         self._write_stores()  # 4. RocksDB + changelog checkpoint, one write batch per table
 
     def abort(self) -> bool:
@@ -255,6 +266,9 @@ class Checkpoint:
             raise KafkaException(
                 KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not delivered")
             )
+        self._raise_delivery_failure()
+
+    def _raise_delivery_failure(self) -> None:
         if self._delivery_failures:
             failure = self._delivery_failures[0]
             self._delivery_failures.clear()
