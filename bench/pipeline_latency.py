@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.contracts import (
     CHANNEL_EVENT,

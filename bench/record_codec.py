@@ -10,8 +10,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from omnid.bench.memory import decode
-from omnid.bench.workload import WorkloadSpec
+from omnid.benchmarks.memory import decode
+from omnid.benchmarks.workload import WorkloadSpec
 from omnid.identity import records
 from omnid.identity import simulator as simulator_module
 from omnid.identity.rules import IdentityRules

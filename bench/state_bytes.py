@@ -11,8 +11,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from omnid.bench.memory import decode
-from omnid.bench.workload import WorkloadSpec
+from omnid.benchmarks.memory import decode
+from omnid.benchmarks.workload import WorkloadSpec
 from omnid.identity import records
 from omnid.identity.history_records import encode_history
 from omnid.identity.simulator import Simulator

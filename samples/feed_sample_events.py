@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.pipeline.topic_names import PipelineTopics

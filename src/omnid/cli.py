@@ -26,8 +26,8 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "merge": "omnid.pipeline.identity_ops_client",
     "unban": "omnid.pipeline.identity_ops_client",
     "quarantine": "omnid.pipeline.quarantine_client",
-    "bench": "omnid.bench.cli",
-    "bench-scale": "omnid.bench.scale",
+    "bench": "omnid.benchmarks.cli",
+    "bench-scale": "omnid.benchmarks.scale",
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, load_topology

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.testing.harness import (
     latest_profiles,
     publish_events,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology

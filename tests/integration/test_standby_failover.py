@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import partition_for
 from omnid.testing.harness import (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from omnid.bench import cli as bench_cli
-from omnid.bench.workload import WorkloadSpec, ground_truth_of, labelled_events
+from omnid.benchmarks import cli as bench_cli
+from omnid.benchmarks.workload import WorkloadSpec, ground_truth_of, labelled_events
 from omnid.cli import build_parser
 
 LABELLED = list(labelled_events(WorkloadSpec(customers=120, events=1_500, seed=5)))

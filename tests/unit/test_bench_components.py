@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from omnid.bench.batch_components import same_partition, scipy_components, union_find_components
-from omnid.bench.workload import WorkloadSpec, labelled_events, linked_key_sets
+from omnid.benchmarks.batch_components import (
+    same_partition,
+    scipy_components,
+    union_find_components,
+)
+from omnid.benchmarks.workload import WorkloadSpec, labelled_events, linked_key_sets
 
 KEY_SETS = [("a", "b"), ("c",), ("b", "d", "e"), ("f", "g"), ("g", "f")]
 

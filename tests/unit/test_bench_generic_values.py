@@ -3,15 +3,15 @@ in to the one after which it was quarantined, counted on hand-made streams."""
 
 from __future__ import annotations
 
-from omnid.bench import cli as bench_cli
-from omnid.bench.generic_values import (
+from omnid.benchmarks import cli as bench_cli
+from omnid.benchmarks.generic_values import (
     customer_claims,
     detection_facts,
     generic_value_quality,
     run_with_detection,
     second_claim,
 )
-from omnid.bench.workload import (
+from omnid.benchmarks.workload import (
     GenericKind,
     GroundTruth,
     IdentifierRole,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnid.bench.measures import percentile, rate, ratio, summarise_latencies
+from omnid.benchmarks.measures import percentile, rate, ratio, summarise_latencies
 
 
 def test_nearest_rank_percentiles_are_observed_values() -> None:

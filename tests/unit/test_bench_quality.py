@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnid.bench.quality import (
+from omnid.benchmarks.quality import (
     assignment_of_groups,
     assignment_of_profiles,
     group_sizes,

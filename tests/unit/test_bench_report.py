@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omnid.bench.report import write_chart, write_json
+from omnid.benchmarks.report import write_chart, write_json
 
 
 def _phase(offered: float | None, samples: list[float], achieved: float) -> dict:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from omnid.bench.feed import EncodedEvent
-from omnid.bench.scale import saturation_result
+from omnid.benchmarks.feed import EncodedEvent
+from omnid.benchmarks.scale import saturation_result
 
 
 def test_tenths_split_the_shown_events_in_arrival_order_and_rates_follow_their_spans() -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastavro import parse_schema
 from fastavro.validation import validate
 
-from omnid.bench.workload import (
+from omnid.benchmarks.workload import (
     TILL_EMAIL,
     GenericKind,
     IdentifierRole,

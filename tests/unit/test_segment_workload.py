@@ -9,7 +9,7 @@ import itertools
 import random
 
 from omnid.adapters.write_keys import load_write_keys
-from omnid.bench.segment_workload import channel_events, expected_totals, segment_messages
+from omnid.benchmarks.segment_workload import channel_events, expected_totals, segment_messages
 from omnid.config import Settings
 from omnid.testing.harness import availability_over, signatures, simulated_profiles
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import requests
 
 from omnid.adapters.write_keys import load_write_keys
-from omnid.bench.segment_workload import (
+from omnid.benchmarks.segment_workload import (
     SegmentMessage,
     channel_events,
     customer,

@@ -16,8 +16,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from omnid.bench.quality import invert, mixed_profiles, pairwise_quality
-from omnid.bench.workload import GenericKind, GroundTruth, IdentifierRole, LabelledEvent
+from omnid.benchmarks.quality import invert, mixed_profiles, pairwise_quality
+from omnid.benchmarks.workload import GenericKind, GroundTruth, IdentifierRole, LabelledEvent
 from omnid.errors import InvalidEvent
 from omnid.identity.model import Event, event_from_record
 from omnid.identity.rules import IdentityRules

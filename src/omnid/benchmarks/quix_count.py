@@ -1,7 +1,7 @@
 """The peer a user would build instead: a quix-streams app that counts events per key in its
 RocksDB state, with exactly-once processing, and publishes each new count.
 
-Run as a subprocess (`python -m omnid.bench.quix_count`); topics, group and state dir come from
+Run as a subprocess (`python -m omnid.benchmarks.quix_count`); topics, group and state dir come from
 OMNID_BENCH_QUIX_* environment variables so each run is isolated.
 """
 

@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from omnid.bench.feed import EncodedEvent
-from omnid.bench.kafka_baselines import end_offsets
-from omnid.bench.measures import rate, summarise_latencies
+from omnid.benchmarks.feed import EncodedEvent
+from omnid.benchmarks.kafka_baselines import end_offsets
+from omnid.benchmarks.measures import rate, summarise_latencies
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, OutputSender
 from omnid.identity.rendering import ChangeKind

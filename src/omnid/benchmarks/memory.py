@@ -8,8 +8,8 @@ import time
 from collections.abc import Mapping, Set
 from typing import Any
 
-from omnid.bench.quality import invert, mixed_profiles, pairwise_quality
-from omnid.bench.workload import WorkloadSpec, channel_events
+from omnid.benchmarks.quality import invert, mixed_profiles, pairwise_quality
+from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.errors import InvalidEvent
 from omnid.identity.components import UnionFind

@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from omnid.bench.feed import EncodedEvent, encode_events
-from omnid.bench.measures import rate, summarise_latencies
-from omnid.bench.workload import WorkloadSpec, labelled_events
+from omnid.benchmarks.feed import EncodedEvent, encode_events
+from omnid.benchmarks.measures import rate, summarise_latencies
+from omnid.benchmarks.workload import WorkloadSpec, labelled_events
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.kafka.stages import Table
 from omnid.rules_file import load_rules
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     chart_path = args.output_dir / f"scale-{stamp}.png"
     write_scale_chart(chart_path, results)
     results["chart"] = chart_path.name
-    from omnid.bench.report import write_json
+    from omnid.benchmarks.report import write_json
 
     write_json(json_path, results)
     for line in scale_summary(results):
@@ -186,7 +186,7 @@ def run_scale(
 ) -> dict[str, Any]:
     from confluent_kafka import Producer
 
-    from omnid.bench.pipeline_run import UpdateWatcher, _send
+    from omnid.benchmarks.pipeline_run import UpdateWatcher, _send
     from omnid.contracts import AvroCodec, OutputSender
     from omnid.kafka.topics import apply_topics, delete_topics, load_topology
     from omnid.kafka.topology import Topology
@@ -472,7 +472,7 @@ def scale_summary(results: dict[str, Any]) -> list[str]:
 
 
 def write_scale_chart(path: Path, results: dict[str, Any]) -> None:
-    from omnid.bench.report import plt
+    from omnid.benchmarks.report import plt
 
     saturation = results["run"].get("saturation", {})
     tenths = saturation.get("tenths", [])

@@ -1,6 +1,6 @@
 """The framework-ceiling baseline: a Faust app whose one agent forwards every message unchanged.
 
-Run as a worker subprocess (`python -m omnid.bench.faust_forward worker`); topics, app id and
+Run as a worker subprocess (`python -m omnid.benchmarks.faust_forward worker`); topics, app id and
 data dir come from OMNID_BENCH_FAUST_* environment variables so each run is isolated.
 """
 

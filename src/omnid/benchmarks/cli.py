@@ -16,18 +16,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omnid.bench.batch_components import same_partition, scipy_components, union_find_components
-from omnid.bench.generic_values import generic_value_quality
-from omnid.bench.measures import ratio
-from omnid.bench.quality import (
+from omnid.benchmarks.batch_components import (
+    same_partition,
+    scipy_components,
+    union_find_components,
+)
+from omnid.benchmarks.generic_values import generic_value_quality
+from omnid.benchmarks.measures import ratio
+from omnid.benchmarks.quality import (
     assignment_of_groups,
     assignment_of_profiles,
     invert,
     mixed_profiles,
     pairwise_quality,
 )
-from omnid.bench.report import summary_lines, write_chart, write_json
-from omnid.bench.workload import (
+from omnid.benchmarks.report import summary_lines, write_chart, write_json
+from omnid.benchmarks.workload import (
     GroundTruth,
     LabelledEvent,
     WorkloadSpec,
@@ -79,7 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnid.bench.pipeline_run import PipelinePlan
+    from omnid.benchmarks.pipeline_run import PipelinePlan
 
     loads = tuple(int(x) for x in args.loads.split(",") if x.strip())
     plan = PipelinePlan(
@@ -246,16 +250,16 @@ def _components_facts(components: Any, events: int) -> dict[str, Any]:
 def _memory_engine(
     spec: WorkloadSpec, required: bool, expected: dict[str, str], shared_keys: set[str]
 ) -> dict[str, Any]:
-    """The in-memory engine is the identity core's (omnid.bench.memory: `run(spec) -> dict`),
+    """The in-memory engine is the identity core's (omnid.benchmarks.memory: `run(spec) -> dict`),
     with the resolution quality of its final profiles."""
     try:
-        memory = importlib.import_module("omnid.bench.memory")
+        memory = importlib.import_module("omnid.benchmarks.memory")
     except ImportError:
         if required:
             raise ConfigError(
-                "the memory engine (omnid.bench.memory) is not in this build"
+                "the memory engine (omnid.benchmarks.memory) is not in this build"
             ) from None
-        return {"skipped": "omnid.bench.memory is not in this build"}
+        return {"skipped": "omnid.benchmarks.memory is not in this build"}
     result: dict[str, Any] = memory.run(spec, expected=expected, shared_keys=shared_keys)
     return result
 
@@ -268,8 +272,8 @@ def _kafka(
     expected: dict[str, str],
     truth: GroundTruth,
 ) -> dict[str, Any]:
-    from omnid.bench.feed import encode_events
-    from omnid.bench.kafka_baselines import (
+    from omnid.benchmarks.feed import encode_events
+    from omnid.benchmarks.kafka_baselines import (
         faust_forward_baseline,
         passthrough_baseline,
         quix_count_baseline,
@@ -296,7 +300,7 @@ def _kafka(
         }
         out["baselines"]["seconds"] = time.monotonic() - started
     if not args.skip_pipeline:
-        from omnid.bench.pipeline_run import run_pipeline
+        from omnid.benchmarks.pipeline_run import run_pipeline
 
         pipeline = run_pipeline(config, encoded, plan, run_id, work_dir / "pipeline")
         predicted = assignment_of_profiles(pipeline.pop("profiles").values())

@@ -22,8 +22,8 @@ import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from omnid.bench.feed import EncodedEvent
-from omnid.bench.measures import rate
+from omnid.benchmarks.feed import EncodedEvent
+from omnid.benchmarks.measures import rate
 from omnid.contracts import OutputSender
 from omnid.kafka.reader import read_records
 from omnid.kafka.topics import delete_topics
@@ -155,7 +155,7 @@ def faust_forward_baseline(
         "OMNID_BENCH_FAUST_PARTITIONS": str(partitions),
         "OMNID_BENCH_FAUST_DATADIR": str(work_dir / "faust-data"),
     }
-    command = ["omnid.bench.faust_forward", "worker", "-l", "warn", "--without-web"]
+    command = ["omnid.benchmarks.faust_forward", "worker", "-l", "warn", "--without-web"]
     return subprocess_baseline(
         config, events, (source, sink), partitions, work_dir, command, env, app_id, timeout_s
     )
@@ -184,7 +184,7 @@ def quix_count_baseline(
     python = os.environ.get("OMNID_BENCH_PEERS_PYTHON", sys.executable)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return subprocess_baseline(
-        config, events, (source, sink), partitions, work_dir, ["omnid.bench.quix_count"], env,
+        config, events, (source, sink), partitions, work_dir, ["omnid.benchmarks.quix_count"], env,
         group, timeout_s, python,
     )  # fmt: skip
 
