@@ -47,7 +47,7 @@ from omnid.kafka.stages import Table
 from omnid.rules_file import load_rules
 
 if TYPE_CHECKING:
-    from omnid.bench.pipeline_run import UpdateWatcher
+    from omnid.benchmarks.pipeline_run import UpdateWatcher
 
 TENTHS = 10
 # Events produced between two looks at the events in flight.
