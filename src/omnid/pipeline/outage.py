@@ -150,12 +150,20 @@ class BrokerWait:
         self.stopping = stopping
         self.quiet_s = quiet_s
         self._since: float | None = None
+        self._last_wait: tuple[float, float] | None = None
         self._last_error = 0.0
         self._last_report = 0.0
 
     @property
     def waiting(self) -> bool:
         return self._since is not None
+
+    def last_wait(self) -> tuple[float, float] | None:
+        """(when it began, seconds it lasted) of the wait going on, or else of the last one;
+        None before any."""
+        if self._since is not None:
+            return self._since, time.monotonic() - self._since
+        return self._last_wait
 
     def noticed(self, error: KafkaError, doing: str) -> None:
         now = time.monotonic()
@@ -192,7 +200,9 @@ class BrokerWait:
 
     def over(self) -> None:
         if self._since is not None:
-            log.info("broker answers again after %.1f s", time.monotonic() - self._since)
+            lasted = time.monotonic() - self._since
+            log.info("broker answers again after %.1f s", lasted)
+            self._last_wait = (self._since, lasted)
             self._since = None
             runtime_metrics().broker_wait.set(0)
 

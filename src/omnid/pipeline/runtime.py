@@ -150,6 +150,7 @@ class Worker:
         )
         self.stopping = threading.Event()
         self.broker_wait = BrokerWait(self.stopping)
+        self._producer_ready_at = 0.0  # when init_transactions last succeeded
         client = settings.kafka_client_config()
         self.admin = AdminClient(client)
         self._consumer = Consumer(
@@ -304,6 +305,22 @@ class Worker:
             self.broker_wait.retry(
                 lambda: self._producer.init_transactions(60), "initialising transactions"
             )
+            self._producer_ready_at = time.monotonic()
+
+    def _renew_producer_after_an_outage(self) -> None:
+        """A transactional producer initialised before a broker outage longer than the
+        transaction timeout is replaced before its next batch. With librdkafka 2.16 such a
+        producer's first send_offsets_to_transaction after the restart blocked until the 45 s
+        bound on every worker, after every broker restart of the chaos run (an idle worker
+        has no failed batch whose abort would have replaced it); a new producer, whose
+        init_transactions runs after the restart, commits at once."""
+        wait = self.broker_wait.last_wait()
+        if not self.exactly_once or wait is None:
+            return
+        began, lasted = wait
+        if self._producer_ready_at < began and lasted > self.options.transaction_timeout_ms / 1000:
+            log.info("replacing the producer: it predates a %.0f s broker outage", lasted)
+            self._renew_producer()
 
     def _step(self) -> None:
         """One batch: consumed, processed, committed. On a retriable Kafka error anywhere in it
@@ -316,6 +333,7 @@ class Worker:
             else:
                 batch = [m for m in self._next_batch() if self._usable(m)]
             if batch:
+                self._renew_producer_after_an_outage()
                 self._process_batch(batch)
                 self.broker_wait.over()
             else:
@@ -385,6 +403,7 @@ class Worker:
         committed are dropped from the batch, and the tables catch up with their changelogs."""
         renewed = self.checkpoint.abort() or error.fatal()
         if renewed:
+            log.info("replacing the producer to end the aborted batch's transaction")
             self._renew_producer()
         self._in_process.clear()
         self.processor.discard_state_changes()
@@ -407,7 +426,6 @@ class Worker:
             self._restore(self._consumer.assignment())
 
     def _renew_producer(self) -> None:
-        log.info("replacing the producer to end the aborted batch's transaction")
         # Nothing of the old producer may reach the broker later; it is never polled again.
         self._producer.purge(in_queue=True, in_flight=True)
         self._producer = Producer(self._producer_config)
