@@ -32,6 +32,7 @@ from omnid.kafka.stages import Table
 from omnid.pipeline.membership import GroupView
 from omnid.pipeline.restore import CONSUMER_QUEUE_KBYTES
 from omnid.pipeline.roster import Roster
+from omnid.pipeline.state_metrics import StateMetrics, state_metrics
 from omnid.pipeline.state_store import TableStore
 from omnid.pipeline.topic_names import PipelineTopics
 
@@ -92,9 +93,11 @@ class StandbyReplicas:
         topics: PipelineTopics,
         replicas: int,
         roster: Roster,
+        metrics: StateMetrics | None = None,
     ) -> None:
         self.group = group
         self.roster = roster
+        self.metrics = metrics or state_metrics()
         self.me = me
         self.stores = stores
         self.topics = topics
@@ -129,8 +132,7 @@ class StandbyReplicas:
         with self._lock:
             self._owned |= sources
             self._wanted -= sources
-            for source in sources:
-                self._lags.pop(source, None)
+            self._forget_lags(sources)
 
     def disown(self, tables: Iterable[tuple[Table, int]]) -> None:
         """These table partitions were revoked: they may be stood by for again."""
@@ -198,7 +200,14 @@ class StandbyReplicas:
             added = wanted - self._wanted
             if added or wanted != self._wanted:
                 log.info("standing by for %d table partitions (%d new)", len(wanted), len(added))
+            self._forget_lags(self._wanted - wanted)
             self._wanted = wanted
+
+    def _forget_lags(self, sources: Iterable[tuple[str, int]]) -> None:
+        """No lag is reported for a partition no longer stood by for (the lock is held)."""
+        for topic, partition in sources:
+            if self._lags.pop((topic, partition), None) is not None:
+                self.metrics.forget_standby_lag(self._changelogs[topic], partition)
 
     def _stateful_partitions(self, consumer: Consumer) -> set[tuple[str, int]]:
         """Empty until the broker answered with every stateful topic (a metadata request)."""
@@ -271,3 +280,4 @@ class StandbyReplicas:
             _low, high = consumer.get_watermark_offsets(tp, cached=True)
             if high >= 0:
                 self._lags[source] = max(0, high - at)
+                self.metrics.set_standby_lag(table, tp.partition, self._lags[source])
