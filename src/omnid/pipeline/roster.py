@@ -117,12 +117,14 @@ class Roster:
         next_beat = 0.0
         try:
             while not self._stop.is_set():
-                now = time.monotonic()
-                if (self._changed.is_set() or now >= next_beat) and self._publish():
-                    next_beat = now + HEARTBEAT_S
-                self._follow(consumer)
-        except Exception:  # the roster only informs lookups and standbys: never stop the worker
-            log.exception("roster: following stopped")
+                try:
+                    now = time.monotonic()
+                    if (self._changed.is_set() or now >= next_beat) and self._publish():
+                        next_beat = now + HEARTBEAT_S
+                    self._follow(consumer)
+                except Exception:  # the roster informs lookups and standbys: never stop the worker
+                    log.exception("roster: step failed; trying again")
+                    self._stop.wait(1.0)
         finally:
             consumer.close()
 
