@@ -150,7 +150,7 @@ class BrokerWait:
         self.stopping = stopping
         self.quiet_s = quiet_s
         self._since: float | None = None
-        self._last_wait: tuple[float, float] | None = None
+        self._last_began: float | None = None
         self._last_error = 0.0
         self._last_report = 0.0
 
@@ -158,12 +158,10 @@ class BrokerWait:
     def waiting(self) -> bool:
         return self._since is not None
 
-    def last_wait(self) -> tuple[float, float] | None:
-        """(when it began, seconds it lasted) of the wait going on, or else of the last one;
-        None before any."""
-        if self._since is not None:
-            return self._since, time.monotonic() - self._since
-        return self._last_wait
+    def last_began(self) -> float | None:
+        """When the wait going on, or else the last one, began (time.monotonic); None before
+        any."""
+        return self._since if self._since is not None else self._last_began
 
     def noticed(self, error: KafkaError, doing: str) -> None:
         now = time.monotonic()
@@ -202,7 +200,7 @@ class BrokerWait:
         if self._since is not None:
             lasted = time.monotonic() - self._since
             log.info("broker answers again after %.1f s", lasted)
-            self._last_wait = (self._since, lasted)
+            self._last_began = self._since
             self._since = None
             runtime_metrics().broker_wait.set(0)
 

@@ -308,18 +308,17 @@ class Worker:
             self._producer_ready_at = time.monotonic()
 
     def _renew_producer_after_an_outage(self) -> None:
-        """A transactional producer initialised before a broker outage longer than the
-        transaction timeout is replaced before its next batch. With librdkafka 2.16 such a
-        producer's first send_offsets_to_transaction after the restart blocked until the 45 s
-        bound on every worker, after every broker restart of the chaos run (an idle worker
-        has no failed batch whose abort would have replaced it); a new producer, whose
-        init_transactions runs after the restart, commits at once."""
-        wait = self.broker_wait.last_wait()
-        if not self.exactly_once or wait is None:
-            return
-        began, lasted = wait
-        if self._producer_ready_at < began and lasted > self.options.transaction_timeout_ms / 1000:
-            log.info("replacing the producer: it predates a %.0f s broker outage", lasted)
+        """A transactional producer initialised before a broker wait (going on, or over) is
+        replaced before its next batch. With librdkafka 2.16 the first send_offsets_to_transaction
+        of a producer that lived through a broker restart blocked until the 45 s bound, on any
+        worker whose batch the outage did not hit (that abort replaces the producer anyway): in
+        the chaos run also after a wait this worker saw for a second only. A new producer, whose
+        init_transactions runs once the broker answers, commits at once. Kafka Streams likewise
+        builds a new producer (StreamsProducer.resetProducer) rather than trust one whose
+        transactional state it cannot vouch for."""
+        began = self.broker_wait.last_began()
+        if self.exactly_once and began is not None and self._producer_ready_at < began:
+            log.info("replacing the producer: it predates a broker outage")
             self._renew_producer()
 
     def _step(self) -> None:
