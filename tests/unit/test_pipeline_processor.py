@@ -19,6 +19,8 @@ from omnid.pipeline.processor import (
     Outgoing,
     StageProcessor,
     StateWrite,
+    identity_change_headers,
+    identity_change_tags,
 )
 from omnid.pipeline.state_store import StoreClosed, TableStore
 from omnid.pipeline.topic_names import PipelineTopics
@@ -245,6 +247,29 @@ def test_a_batch_publishes_one_update_per_profile_naming_every_event_it_shows() 
     assert codec.decode(update.value).record["computed"]["event_count"] == 3
     assert dict(update.headers or [])[EVENTS_HEADER] == b"e1,e2,e3"
     assert processor.take_profile_updates() == []
+
+
+def test_identity_changes_carry_their_kind_so_followers_skip_them_without_decoding() -> None:
+    processor = StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
+    codec = processor.codec
+    tables: dict[tuple[Table, str], bytes] = {}
+    published: list[Outgoing] = []
+    for record in (
+        _event(),
+        _event(event_id="e2", identifiers=_ids(("crm_id", "c7"))),
+        _event(event_id="e3", identifiers=_ids(("email", "ann@inbox.example"), ("crm_id", "c7"))),
+    ):
+        first = processor.process(_incoming(codec.encode(CHANNEL_EVENT, record)), lambda *_: None)
+        published.extend(run_to_quiet(processor, first, tables)[1])
+    changes = [o for o in published if o.topic == TOPICS.identity_changelog]
+    assert any(codec.decode(o.value).record["kind"] == "merged" for o in changes if o.value)
+    for change in changes:
+        assert change.value is not None
+        kind = codec.decode(change.value).record["kind"]
+        assert identity_change_tags(change.headers) == (kind, False)  # no operator asked
+    asked = identity_change_headers({"kind": "merged", "operator": "ops", "event_id": "r1"})
+    assert identity_change_tags(asked) == ("merged", True)
+    assert identity_change_tags(None) is None  # an older worker's record: decoded
 
 
 def test_murmur2_matches_kafkas_java_partitioner() -> None:

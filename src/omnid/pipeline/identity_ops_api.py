@@ -29,6 +29,7 @@ from omnid.identity.normalisers import RejectedIdentifier
 from omnid.identity.operations import ban_sides
 from omnid.identity.rendering import ChangeKind
 from omnid.identity.rules import IdentityRules, normalise
+from omnid.pipeline.processor import identity_change_tags
 from omnid.pipeline.topic_follower import TopicFollower
 from omnid.pipeline.topic_names import PipelineTopics
 
@@ -72,6 +73,9 @@ class OperationOutcomes(TopicFollower):
     def take(self, message: Message) -> None:
         if message.value() is None:
             return
+        tags = identity_change_tags(message.headers())
+        if tags is not None and not tags[1]:
+            return  # not an operation's
         try:
             record = self._codec.decode(message.value()).record
         except Exception:  # a foreign record on the topic must not stop the follower

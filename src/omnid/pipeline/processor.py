@@ -52,6 +52,12 @@ PROFILE_UPDATE = "omnid.ProfileUpdate"
 # Header of a ProfileUpdate: the ids of the events (comma-separated) whose changes it shows.
 EVENTS_HEADER = "events"
 IDENTITY_CHANGE = "omnid.IdentityChange"
+# Headers of an IdentityChange, so the worker's own followers of the changelog (quarantine book,
+# operation outcomes) skip the changes they do not want without decoding them: its `kind`, and
+# `operation` (the request id) when an operator asked for it. Records of older workers have no
+# headers and are decoded.
+CHANGE_KIND_HEADER = "kind"
+OPERATION_HEADER = "operation"
 PRIVACY_REQUEST = "omnid.PrivacyRequest"
 PRIVACY_RECEIPT = "omnid.PrivacyReceipt"
 DEVELOPMENT_SUPPRESSION_SECRET: str = Settings.model_fields["suppression_secret"].default
@@ -415,10 +421,32 @@ class StageProcessor:
                 self.tally.identity_changes, (output.kind, output.record.get("reason"))
             )
             value = self.codec.encode(IDENTITY_CHANGE, output.record)
-            return Outgoing(self.topics.identity_changelog, output.key.encode(), value)
+            return Outgoing(
+                self.topics.identity_changelog,
+                output.key.encode(),
+                value,
+                identity_change_headers(output.record),
+            )
         if isinstance(output, PrivacyReceiptEmission):
             self.tally.count(self.tally.receipts, (output.record["kind"], output.record["status"]))
             value = self.codec.encode(PRIVACY_RECEIPT, output.record)
             return Outgoing(self.topics.privacy_receipts, output.key.encode(), value)
         assert not isinstance(output, ProfileSnapshot | ProfileTombstone | SuppressedDrop)
         return self._command(output)
+
+
+def identity_change_headers(record: dict[str, Any]) -> Headers:
+    headers = [(CHANGE_KIND_HEADER, str(record["kind"]).encode())]
+    if record.get("operator") is not None and record.get("event_id") is not None:
+        headers.append((OPERATION_HEADER, str(record["event_id"]).encode()))
+    return headers
+
+
+def identity_change_tags(headers: Headers | None) -> tuple[str, bool] | None:
+    """(kind, asked for by an operator) of an identity change, from its record's headers,
+    without decoding it; None for a record an older worker wrote without them (decode it)."""
+    by_name = dict(headers or ())
+    kind = by_name.get(CHANGE_KIND_HEADER)
+    if kind is None:
+        return None
+    return kind.decode(), OPERATION_HEADER in by_name

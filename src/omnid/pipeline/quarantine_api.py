@@ -39,6 +39,7 @@ from omnid.pipeline.identity_ops_api import (
     now_ms,
     problem,
 )
+from omnid.pipeline.processor import identity_change_tags
 from omnid.pipeline.topic_follower import TopicFollower
 from omnid.pipeline.topic_names import PipelineTopics
 
@@ -72,6 +73,7 @@ class QuarantineBook(TopicFollower):
     """Quarantined identifiers by key, from the identity changelog read from the beginning."""
 
     ENDS = (ChangeKind.QUARANTINE_RELEASED, ChangeKind.QUARANTINE_BLOCKED)
+    KINDS = frozenset((ChangeKind.QUARANTINED, *ENDS))
 
     def __init__(
         self, settings: Settings, topics: PipelineTopics, codec: AvroCodec, secret: bytes
@@ -100,13 +102,16 @@ class QuarantineBook(TopicFollower):
     def take(self, message: Message) -> None:
         if message.value() is None:
             return
+        tags = identity_change_tags(message.headers())
+        if tags is not None and tags[0] not in self.KINDS:
+            return
         try:
             record = self._codec.decode(message.value()).record
         except Exception:  # a foreign record on the topic must not stop the book
             log.warning("identity changelog: undecodable record at offset %d", message.offset())
             return
         kind = record["kind"]
-        if kind not in (ChangeKind.QUARANTINED, *self.ENDS) or not record["identifiers"]:
+        if kind not in self.KINDS or not record["identifiers"]:
             return
         identifier = record["identifiers"][0]
         key = f"{identifier['type']}:{identifier['value']}"
