@@ -101,6 +101,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--guarantee", choices=("exactly_once", "at_least_once"), default="exactly_once"
     )
     parser.add_argument("--skip-check", action="store_true", help="skip the profile read-back")
+    parser.add_argument(
+        "--batch-linger-ms",
+        type=float,
+        default=None,
+        help="the workers' batch gathering time (`omnid worker --batch-linger-ms`)",
+    )
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "bench" / "results")
     parser.set_defaults(func=run)
 
@@ -209,15 +215,24 @@ def run_scale(
     work_dir.mkdir(parents=True)
     apply_topics(config, topology, prefix)
     topics = PipelineTopics.under(prefix)
+    worker_options = (
+        ("--batch-linger-ms", str(args.batch_linger_ms)) if args.batch_linger_ms is not None else ()
+    )
     out: dict[str, Any] = {
         "workers": args.workers,
         "partitions": partitions,
         "guarantee": args.guarantee,
         "window": args.window,
+        "worker_options": list(worker_options),
     }
     try:
         with running_pipeline(
-            config, prefix, work_dir, workers=args.workers, guarantee=args.guarantee
+            config,
+            prefix,
+            work_dir,
+            workers=args.workers,
+            guarantee=args.guarantee,
+            worker_options=worker_options,
         ) as pipeline:
             with timeline.phase(f"{args.workers} worker(s) start and own {partitions} partitions"):
                 began = time.monotonic()
@@ -244,7 +259,9 @@ def run_scale(
                             and added_at is None
                             and index >= join_at * tenth_size
                         ):
-                            worker = pipeline.add_worker("worker-joined", args.guarantee)
+                            worker = pipeline.add_worker(
+                                "worker-joined", args.guarantee, options=worker_options
+                            )
                             added_at = time.time()
                             assert worker.process is not None
                             watcher.pids.append(worker.process.pid)

@@ -103,6 +103,7 @@ class WorkerOptions:
     guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE
     group: str | None = None
     batch_size: int = 500
+    batch_linger_s: float = BATCH_LINGER_S
     # A SIGKILLed member's partitions move after this; the broker's minimum is 6 s by default.
     session_timeout_ms: int = 6_000
     # An open transaction of a SIGKILLed worker blocks its partitions until it times out.
@@ -433,12 +434,14 @@ class Worker:
         self._init_transactions()
 
     def _next_batch(self) -> list[Message]:
-        """Waits for one record, then gathers more for at most BATCH_LINGER_S: a batch never
+        """Waits for one record, then gathers more for at most `batch_linger_s`: a batch never
         waits to fill up, so a quiet stream is not delayed (each stage is one hop of latency)."""
         first = self._consumer.poll(0.2)
         if first is None:
             return []
-        rest = self._consumer.consume(self.options.batch_size - 1, timeout=BATCH_LINGER_S)
+        rest = self._consumer.consume(
+            self.options.batch_size - 1, timeout=self.options.batch_linger_s
+        )
         return [first, *rest]
 
     def _usable(self, message: Message) -> bool:

@@ -28,7 +28,13 @@ from omnid.pipeline.outage import WorkerStopped
 from omnid.pipeline.privacy_api import PrivacyApi
 from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.quarantine_api import QuarantineApi
-from omnid.pipeline.runtime import GroupProtocol, ProcessingGuarantee, Worker, WorkerOptions
+from omnid.pipeline.runtime import (
+    BATCH_LINGER_S,
+    GroupProtocol,
+    ProcessingGuarantee,
+    Worker,
+    WorkerOptions,
+)
 from omnid.pipeline.stage_metrics import stage_metrics
 from omnid.pipeline.topic_names import PipelineTopics
 from omnid.rules_file import load_rules
@@ -74,6 +80,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--group", default=None, help="consumer group (default from prefix)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
+        "--batch-linger-ms",
+        type=float,
+        default=BATCH_LINGER_S * 1_000,
+        help="after a batch's first record, how long to gather more (0: only what has arrived)",
+    )
+    parser.add_argument(
         "--group-protocol",
         choices=[p.value for p in GroupProtocol],
         default=GroupProtocol.CONSUMER.value,
@@ -106,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         guarantee=ProcessingGuarantee(args.guarantee),
         group=args.group,
         batch_size=args.batch_size,
+        batch_linger_s=args.batch_linger_ms / 1_000,
         standby_replicas=args.standby_replicas,
         group_protocol=GroupProtocol(args.group_protocol),
     )

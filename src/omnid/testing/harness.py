@@ -611,15 +611,17 @@ def running_pipeline(
     workers: int = 2,
     guarantee: str = "exactly_once",
     token_scopes: Mapping[str, Iterable[Scope]] | None = None,
+    worker_options: tuple[str, ...] = (),
 ) -> Iterator[Pipeline]:
-    """Workers for the topology already created under `prefix`; all stopped (SIGKILL if they
-    do not stop) and their changelog topics deleted on exit."""
+    """Workers for the topology already created under `prefix` (`worker_options`: more `omnid
+    worker` options for each); all stopped (SIGKILL if they do not stop) and their changelog
+    topics deleted on exit."""
     pipeline = Pipeline(
         dict(config), PipelineTopics.under(prefix), [], base_dir, token_scopes or {}
     )
     try:
         for index in range(workers):
-            pipeline.add_worker(f"worker-{index + 1}", guarantee)
+            pipeline.add_worker(f"worker-{index + 1}", guarantee, options=worker_options)
         yield pipeline
     finally:
         for worker in pipeline.workers:
