@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from omnid.config import PROJECT_ROOT
+from omnid.testing.broker import LocalBroker
 from omnid.testing.chaos import FULL_SCHEDULE, SHORT_SCHEDULE, ChaosSpec, run_chaos, write_report
-from omnid.testing.harness import LocalBroker
 
 
 def main() -> int:

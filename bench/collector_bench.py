@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from omnid.config import Settings
 from omnid.contracts import Channel, events_topic
 from omnid.kafka.topics import delete_topics
-from omnid.testing.harness import free_port
+from omnid.testing.workers import free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WRITE_KEY = "dev-web-key"

@@ -33,7 +33,7 @@ from omnid.contracts import (
     first_identifier_key,
 )
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import running_pipeline
+from omnid.testing.workers import running_pipeline
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "pipeline_latency.json"
 

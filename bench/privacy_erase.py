@@ -34,7 +34,8 @@ from omnid.identity import records
 from omnid.identity.privacy import marker_key
 from omnid.identity.requests import SuppressionMarker
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import publish_events, running_pipeline
+from omnid.testing.topic_io import publish_events
+from omnid.testing.workers import running_pipeline
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "privacy_erase.json"
 BASE = 1_790_000_000_000

@@ -9,7 +9,7 @@ from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.pipeline.topic_names import PipelineTopics
-from omnid.testing.harness import publish_events
+from omnid.testing.topic_io import publish_events
 
 
 def main() -> None:

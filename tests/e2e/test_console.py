@@ -28,7 +28,8 @@ from omnid.console.browser import ConsoleBrowser
 from omnid.contracts import new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
-from omnid.testing.harness import Pipeline, get_json, publish_events, running_pipeline
+from omnid.testing.topic_io import publish_events
+from omnid.testing.workers import Pipeline, get_json, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from omnid.testing.harness import free_port
+from omnid.testing.workers import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 

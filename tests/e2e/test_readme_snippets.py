@@ -27,7 +27,7 @@ import pytest
 
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.kafka.topics import delete_topics, load_topology
-from omnid.testing.harness import free_port
+from omnid.testing.workers import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(900)]
 

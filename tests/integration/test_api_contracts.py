@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from omnid.adapters.collector import BackgroundCollector, collector_from_settings
 from omnid.config import Settings
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import running_pipeline
+from omnid.testing.workers import running_pipeline
 
 # A dev dependency (pyproject.toml): `make install` brings it; CI always has it.
 schemathesis = pytest.importorskip("schemathesis")

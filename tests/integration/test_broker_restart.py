@@ -20,21 +20,11 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec
 from omnid.kafka.topics import apply_topics, load_topology
 from omnid.pipeline.partitioning import partition_for
-from omnid.testing.harness import (
-    LocalBroker,
-    LookupPoller,
-    Pipeline,
-    WorkerProcess,
-    get_json,
-    latest_profiles,
-    publish_events,
-    read_topic,
-    running_pipeline,
-    signatures,
-    simulated_profiles,
-    totals,
-    undelivered,
-)
+from omnid.testing.availability import LookupPoller
+from omnid.testing.broker import LocalBroker
+from omnid.testing.oracle import signatures, simulated_profiles, totals
+from omnid.testing.topic_io import latest_profiles, publish_events, read_topic, undelivered
+from omnid.testing.workers import Pipeline, WorkerProcess, get_json, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from omnid.testing.broker import LocalBroker
 from omnid.testing.chaos import SHORT_SCHEDULE, ChaosSpec, run_chaos
-from omnid.testing.harness import LocalBroker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(1500)]
 

@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 
 from omnid.benchmarks.workload import WorkloadSpec, channel_events
-from omnid.testing.harness import (
-    latest_profiles,
-    publish_events,
-    running_pipeline,
-    signatures,
-    simulated_profiles,
-    totals,
-    undelivered,
-)
+from omnid.testing.oracle import signatures, simulated_profiles, totals
+from omnid.testing.topic_io import latest_profiles, publish_events, undelivered
+from omnid.testing.workers import running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from omnid.testing.harness import free_port
+from omnid.testing.workers import free_port
 
 # Nothing answers there: a run that got past the port check would fail, not start a broker.
 NO_BROKER = "localhost:1"

@@ -18,18 +18,9 @@ from omnid.config import Settings
 from omnid.contracts import CHANNEL_EVENT, AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.kafka.topology import prefixed_name
-from omnid.testing.harness import (
-    Pipeline,
-    get_json,
-    latest_profiles,
-    profile_signature,
-    publish_events,
-    read_topic,
-    running_pipeline,
-    signatures,
-    simulated_profiles,
-    totals,
-)
+from omnid.testing.oracle import profile_signature, signatures, simulated_profiles, totals
+from omnid.testing.topic_io import latest_profiles, publish_events, read_topic
+from omnid.testing.workers import Pipeline, get_json, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

@@ -29,14 +29,8 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
 from omnid.kafka.stages import Table
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import (
-    Pipeline,
-    get_json,
-    latest_profiles,
-    publish_events,
-    read_topic,
-    running_pipeline,
-)
+from omnid.testing.topic_io import latest_profiles, publish_events, read_topic
+from omnid.testing.workers import Pipeline, get_json, running_pipeline
 
 pytestmark = pytest.mark.kafka
 

@@ -21,14 +21,8 @@ import pytest
 from omnid.config import Settings
 from omnid.contracts import AvroCodec, new_channel_event
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
-from omnid.testing.harness import (
-    Pipeline,
-    get_json,
-    publish_events,
-    read_topic,
-    running_pipeline,
-    send_json,
-)
+from omnid.testing.topic_io import publish_events, read_topic
+from omnid.testing.workers import Pipeline, get_json, running_pipeline, send_json
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 

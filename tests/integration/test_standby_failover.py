@@ -16,14 +16,9 @@ import pytest
 from omnid.benchmarks.workload import WorkloadSpec, channel_events
 from omnid.kafka.stages import Table
 from omnid.pipeline.partitioning import partition_for
-from omnid.testing.harness import (
-    LookupPoller,
-    Pipeline,
-    WorkerProcess,
-    latest_profiles,
-    publish_events,
-    running_pipeline,
-)
+from omnid.testing.availability import LookupPoller
+from omnid.testing.topic_io import latest_profiles, publish_events
+from omnid.testing.workers import Pipeline, WorkerProcess, running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 

@@ -24,7 +24,7 @@ from omnid.api_auth import Scope, bearer_header, write_token
 from omnid.config import PROJECT_ROOT, Settings
 from omnid.contracts import Channel
 from omnid.kafka.topics import delete_topics, load_topology
-from omnid.testing.harness import WorkerProcess, free_port, running_pipeline
+from omnid.testing.workers import WorkerProcess, free_port, running_pipeline
 from omnid.tls import server_context
 
 pytestmark = pytest.mark.kafka

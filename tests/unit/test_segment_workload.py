@@ -11,7 +11,8 @@ import random
 from omnid.adapters.write_keys import load_write_keys
 from omnid.benchmarks.segment_workload import channel_events, expected_totals, segment_messages
 from omnid.config import Settings
-from omnid.testing.harness import availability_over, signatures, simulated_profiles
+from omnid.testing.availability import availability_over
+from omnid.testing.oracle import signatures, simulated_profiles
 
 MESSAGES = list(itertools.islice(segment_messages(customers=25, seed=5), 300))
 

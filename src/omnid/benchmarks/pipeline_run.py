@@ -28,7 +28,8 @@ from omnid.kafka.reader import read_records
 from omnid.kafka.topics import apply_topics, delete_topics, load_topology
 from omnid.pipeline.processor import EVENTS_HEADER
 from omnid.pipeline.topic_names import PipelineTopics
-from omnid.testing.harness import latest_profiles, running_pipeline
+from omnid.testing.topic_io import latest_profiles
+from omnid.testing.workers import running_pipeline
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,9 @@ def run_scale(
     from omnid.kafka.topics import apply_topics, delete_topics, load_topology
     from omnid.kafka.topology import Topology
     from omnid.pipeline.topic_names import PipelineTopics
-    from omnid.testing.harness import latest_profiles, running_pipeline, totals
+    from omnid.testing.oracle import totals
+    from omnid.testing.topic_io import latest_profiles
+    from omnid.testing.workers import running_pipeline
 
     settings = Settings()
     config = settings.kafka_client_config()

@@ -39,20 +39,11 @@ from omnid.config import Settings
 from omnid.contracts import AvroCodec, Channel, events_topic
 from omnid.kafka.topics import apply_topics, load_topology
 from omnid.pipeline.partitioning import partition_for
-from omnid.testing.harness import (
-    LocalBroker,
-    LookupPoller,
-    Pipeline,
-    availability_over,
-    free_port,
-    get_json,
-    latest_profiles,
-    read_topic,
-    running_pipeline,
-    signatures,
-    simulated_profiles,
-    undelivered,
-)
+from omnid.testing.availability import LookupPoller, availability_over
+from omnid.testing.broker import LocalBroker
+from omnid.testing.oracle import signatures, simulated_profiles
+from omnid.testing.topic_io import latest_profiles, read_topic, undelivered
+from omnid.testing.workers import Pipeline, free_port, get_json, running_pipeline
 
 PARTITIONS = 6
 # The Segment SDKs' request timeout: a request that takes longer is retried by the client.
