@@ -98,9 +98,15 @@ class UpdateWatcher(threading.Thread):
         next_sample = 0.0
         try:
             while not self.stopping.is_set():
-                for message in self.consumer.consume(500, timeout=0.05):
-                    if message.error() is None:
-                        self._record(message, time.time())
+                # consume(n, timeout) waits out its whole timeout unless n records came: an
+                # update would be seen up to 50 ms late. poll returns on the first record, and
+                # what has arrived with it is taken without waiting.
+                first = self.consumer.poll(0.05)
+                if first is not None:
+                    arrived = time.time()
+                    for message in [first, *self.consumer.consume(500, timeout=0)]:
+                        if message.error() is None:
+                            self._record(message, arrived)
                 if time.monotonic() >= next_sample:
                     self._sample_memory()
                     next_sample = time.monotonic() + 0.5
