@@ -9,7 +9,7 @@ from omnid.pipeline.worker_metrics import WorkerMetrics
 
 
 def test_a_worker_registry_is_summarised_by_reason_partition_and_total() -> None:
-    worker = WorkerMetrics.on(CollectorRegistry())
+    worker = WorkerMetrics.on(CollectorRegistry(), ["email"])
     worker.stages.record_dead_letter("undecodable")
     worker.stages.record_dead_letter("undecodable")
     worker.stages.record_dead_letter("no_identifier")

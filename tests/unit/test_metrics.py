@@ -16,11 +16,14 @@ from omnid.observability import metrics
 from omnid.pipeline import stage_metrics
 from omnid.pipeline.worker_health import directory_size_bytes
 from omnid.pipeline.worker_metrics import WorkerMetrics
+from omnid.rules_file import load_rules
+
+RULES = load_rules()
 
 
 @pytest.fixture
 def worker() -> WorkerMetrics:
-    return WorkerMetrics.on(CollectorRegistry())
+    return WorkerMetrics.on(CollectorRegistry(), RULES.identifier_types)
 
 
 def sample(worker: WorkerMetrics, name: str, **labels: str) -> float | None:
@@ -41,7 +44,7 @@ def test_every_closed_label_value_is_exposed_at_zero_before_any_event(
         assert sample(worker, "omnid_dead_letters_total", reason=reason.value) == 0
     for rejection in ("blocked", "unparseable", "suppressed"):
         assert sample(worker, "omnid_identifiers_rejected_total", reason=rejection) == 0
-    for identifier_type in stage_metrics.IDENTIFIER_TYPES:
+    for identifier_type in RULES.identifier_types:
         for kind in ("limit", "weak_link"):
             reason = f"{kind}:{identifier_type}"
             assert sample(worker, "omnid_merges_refused_total", reason=reason) == 0
@@ -203,7 +206,7 @@ def test_collector_requests_labelled_by_route_and_status() -> None:
 
 
 def test_refusal_reasons_of_identifier_types_from_the_rules_become_labels() -> None:
-    worker = WorkerMetrics.on(CollectorRegistry())
+    worker = WorkerMetrics.on(CollectorRegistry(), RULES.identifier_types)
     worker.stages.record_merge_refused("limit:membership_no")
     assert sample(worker, "omnid_merges_refused_total", reason="other") == 1
     worker.stages.allow_identifier_types(["membership_no"])

@@ -4,7 +4,8 @@ and `BatchTally`, which counts them per batch and publishes them once the batch 
 Label sets come from the enums that own their values: stages from `identity.stages.Stage` (plus
 ingest, the stage of the channel topics, which keeps no table), identifier rejections from
 `IdentifierRejection` and the suppressed status, merge refusals from `refusals.BY_IDENTIFIER_TYPE`
-over the identifier types of the rules, privacy receipts from `PrivacyKind`/`ReceiptStatus`.
+over the identifier types of the worker's rules (handed in: `allow_identifier_types`), privacy
+receipts from `PrivacyKind`/`ReceiptStatus`.
 """
 
 from __future__ import annotations
@@ -44,11 +45,7 @@ IDENTIFIER_COUNT_BUCKETS = (1, 2, 3, 4, 5, 8, 13, 21, 50, 100)
 SUPPRESSED = IdentifierStatus.SUPPRESSED.value
 IDENTIFIER_REJECTIONS = label_values(IdentifierRejection) | {SUPPRESSED}
 # Merge refusals about an identifier type (`limit:<type>`, `weak_link:<type>`) and quarantines
-# are labelled by type: these defaults, and a worker's rules' own (allow_identifier_types).
-IDENTIFIER_TYPES = frozenset(
-    {"user_id", "email", "phone", "anonymous_id", "device_id", "loyalty_id", "crm_id"}
-    | {"pos_customer_id"}
-)
+# are labelled by the types of the rules; the rules file bounds them, and so does this.
 _MAX_IDENTIFIER_TYPES = 64
 _PRIVACY_KINDS = label_values(PrivacyKind)
 _RECEIPT_STATUSES = label_values(ReceiptStatus)
@@ -63,12 +60,13 @@ def _merge_refusals(identifier_types: Iterable[str]) -> frozenset[str]:
 
 
 class StageMetrics:
-    """The stages' metric objects, registered on `registry`."""
+    """The stages' metric objects, registered on `registry`, with `identifier_types` (of the
+    rules) as the types their labels may name."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, identifier_types: Iterable[str] = ()) -> None:
         self.registry = registry
-        self.identifier_types = IDENTIFIER_TYPES
-        self.merge_refusals = _merge_refusals(self.identifier_types)
+        self.identifier_types: frozenset[str] = frozenset()
+        self.merge_refusals: frozenset[str] = frozenset()
         self.events_ingested = Counter(
             "omnid_events_ingested_total",
             "Valid channel events a worker decoded and turned into identity commands, by channel.",
@@ -151,14 +149,13 @@ class StageMetrics:
             self.dead_letters.labels(reason=reason)
         for reason in IDENTIFIER_REJECTIONS:
             self.identifiers_rejected.labels(reason=reason)
-        for reason in self.merge_refusals:
-            self.merges_refused.labels(reason=reason)
         for stage in STAGES:
             self.stage_processing.labels(stage=stage)
+        self.allow_identifier_types(identifier_types)
 
     def allow_identifier_types(self, types: Iterable[str]) -> None:
-        """Identifier types of the loaded rules become label values (the rules file bounds
-        them); their refusal series exist from then on at 0, like the defaults'."""
+        """Identifier types of the loaded rules become label values; their refusal series
+        exist from then on at 0."""
         allowed = set(self.identifier_types)
         for identifier_type in types:
             if len(allowed) < _MAX_IDENTIFIER_TYPES:

@@ -3,6 +3,7 @@ production, which `observability.metrics.render` exposes on /metrics)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -23,11 +24,12 @@ class WorkerMetrics:
     lookup: LookupMetrics
 
     @classmethod
-    def on(cls, registry: CollectorRegistry) -> WorkerMetrics:
-        """Every component's metrics, registered on `registry` (a test's own, for one)."""
+    def on(cls, registry: CollectorRegistry, identifier_types: Iterable[str] = ()) -> WorkerMetrics:
+        """Every component's metrics, registered on `registry` (a test's own, for one), with
+        the rules' `identifier_types` as label values."""
         return cls(
             registry,
-            StageMetrics(registry),
+            StageMetrics(registry, identifier_types),
             RuntimeMetrics(registry),
             StateMetrics(registry),
             LookupMetrics(registry),
