@@ -36,7 +36,7 @@ def change(kind: str, identifier: dict[str, str], **fields: Any) -> SimpleNamesp
         **fields,
     }
     payload = CODEC.encode("omnid.IdentityChange", record)
-    return SimpleNamespace(value=lambda: payload, offset=lambda: 0)
+    return SimpleNamespace(value=lambda: payload, offset=lambda: 0, headers=lambda: None)
 
 
 def quarantined(identifier: dict[str, str], since: int = 1_790_000_000_000) -> SimpleNamespace:
@@ -75,7 +75,9 @@ def test_the_book_lists_what_the_changelog_quarantined_until_released_or_blocked
     reviews.take(quarantined(STORE_PHONE, since=2_000))
     reviews.take(quarantined(till, since=1_000))
     reviews.take(change("merged", {"type": "email", "value": "ann@inbox.example"}))
-    reviews.take(SimpleNamespace(value=lambda: b"\x00 not avro", offset=lambda: 7))
+    reviews.take(
+        SimpleNamespace(value=lambda: b"\x00 not avro", offset=lambda: 7, headers=lambda: None)
+    )
     items = reviews.items()
     assert [i["type"] for i in items] == ["email", "phone"]  # the longest quarantined first
     phone = items[1]
