@@ -67,9 +67,30 @@ _OWNER_AWAY: ContextVar[bool] = ContextVar("omnid_owner_away", default=False)
 class NotHere(Exception):
     """The partition belongs to another worker (or to nobody, mid-rebalance)."""
 
-    def __init__(self, owner_url: str | None) -> None:
+    def __init__(self, owner_url: str | None, partition: int | None = None) -> None:
         super().__init__(owner_url)
         self.owner_url = owner_url
+        self.partition = partition
+
+
+class AwayPeers:
+    """Peers that could not answer, each for OWNER_AWAY_S. A peer unreachable or stopping is
+    away as a whole; one that answered 503 for a partition (it is restoring it and holds no
+    copy) is away for that partition only, and still asked for its others: marking it away as
+    a whole cut keys that did not move off for 2 s in the chaos run. Partition p of every
+    input topic has one owner (co-partitioned), so the partition number is the unit."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until: dict[tuple[str, int | None], float] = {}
+
+    def mark(self, url: str, partition: int | None) -> None:
+        self._until[(url, partition)] = self._clock() + OWNER_AWAY_S
+
+    def away(self, url: str, partition: int | None = None) -> bool:
+        now = self._clock()
+        whole = self._until.get((url, None), 0.0) > now
+        return whole or (partition is not None and self._until.get((url, partition), 0.0) > now)
 
 
 def _finite(value: Any) -> Any:
@@ -110,7 +131,7 @@ class LookupApi:
         self.admin = admin
         self.topics = worker.topics
         self._partitions: dict[str, int] = {}
-        self._away_until: dict[str, float] = {}
+        self._away = AwayPeers()
         self._http: aiohttp.ClientSession | None = None
 
     def routes(self, app: web.Application) -> None:
@@ -253,7 +274,7 @@ class LookupApi:
                     return _error(503, "rebalancing")
                 query = f"?{request.rel_url.query_string}" if request.rel_url.query_string else ""
                 body, status = await self._get(
-                    elsewhere.owner_url, f"/v1/profiles/{current}/explain{query}", request
+                    elsewhere, f"/v1/profiles/{current}/explain{query}", request
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
@@ -314,7 +335,7 @@ class LookupApi:
                     return _error(503, "rebalancing")
                 suffix = "/export" if export else ""
                 body, status = await self._get(
-                    elsewhere.owner_url, f"/v1/profiles/{current}{suffix}", request
+                    elsewhere, f"/v1/profiles/{current}{suffix}", request
                 )
                 if status == 200:
                     body["requested_profile_id"] = requested
@@ -373,14 +394,14 @@ class LookupApi:
                 return self._stale(table, partition, key, "rebalancing")
             if owner == me:
                 return self._stale(table, partition, key, "not_ready")
-            if self._away(owner):
+            if self._away.away(owner, partition):
                 return self._stale(table, partition, key, "owner_away")
-        elif owner is None or owner == me or self._away(owner):
+        elif owner is None or owner == me or self._away.away(owner, partition):
             # No copy here, and no owner that can answer: a worker standing by for it can.
             standby = self._standby_of(partition, owner)
             if standby is not None:
-                raise NotHere(standby)
-        raise NotHere(owner)
+                raise NotHere(standby, partition)
+        raise NotHere(owner, partition)
 
     def _standby_of(self, partition: int, owner_url: str | None) -> str | None:
         """The URL of a worker standing by for `partition` (placed as every worker places
@@ -394,7 +415,7 @@ class LookupApi:
         chosen = standby_members(partition, owner, urls, replicas + (owner is None))
         for name in chosen:
             url = urls[name]
-            if url != self.worker.options.web_url and not self._away(url):
+            if url != self.worker.options.web_url and not self._away.away(url, partition):
                 return url
         return None
 
@@ -402,9 +423,6 @@ class LookupApi:
         _STALE.set(StaleAnswer(reason, self.worker.standby.lag(table, partition)))
         lookup_metrics().stale.inc()
         return self.worker.stores[table].get(key)
-
-    def _away(self, owner_url: str) -> bool:
-        return self._away_until.get(owner_url, 0.0) > time.monotonic()
 
     async def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
@@ -428,16 +446,19 @@ class LookupApi:
     async def _forward(self, elsewhere: NotHere, request: web.Request) -> web.Response:
         if elsewhere.owner_url is None:
             return _error(503, "rebalancing")
-        body, status = await self._get(elsewhere.owner_url, str(request.rel_url), request)
+        body, status = await self._get(elsewhere, str(request.rel_url), request)
         return _json(body, status=status)
 
     async def _get(
-        self, owner_url: str, path: str, request: web.Request
+        self, elsewhere: NotHere, path: str, request: web.Request
     ) -> tuple[dict[str, Any], int]:
         """GET from the peer that owns the key, with the caller's own credentials: every worker
         reads the same tokens file, so the peer authorizes the caller, not this worker. A peer
-        that cannot answer (unreachable, or 503 itself) is marked away for OWNER_AWAY_S."""
-        if self._away(owner_url):
+        that cannot answer is marked away (AwayPeers): as a whole when unreachable or stopping,
+        for the key's partition when it answered 503 for it."""
+        owner_url = elsewhere.owner_url
+        assert owner_url is not None
+        if self._away.away(owner_url, elsewhere.partition):
             _OWNER_AWAY.set(True)
             return {"error": "owner_unreachable"}, 503
         if self._http is None:
@@ -452,6 +473,7 @@ class LookupApi:
         except (aiohttp.ClientError, TimeoutError):
             body, status = {"error": "owner_unreachable"}, 503
         if status == 503:
-            self._away_until[owner_url] = time.monotonic() + OWNER_AWAY_S
+            partition_only = body.get("error") == "rebalancing"
+            self._away.mark(owner_url, elsewhere.partition if partition_only else None)
             _OWNER_AWAY.set(True)
         return body, status
