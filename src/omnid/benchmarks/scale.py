@@ -269,6 +269,7 @@ def run_scale(
                             watcher.pids.append(worker.process.pid)
                         while produced_countable - watcher.seen.watched_shown > args.window:
                             time.sleep(0.02)
+                            progress.maybe_say(index)  # also while the workers are stuck
                         for event in saturation[index : index + CHUNK]:
                             if event.event_id not in produced_at:
                                 produced_at[event.event_id] = time.time()
