@@ -62,11 +62,14 @@ class _Watch:
     last_rss: int = 0
     rss_series: list[tuple[float, int]] = field(default_factory=list)  # (wall s, bytes)
     cpu_s: float = 0.0  # user + system seconds of the workers, start-up included
+    latest: dict[str, bytes | None] = field(default_factory=dict)  # key -> last value (keep_latest)
+    positions: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
 
 
 class UpdateWatcher(threading.Thread):
     """Reads profile updates as they appear and samples the workers' memory. Counts how many of
-    the `watched` event ids have been shown (bench-scale's closed loop waits on that)."""
+    the `watched` event ids have been shown (bench-scale's closed loop waits on that), and with
+    `keep_latest` keeps each profile's last update (undecoded) for the final check."""
 
     def __init__(
         self,
@@ -74,6 +77,7 @@ class UpdateWatcher(threading.Thread):
         topic: str,
         codec: AvroCodec,
         watched: AbstractSet[str] = frozenset(),
+        keep_latest: bool = False,
     ) -> None:
         super().__init__(name="omnid-bench-watcher", daemon=True)
         self.consumer = Consumer(
@@ -86,9 +90,11 @@ class UpdateWatcher(threading.Thread):
             }
         )
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self.assigned = [TopicPartition(topic, p, 0) for p in partitions]
+        self.consumer.assign(self.assigned)
         self.codec = codec
         self.watched = watched
+        self.keep_latest = keep_latest
         self.lock = threading.Lock()
         self.seen = _Watch()
         self.pids: list[int] = []
@@ -107,6 +113,11 @@ class UpdateWatcher(threading.Thread):
                     for message in [first, *self.consumer.consume(500, timeout=0)]:
                         if message.error() is None:
                             self._record(message, arrived)
+                if self.keep_latest:
+                    # Positions, not offsets seen: a transaction's commit marker takes one too.
+                    positions = self.consumer.position(self.assigned)
+                    with self.lock:
+                        self.seen.positions = {tp.partition: tp.offset for tp in positions}
                 if time.monotonic() >= next_sample:
                     self._sample_memory()
                     next_sample = time.monotonic() + 0.5
@@ -125,6 +136,8 @@ class UpdateWatcher(threading.Thread):
         else:
             event_ids = []
         with self.lock:
+            if self.keep_latest:
+                self.seen.latest[(message.key() or b"").decode()] = value
             if value is None:
                 self.seen.tombstones += 1
             else:
@@ -150,6 +163,20 @@ class UpdateWatcher(threading.Thread):
             self.seen.last_rss = total
             self.seen.rss_series.append((time.time(), total))
             self.seen.peak_rss = max(self.seen.peak_rss, total)
+
+    def latest_once_read_to(
+        self, ends: Mapping[int, int], timeout: float
+    ) -> dict[str, bytes | None] | None:
+        """The last update of each key (keep_latest) once every partition is read to its offset
+        in `ends`; None if that takes longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                positions = dict(self.seen.positions)
+                if all(positions.get(p, 0) >= end for p, end in ends.items()):
+                    return dict(self.seen.latest)
+            time.sleep(0.2)
+        return None
 
     def stop(self) -> None:
         self.stopping.set()
