@@ -206,10 +206,12 @@ def test_a_quarantined_identifier_links_nothing_at_the_identity_stage() -> None:
     _, outputs = handle_identifier(RULES, state, claim)
     assert outputs == [Unlink("P2", STORE_PHONE, "e1", 2)]
     assert "P2" in state.claimants
-    # An event carrying it and an email resolves through the email.
+    # An event carrying it and an email resolves through the email, and the phone goes along
+    # for the profile that takes the event to claim (a release asks it again).
     event = till("e2", 3, email(1), STORE_PHONE)
     _, outputs = handle_identifier(RULES, state, Resolve(event, 1))
-    assert outputs == [Resolve(event.for_graph((email(1),)), 0, create=True)]
+    passed = (STORE_PHONE,)
+    assert outputs == [Resolve(event.for_graph((email(1),)), 0, create=True, passed=passed)]
     # An event with nothing else counts at the phone's holder.
     alone = till("e3", 4, STORE_PHONE)
     _, outputs = handle_identifier(RULES, state, Resolve(alone, 0))

@@ -34,6 +34,10 @@ class Resolve:
     event: Event
     probe: int = 0
     create: bool = False
+    # Identifiers of the event left out on the way because they were quarantined (they route
+    # nothing): the profile that takes the event still claims them, so it is a claimant that a
+    # release asks again.
+    passed: tuple[Identifier, ...] = ()
 
     @property
     def key(self) -> str:
@@ -103,6 +107,7 @@ class Apply:
     profile_id: str
     event: Event
     probe: int = 0
+    passed: tuple[Identifier, ...] = ()  # as Resolve.passed
 
     @property
     def key(self) -> str:
@@ -136,6 +141,9 @@ class MergeRequest:
     via: Identifier
     event_id: str
     at: int
+    # `via` had been released from quarantine when this was asked: it links again, whatever
+    # either profile has heard of the release so far (quarantine.note_release).
+    released: bool = False
 
     @property
     def key(self) -> str:
@@ -160,6 +168,10 @@ class MergeOffer:
     # (identity/privacy.py): `winner_linked` then holds digests, not keys. Accepting means
     # being erased too, by the Absorb; declining leaves nothing of the link behind.
     winner_erased: bool = False
+    # The winner's number for this offer (`ProfileState.offers`), which the answer carries back:
+    # a late duplicate of the answer to an earlier offer of the same pair is known as such.
+    offer: int = 0
+    released: bool = False  # as MergeRequest.released
 
     @property
     def key(self) -> str:
@@ -177,6 +189,7 @@ class MergeDeclined:
     via: Identifier
     event_id: str
     at: int
+    offer: int = 0  # the declined offer's number (MergeOffer.offer)
 
     @property
     def key(self) -> str:
@@ -194,6 +207,8 @@ class OfferRedirected:
     via: Identifier
     event_id: str
     at: int
+    offer: int = 0  # the redirected offer's number (MergeOffer.offer)
+    released: bool = False  # as MergeRequest.released
 
     @property
     def key(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from omnid.errors import InvalidEvent, RejectionReason
@@ -27,6 +28,13 @@ class Intake:
     event: Event
 
 
+def in_resolution_order(
+    rules: IdentityRules, identifiers: Iterable[Identifier]
+) -> list[Identifier]:
+    """Highest priority first, then by key: the order an event's identifiers are probed in."""
+    return sorted(identifiers, key=lambda i: (-rules.priority(i.type), i.key))
+
+
 def usable_identifiers(
     rules: IdentityRules,
     raw: tuple[Identifier, ...],
@@ -46,7 +54,7 @@ def usable_identifiers(
             rejected.append(Rejection(item.type, error.reason, error.detail))
             continue
         kept.setdefault(identifier.key, identifier)
-    ordered = sorted(kept.values(), key=lambda i: (-rules.priority(i.type), i.key))
+    ordered = in_resolution_order(rules, kept.values())
     limit = rules.max_identifiers_per_event
     for extra in ordered[limit:]:
         rejected.append(

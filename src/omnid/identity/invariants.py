@@ -94,6 +94,7 @@ def check_all(
     check_quiescent(active)
     check_ownership(rules, events, result, cache)  # 2
     unlinking = unlinking_keys(result)
+    check_held(rules, events, result, cache)
     strong_groups = strong_components(rules, events, joined, cache, unlinking)
     for profile in active.values():
         check_limits(rules, profile)  # 3
@@ -112,7 +113,31 @@ def check_quiescent(active: dict[str, ProfileState]) -> None:
     for profile in active.values():
         assert profile.awaiting is None, f"{profile.profile_id} still awaits {profile.awaiting}"
         assert not profile.deferred, f"{profile.profile_id} still defers {profile.deferred}"
-        assert profile.identifiers, f"active profile {profile.profile_id} holds no identifier"
+
+
+def check_held(
+    rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
+) -> None:
+    """Every active profile holds an identifier, unless it held a value an operator blocked
+    and nothing else links its events (their other identifiers are blocked or quarantined)."""
+    unlinking = unlinking_keys(result)
+    blocked = {
+        key
+        for key in unlinking
+        if (result.identifiers[key].suppressed_by or "").startswith(BLOCK_PREFIX)
+    }
+    by_digest = {e.digest: e for e in events}
+    for profile in result.active_profiles().values():
+        if profile.identifiers:
+            continue
+        keys = {
+            i.key
+            for digest in profile.applied
+            for i in usable_identifiers(rules, by_digest[digest].identifiers, cache)[0]
+        }
+        assert blocked and keys <= unlinking, (
+            f"active profile {profile.profile_id} holds no identifier"
+        )
 
 
 def _valid_keys(

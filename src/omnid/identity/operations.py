@@ -218,6 +218,7 @@ def carve(
     new.declined = dict(state.declined)
     new.refused = {k: r for k, r in state.refused.items() if k not in named_set}
     new.bans = dict(state.bans)
+    new.released = dict(state.released)
     _remember(state, request_id)
     _remember(new, request_id)
     new.cause_kind = "split"
@@ -333,7 +334,13 @@ def unknown_loser(command: MergeOffer) -> list[Output]:
     reason = refusals.UNKNOWN_PROFILE
     return [
         MergeDeclined(
-            command.winner, command.loser, reason, command.via, command.event_id, command.at
+            command.winner,
+            command.loser,
+            reason,
+            command.via,
+            command.event_id,
+            command.at,
+            command.offer,
         ),
         IdentityChangeEmission.of(
             ChangeKind.MERGE_REFUSED,
@@ -398,5 +405,7 @@ def join_operations(winner: ProfileState, loser: ProfileState) -> None:
         if key not in winner.identifiers:
             winner.moved_out.setdefault(key, moved)
     trim(winner.moved_out, MOVED_OUT_WINDOW)
+    for key in loser.released:
+        remember(winner.released, key, MOVED_OUT_WINDOW)
     for request_id in loser.operations:
         _remember(winner, request_id)

@@ -463,7 +463,10 @@ def _join_erased(
             return []  # both are erased: nothing is left to join
         other = command.winner
         # The winner waits for this answer before it can take the stub's offer.
-        outputs.append(MergeDeclined(other, command.loser, refusals.ERASED, via, event_id, at))
+        declined = MergeDeclined(
+            other, command.loser, refusals.ERASED, via, event_id, at, command.offer
+        )
+        outputs.append(declined)
     else:
         other = command.successor  # the profile this stub offered itself to merged there
     if manual:

@@ -110,15 +110,16 @@ def _on_resolve(
             return state, []
         remember(state.recent_events, digest, rules.recent_event_window)
     if state is not None and state.status is IdentifierStatus.QUARANTINED:
-        passed = quarantine.resolve_past(state, command)
-        if passed is not None:
-            return state, passed
+        past = quarantine.resolve_past(state, command)
+        if past is not None:
+            return state, past
+    passed = command.passed
     if state is not None and state.owner is not None:
         _seen(state, at)
-        return state, [Apply(state.owner, event, command.probe)]
+        return state, [Apply(state.owner, event, command.probe, passed)]
     last = command.probe == len(event.identifiers) - 1
     if not (command.create or last):
-        return state, [Resolve(event, command.probe + 1)]
+        return state, [Resolve(event, command.probe + 1, passed=passed)]
     if state is None:
         state = IdentifierState(identifier, first_seen=at, last_seen=at)
     _seen(state, at)
@@ -126,7 +127,7 @@ def _on_resolve(
     state.owner = profile_id
     quarantine.founded(rules, state, event)
     attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, LinkRule.ANCHOR)
-    return state, [attach, Apply(profile_id, event, command.probe)]
+    return state, [attach, Apply(profile_id, event, command.probe, passed)]
 
 
 def _seen(state: IdentifierState, at: int) -> None:
@@ -163,7 +164,10 @@ def _on_claim(
     state.turned_away.pop(command.profile_id, None)
     remember(state.turned_away, command.profile_id, TURNED_AWAY_WINDOW)
     winner, loser = sorted((owner, command.profile_id))
-    return state, [MergeRequest(winner, loser, command.identifier, command.event_id, command.at)]
+    released = state.released_by is not None
+    return state, [
+        MergeRequest(winner, loser, command.identifier, command.event_id, command.at, released)
+    ]
 
 
 def _on_relabel(
@@ -199,11 +203,14 @@ def _on_release(
     if state.status is IdentifierStatus.QUARANTINED:
         return state, outputs  # it links nothing: its claimants are asked again on a release
     # Claimants turned away by earlier owners may fit with the identifier's new profile.
+    released = state.released_by is not None
     for claimant in state.turned_away:
         if claimant != profile_id and claimant not in state.refused_by:
             winner, loser = sorted((profile_id, claimant))
             outputs.append(
-                MergeRequest(winner, loser, command.identifier, command.event_id, command.at)
+                MergeRequest(
+                    winner, loser, command.identifier, command.event_id, command.at, released
+                )
             )
     return state, outputs
 
@@ -297,7 +304,14 @@ def _forward(rules: IdentityRules, state: ProfileState, command: ProfileCommand)
         return state, [*_merge_request(successor, command.loser, command)]
     if isinstance(command, MergeOffer) and successor != command.winner:
         redirected = OfferRedirected(
-            command.winner, command.loser, successor, command.via, command.event_id, command.at
+            command.winner,
+            command.loser,
+            successor,
+            command.via,
+            command.event_id,
+            command.at,
+            command.offer,
+            command.released,
         )
         return state, [redirected]
     # MergeDeclined / OfferRedirected to a merged profile are late duplicates: the profile was
@@ -315,7 +329,7 @@ def _merge_request(a: str, b: str, cause: MergeRequest | OfferRedirected) -> lis
     if a == b:
         return []
     winner, loser = sorted((a, b))
-    return [MergeRequest(winner, loser, cause.via, cause.event_id, cause.at)]
+    return [MergeRequest(winner, loser, cause.via, cause.event_id, cause.at, cause.released)]
 
 
 def _types_over(rules: IdentityRules, counts: dict[str, int]) -> list[str]:
@@ -402,6 +416,9 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     digest = event.digest
     if digest in state.applied:
         return state, []
+    passed = quarantine.apply_past(state, command)
+    if passed is not None:
+        return state, passed
     found_by = event.identifiers[command.probe].key
     refused_by = state.refused.get(found_by)
     if found_by not in state.identifiers and (
@@ -412,7 +429,7 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
         # (the event was in flight): it belongs to that identifier's new side, which its owner
         # now points at.
         remember(state.passed_on, digest, rules.applied_event_window)
-        return state, [Resolve(event, command.probe, create=True)]
+        return state, [Resolve(event, command.probe, create=True, passed=command.passed)]
     if command.probe > 0:
         if digest in state.passed_on:
             return state, []
@@ -429,12 +446,14 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
             # Found through a lower-priority identifier (a shared device, say) but the event's
             # stronger identifiers do not fit here: the anchor founds or finds its own profile.
             remember(state.passed_on, digest, rules.applied_event_window)
-            return state, [Resolve(event, 0, create=True)]
+            return state, [Resolve(event, 0, create=True, passed=command.passed)]
+    outputs: list[Output] = quarantine.sightings(rules, state, event, command.probe)
+    # The event as it came in: the quarantined identifiers it passed are claimed too.
+    event = quarantine.whole(rules, event, command.passed)
     apply_event(state, event, rules.source_priority(event.channel), rules.applied_event_window)
     history.record_event(rules, state, event)
     evidence.applied(state, event)
-    outputs: list[Output] = [touch(state, "event", event.event_id, event.event_time)]
-    outputs.extend(quarantine.sightings(rules, state, event, command.probe))
+    outputs.insert(0, touch(state, "event", event.event_id, event.event_time))
     at = event.event_time
     strong: set[str] | None = None
     for identifier in event.identifiers:
@@ -556,6 +575,7 @@ def _on_merge_request(
     rules: IdentityRules, state: ProfileState, command: MergeRequest
 ) -> ProfileStep:
     loser = command.loser
+    quarantine.note_release(state, command)
     if quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_request(state, command)
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
@@ -575,9 +595,10 @@ def _on_merge_request(
         state.deferred.append(command)
         return state, []
     if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
-        swapped = MergeRequest(loser, state.profile_id, command.via, command.event_id, command.at)
+        swapped = dataclasses.replace(command, winner=loser, loser=state.profile_id)
         return state, [swapped]
     state.awaiting = loser
+    state.offers += 1
     linked = tuple(sorted(state.linked().items()))
     offer = MergeOffer(
         state.profile_id,
@@ -587,6 +608,8 @@ def _on_merge_request(
         command.event_id,
         command.at,
         tuple(state.bans.values()),
+        offer=state.offers,
+        released=command.released,
     )
     return state, [offer]
 
@@ -595,6 +618,7 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
     winner = command.winner
     if winner in state.absorbed:  # cannot happen while ids only merge downwards; be safe
         return state, []
+    quarantine.note_release(state, command)
     if quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_offer(state, command)
     if state.awaiting is not None:
@@ -604,7 +628,14 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None and not (moved_to == winner and command.via.key in state.claimed):
         redirected = OfferRedirected(
-            winner, state.profile_id, moved_to, command.via, command.event_id, command.at
+            winner,
+            state.profile_id,
+            moved_to,
+            command.via,
+            command.event_id,
+            command.at,
+            command.offer,
+            command.released,
         )
         return state, [redirected]
     outputs: list[Output] = []
@@ -633,7 +664,13 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
             privacy.forget(state, command.via)
         outputs.append(
             MergeDeclined(
-                winner, state.profile_id, reason, command.via, command.event_id, command.at
+                winner,
+                state.profile_id,
+                reason,
+                command.via,
+                command.event_id,
+                command.at,
+                command.offer,
             )
         )
         return state, outputs
@@ -702,7 +739,7 @@ def _on_merge_declined(
         # The other profile was erased, or the link identifier is quarantined: it is
         # suppressed or links nothing, and is not refused here.
         state.claimed.pop(command.via.key, None)
-        if state.awaiting == command.loser:
+        if _answers(state, command):
             state.awaiting = None
         return state, []
     recorded = state.declined.get(command.loser)
@@ -710,15 +747,22 @@ def _on_merge_declined(
         state.declined[command.loser] = command.reason
     if command.via.key not in state.identifiers:
         _refuse_link(state, command.via, command.reason)
-    if state.awaiting == command.loser:
+    if _answers(state, command):
         state.awaiting = None
     return state, []
+
+
+def _answers(state: ProfileState, command: MergeDeclined | OfferRedirected) -> bool:
+    """Whether `command` answers the offer this profile awaits: a late duplicate of the answer
+    to an earlier offer to the same profile (made since through another identifier) does not,
+    and must not free it while the newer offer is still open."""
+    return state.awaiting == command.loser and command.offer == state.offers
 
 
 def _on_offer_redirected(
     rules: IdentityRules, state: ProfileState, command: OfferRedirected
 ) -> ProfileStep:
-    if state.awaiting != command.loser:
+    if not _answers(state, command):
         return state, []
     state.awaiting = None
     successor = command.successor

@@ -30,6 +30,7 @@ import itertools
 
 from omnid.identity import operations, privacy, refusals
 from omnid.identity.commands import (
+    Apply,
     Attach,
     Claim,
     IdentityChangeEmission,
@@ -47,6 +48,7 @@ from omnid.identity.commands import (
     Unlink,
     touch,
 )
+from omnid.identity.intake import in_resolution_order
 from omnid.identity.model import Event, Identifier
 from omnid.identity.refusals import RefusalKind
 from omnid.identity.rendering import ChangeKind
@@ -189,7 +191,21 @@ def resolve_past(state: IdentifierState, command: Resolve) -> list[Output] | Non
     event = command.event
     if len(event.identifiers) == 1:
         return None
-    return [privacy.resolve_rest(event, command.probe, command.create)]
+    return [_past(event, command.probe, command.create, command.passed)]
+
+
+def _past(event: Event, probe: int, create: bool, passed: tuple[Identifier, ...]) -> Resolve:
+    """The event resolved again without its quarantined identifier `probe`, which it still
+    carries along for the profile that takes it to claim."""
+    rest = privacy.resolve_rest(event, probe, create)
+    return dataclasses.replace(rest, passed=(*passed, event.identifiers[probe]))
+
+
+def whole(rules: IdentityRules, event: Event, passed: tuple[Identifier, ...]) -> Event:
+    """The event with the quarantined identifiers it passed on its way put back."""
+    if not passed:
+        return event
+    return event.for_graph(tuple(in_resolution_order(rules, (*event.identifiers, *passed))))
 
 
 # --- identity stage: review --------------------------------------------------------------------
@@ -309,15 +325,32 @@ def links_nothing(state: ProfileState, via: Identifier) -> bool:
     return refused is not None and refused.kind in _UNLINKING_KINDS
 
 
+def _quarantined_here(state: ProfileState, via: Identifier) -> bool:
+    """`via` is quarantined (held so, or refused as such), not merely claimed here through a
+    quarantined identifier."""
+    held = state.identifiers.get(via.key)
+    if held is not None:
+        return held.quarantined
+    refused = state.refused.get(via.key)
+    return refused is not None and refused.kind is RefusalKind.QUARANTINED
+
+
 def stop_request(state: ProfileState, command: MergeRequest) -> list[Output]:
-    """A merge asked through a quarantined identifier before it was: dropped; the claimant
-    forgets its claim of it."""
+    """A merge asked through an identifier that links nothing here (asked before it did):
+    dropped. A quarantined one the other side refuses too, as a claim of it is answered; one
+    this profile claimed only through a quarantined identifier stays the other side's claim,
+    answered when the identifier gets a profile of its own (it asks its turned-away claimants
+    again)."""
+    if not _quarantined_here(state, command.via):
+        return []
     other = command.loser if command.winner == state.profile_id else command.winner
-    return [Forget(other, command.via)]
+    return [Unlink(other, command.via, command.event_id, command.at)]
 
 
 def stop_offer(state: ProfileState, command: MergeOffer) -> list[Output]:
-    return [
+    """An offer through an identifier that links nothing here: declined, and a quarantined one
+    the winner then refuses too (after the decline has freed it)."""
+    declined: list[Output] = [
         MergeDeclined(
             command.winner,
             state.profile_id,
@@ -325,8 +358,33 @@ def stop_offer(state: ProfileState, command: MergeOffer) -> list[Output]:
             command.via,
             command.event_id,
             command.at,
+            command.offer,
         )
     ]
+    if _quarantined_here(state, command.via):
+        declined.append(Unlink(command.winner, command.via, command.event_id, command.at))
+    return declined
+
+
+def apply_past(state: ProfileState, command: Apply) -> list[Output] | None:
+    """An event found through an identifier that links nothing here (in flight when it was
+    quarantined, or when only a quarantined identifier had joined it to this profile): it
+    resolves again, without the quarantined identifier, or at the refused identifier's own
+    profile. None: apply as usual (an event with nothing but the quarantined identifier counts
+    at its holder)."""
+    event = command.event
+    found = event.identifiers[command.probe]
+    held = state.identifiers.get(found.key)
+    refused = state.refused.get(found.key) if held is None else None
+    if (held is not None and held.quarantined) or (
+        refused is not None and refused.kind is RefusalKind.QUARANTINED
+    ):
+        if len(event.identifiers) == 1:
+            return None
+        return [_past(event, command.probe, False, command.passed)]
+    if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
+        return [Resolve(event, command.probe, create=True, passed=command.passed)]
+    return None
 
 
 def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
@@ -349,6 +407,8 @@ def on_unlink(
         state.deferred.append(command)
         return state, []
     key = command.identifier.key
+    if key in state.released:
+        return state, []  # sent before the release, which this profile has had since
     held = state.identifiers.get(key)
     if held is None:
         moved_to = operations.moved_to(rules.recognition_key, state, command.identifier)
@@ -439,15 +499,15 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
         return []
     excluded = _unlinking(state)
     request_id = f"unlink:{command.identifier.key}:{command.at}"
-    sides = _weak_sides(rules, state, groups, excluded)
+    sides, clusters = _weak_sides(rules, state, groups, excluded)
     outputs: list[Output] = []
     for group in leaving:
         # The weak identifiers only this person's events carry go too; one that other events
         # carry as well stays, and the new profile claims it (a device shared by two known
         # people never joins them: the merge handshake declines that).
         index = groups.index(group)
-        shared = {w for w, where in sides.items() if index in where and where != {index}}
-        named = group | {w for w, where in sides.items() if where == {index}}
+        shared = {w for w, where in sides.items() if index in where and clusters[w] != {index}}
+        named = group | {w for w, where in clusters.items() if where == {index}}
         new_id = profile_id_for(
             command.at, _key_identifier(min(group)), f"unlink:{state.profile_id}:{request_id}"
         )
@@ -493,41 +553,80 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
 
 def _weak_sides(
     rules: IdentityRules, state: ProfileState, groups: list[set[str]], excluded: set[str]
-) -> dict[str, set[int]]:
-    """Per weak identifier held or claimed, the groups (indexes) whose events carry it; one no
-    event of a group carries goes where its evidence (`linked_by`) came from."""
+) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Per weak identifier held or claimed: the groups (indexes) whose events carry it (one no
+    such event carries: where its evidence, `linked_by`, came from), and the groups of its
+    cluster, the weak identifiers that events without a strong identifier join to it (such an
+    event goes where its weak identifiers go, so they go or stay together)."""
     weak = rules.weak_types
     group_of = {key: index for index, group in enumerate(groups) for key in group}
     linked_weak = {k for k, t in state.linked().items() if t in weak and k not in excluded}
     sides: dict[str, set[int]] = {key: set() for key in linked_weak}
+    cluster = {key: key for key in linked_weak}
+
+    def find(key: str) -> str:
+        while cluster[key] != key:
+            cluster[key] = cluster[cluster[key]]
+            key = cluster[key]
+        return key
+
     for event in state.history.events.values():
         keys = [i.key for i in event.identifiers]
         where = {group_of[k] for k in keys if k in group_of}
-        for key in keys:
-            if key in sides:
-                sides[key] |= where
+        mine = [k for k in keys if k in sides]
+        for key in mine:
+            sides[key] |= where
+        if not where:
+            for a, b in itertools.pairwise(mine):
+                cluster[find(a)] = find(b)
     for key in sorted(linked_weak):
         held = state.identifiers.get(key)
         linked_by = held.linked_by if held is not None else None
         if not sides[key] and linked_by in group_of:
             sides[key] = {group_of[linked_by]}
-    return sides
+    of_cluster: dict[str, set[int]] = {}
+    for key in linked_weak:
+        of_cluster.setdefault(find(key), set()).update(sides[key])
+    return sides, {key: of_cluster[find(key)] for key in linked_weak}
+
+
+def note_release(state: ProfileState, command: MergeRequest | MergeOffer) -> None:
+    """A merge asked through an identifier released from quarantine: it links here again,
+    even if the release (the holder's Relink) has not reached this profile yet."""
+    if command.released:
+        _relinked(state, command.via.key)
+
+
+def _relinked(state: ProfileState, key: str) -> None:
+    remember(state.released, key, operations.MOVED_OUT_WINDOW)
+    held = state.identifiers.get(key)
+    if held is not None:
+        if held.quarantined:
+            state.identifiers[key] = dataclasses.replace(held, quarantined=False)
+        return
+    refused = state.refused.get(key)
+    if refused is not None and refused.kind is RefusalKind.QUARANTINED:
+        del state.refused[key]
 
 
 def on_relink(
     rules: IdentityRules, state: ProfileState, command: Relink
 ) -> tuple[ProfileState, list[Output]]:
-    key = command.identifier.key
-    held = state.identifiers.get(key)
-    if held is not None and held.quarantined:
-        state.identifiers[key] = dataclasses.replace(held, quarantined=False)
+    """The release at the holder: the identifier links here again, and each recorded claimant
+    is asked to merge through it (the request says the identifier is released, so a claimant
+    that refuses it lifts that first). Deferred behind a merge like the Unlink it answers, so
+    the two keep their order; an Unlink that comes later anyway is known to be stale."""
+    if state.awaiting is not None:
+        state.deferred.append(command)
+        return state, []
+    _relinked(state, command.identifier.key)
     outputs: list[Output] = []
     for claimant in command.claimants:
         if claimant != state.profile_id:
-            # The claimant lifts its refusal before the merge through it is offered.
-            outputs.append(Forget(claimant, command.identifier))
             winner, loser = sorted((state.profile_id, claimant))
             outputs.append(
-                MergeRequest(winner, loser, command.identifier, command.request_id, command.at)
+                MergeRequest(
+                    winner, loser, command.identifier, command.request_id, command.at, True
+                )
             )
     return state, outputs

@@ -260,8 +260,11 @@ class ProfileState:
     # identifiers this profile claimed and has not heard back about (key -> type): they count
     # towards limits when deciding whether another event or profile fits here
     claimed: dict[str, str] = field(default_factory=dict)
-    # merge coordination: the newer profile this one has offered a merge to, and what waits
+    # merge coordination: the newer profile this one has offered a merge to, and what waits;
+    # `offers` numbers the offers it made (the one awaited is the latest): an answer carries
+    # its offer's number, so a duplicate answer to an earlier offer frees nothing
     awaiting: str | None = None
+    offers: int = 0
     deferred: list[ProfileCommand] = field(default_factory=list)
     cause_kind: str = "created"
     cause_event_id: str | None = None
@@ -287,6 +290,9 @@ class ProfileState:
     # identifiers an undone quarantine glue moved to another profile (key -> that profile,
     # bounded): messages about them still in flight here are sent on there
     moved_out: dict[str, str] = field(default_factory=dict)
+    # quarantined identifiers released since (bounded): an Unlink of one that arrives late (it
+    # waited behind a merge, or took a longer way here than the release) is stale
+    released: dict[str, None] = field(default_factory=dict)
 
     def count_of(self, identifier_type: str) -> int:
         return sum(1 for held in self.identifiers.values() if held.type == identifier_type)
