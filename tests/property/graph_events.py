@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from omnid.identity.model import ConsentChange, Event, Identifier, Purchase
+from omnid.identity.simulator import Operation
 
 POOLS: dict[str, list[str]] = {
     "user_id": ["u1", "u2", "u3"],
@@ -110,3 +111,15 @@ def shared_device_events(draw: st.DrawFn, max_events: int = 16) -> list[Event]:
         )
         for index in range(count)
     ]
+
+
+def phases(items: list[Event | Operation | None]) -> list[list[Event | Operation]]:
+    """Events and operations in the runs they are delivered in: each None is a settled point
+    (everything before it is processed before anything after it is sent)."""
+    runs: list[list[Event | Operation]] = [[]]
+    for item in items:
+        if item is None:
+            runs.append([])
+        else:
+            runs[-1].append(item)
+    return runs

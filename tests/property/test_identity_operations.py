@@ -17,7 +17,7 @@ from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
 from omnid.identity.state import Ban, IdentifierState, ProfileState
 
-from .graph_events import POOLS, event_lists
+from .graph_events import POOLS, event_lists, phases
 from .test_identity_invariants import RULES, TIGHT, delivery
 
 
@@ -161,12 +161,6 @@ def run(
         operation = operator.operation(number, kind, first, more)
         at = min(position, len(items))
         items[at:at] = [None, operation] if settled else [operation]
-    phases: list[list[Event | Operation]] = [[]]
-    for item in items:
-        if item is None:
-            phases.append([])
-        else:
-            phases[-1].append(item)
     note(f"events: {[(e.event_id, [i.key for i in e.identifiers]) for e in events]}")
     note(f"operations: {ops}")
     groups: dict[int, dict[str, str]] = {}
@@ -196,7 +190,7 @@ def run(
         observer=after_step,
     )
     result = None
-    for phase in phases:
+    for phase in phases(items):
         result = simulator.run(phase, result)
     assert result is not None
     check_all(

@@ -19,6 +19,7 @@ from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
 from omnid.identity.state import IdentifierState, IdentifierStatus, ProfileState
 
+from .graph_events import phases
 from .test_identity_invariants import RULES
 
 delivery = st.fixed_dictionaries(
@@ -143,12 +144,6 @@ def run(
         at = min(position, len(items))
         operation = review(number, block)
         items[at:at] = [None, operation] if settled else [operation]
-    phases: list[list[Event | Operation]] = [[]]
-    for item in items:
-        if item is None:
-            phases.append([])
-        else:
-            phases[-1].append(item)
 
     def after_step(_stage: object, _key: str, state: IdentifierState | ProfileState | None) -> None:
         if isinstance(state, ProfileState):
@@ -162,7 +157,7 @@ def run(
         observer=after_step,
     )
     result = None
-    for phase in phases:
+    for phase in phases(items):
         result = simulator.run(phase, result)
     assert result is not None
     # A released identifier links again: it is held to every link through it, like any other.
