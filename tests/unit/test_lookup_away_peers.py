@@ -3,15 +3,9 @@ whole, or only the partition it could not answer for, so its other keys keep bei
 
 from __future__ import annotations
 
+from tests.unit.test_lookup_rate_limit import Clock
+
 from omnid.pipeline.lookup import OWNER_AWAY_S, AwayPeers
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_peer_restoring_one_partition_is_still_asked_for_its_others() -> None:
