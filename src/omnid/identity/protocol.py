@@ -416,7 +416,7 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     digest = event.digest
     if digest in state.applied:
         return state, []
-    passed = quarantine.apply_past(state, command)
+    passed = quarantine.apply_past(rules, state, command)
     if passed is not None:
         return state, passed
     found_by = event.identifiers[command.probe].key

@@ -366,7 +366,7 @@ def stop_offer(state: ProfileState, command: MergeOffer) -> list[Output]:
     return declined
 
 
-def apply_past(state: ProfileState, command: Apply) -> list[Output] | None:
+def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> list[Output] | None:
     """An event found through an identifier that links nothing here (in flight when it was
     quarantined, or when only a quarantined identifier had joined it to this profile): it
     resolves again, without the quarantined identifier, or at the refused identifier's own
@@ -374,6 +374,8 @@ def apply_past(state: ProfileState, command: Apply) -> list[Output] | None:
     at its holder)."""
     event = command.event
     found = event.identifiers[command.probe]
+    if found.key in state.released and event.digest in state.passed_on:
+        return []  # a second delivery: resolved without the value before its release
     held = state.identifiers.get(found.key)
     refused = state.refused.get(found.key) if held is None else None
     if (held is not None and held.quarantined) or (
@@ -381,6 +383,7 @@ def apply_past(state: ProfileState, command: Apply) -> list[Output] | None:
     ):
         if len(event.identifiers) == 1:
             return None
+        remember(state.passed_on, event.digest, rules.applied_event_window)
         return [_past(event, command.probe, False, command.passed)]
     if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
         return [Resolve(event, command.probe, create=True, passed=command.passed)]
