@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -146,7 +147,10 @@ class StageProcessor:
         self._command_topics = {s.stage: topics.command_topic(s.stage) for s in STATEFUL_STAGES}
         # Set by the runtime (exactly-once only): commands it can handle in the same batch.
         self.local_router: LocalRouter | None = None
-        self._states: dict[tuple[Table, str], tuple[bytes, Any]] = {}
+        # OrderedDict: evicting the oldest with popitem is O(1); deleting a plain dict's first
+        # key makes the next `next(iter(...))` walk every slot deleted before it (measured:
+        # 90 us per eviction at 50,000 entries, against 1.4 us).
+        self._states: OrderedDict[tuple[Table, str], tuple[bytes, Any]] = OrderedDict()
         # States changed by the current batch: (table, key) -> (partition, bytes read, state).
         self._changed: dict[tuple[Table, str], tuple[int, bytes | None, Any]] = {}
         # The batch's last snapshot (or tombstone) of each profile, and the events it shows
@@ -159,7 +163,7 @@ class StageProcessor:
         self._markers_read: dict[str, bytes] = {}
         # Profile histories (table `history`), decoded and kept like `_states`, and the bytes
         # the current batch read for each profile it changed.
-        self._histories: dict[str, tuple[bytes | None, EventHistory]] = {}
+        self._histories: OrderedDict[str, tuple[bytes | None, EventHistory]] = OrderedDict()
         self._history_read: dict[str, bytes | None] = {}
 
     def process(self, record: Incoming, read: StateReader) -> list[Outgoing | LocalCommand]:
@@ -302,7 +306,7 @@ class StageProcessor:
         empty = not history.events and history.residue is None
         encoded = None if empty else encode_history(history)
         if len(self._histories) >= STATE_CACHE_ENTRIES:
-            del self._histories[next(iter(self._histories))]
+            self._histories.popitem(last=False)
         self._histories[key] = (encoded, history)
         if encoded == self._history_read.get(key):
             return None
@@ -383,7 +387,7 @@ class StageProcessor:
 
     def _remember(self, table: Table, key: str, encoded: bytes, state: Any) -> None:
         if len(self._states) >= STATE_CACHE_ENTRIES:
-            del self._states[next(iter(self._states))]  # the oldest entry
+            self._states.popitem(last=False)  # the oldest entry
         self._states[(table, key)] = (encoded, state)
 
     def _command(self, command: Command) -> Outgoing | LocalCommand:
