@@ -448,9 +448,9 @@ def identity_change_headers(record: dict[str, Any]) -> Headers:
 
 def identity_change_tags(headers: Headers | None) -> tuple[str, bool] | None:
     """(kind, asked for by an operator) of an identity change, from its record's headers,
-    without decoding it; None for a record an older worker wrote without them (decode it)."""
-    by_name = dict(headers or ())
-    kind = by_name.get(CHANGE_KIND_HEADER)
-    if kind is None:
+    without decoding it; None for a record an older worker wrote without them (decode it).
+    Read by position, as identity_change_headers writes them: every change the worker writes
+    passes here twice (its two followers), and a dict per record showed in the profile."""
+    if not headers or headers[0][0] != CHANGE_KIND_HEADER:
         return None
-    return kind.decode(), OPERATION_HEADER in by_name
+    return headers[0][1].decode(), len(headers) > 1 and headers[1][0] == OPERATION_HEADER
