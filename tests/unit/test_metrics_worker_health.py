@@ -11,9 +11,9 @@ from omnid.identity.state import ProfileState, ProfileStatus
 from omnid.pipeline.partitioning import partition_for
 from omnid.pipeline.worker_health import (
     TABLES_RECOVERED,
+    ActiveProfileCounter,
     PartitionPosition,
     RecoveryTracker,
-    count_active_profiles,
 )
 
 
@@ -58,17 +58,28 @@ def test_lag_counts_messages_after_the_committed_offset() -> None:
     assert PartitionPosition("omnid.profile-commands", 0, 120, 120).lag == 0
 
 
-def test_active_profiles_counts_only_active_ones_in_owned_partitions() -> None:
+def test_active_profiles_counts_only_active_ones_in_owned_partitions_a_slice_at_a_time() -> None:
     partitions = 6
     keys = [f"01JPROFILE{i:04d}".encode() for i in range(40)]
     owned = {partition_for(keys[0], partitions), partition_for(keys[1], partitions)}
     entries = [(key, records.encode(ProfileState(key.decode(), created_at=1))) for key in keys]
     merged = ProfileState("01JPROFILE-merged", 1, ProfileStatus.MERGED, merged_into="01J")
     entries.append((keys[0] + b"-merged", records.encode(merged)))
-    # a profile stored by the previous (JSON) encoding still counts
+    # a profile stored by the previous (JSON) encoding (here the owned keys[1]) still counts
     entries.append((keys[1], json.dumps({"kind": "ProfileState", "status": "active"}).encode()))
     entries.append((b"\x00checkpoint:3", b"17"))
-    expected = 1 + sum(1 for key in keys if partition_for(key, partitions) in owned)
+    table = dict(sorted(entries, key=lambda entry: entry[0]))  # the JSON one replaces keys[1]'s
+    expected = sum(1 for key in keys if partition_for(key, partitions) in owned)
 
-    assert count_active_profiles(entries, owned, partitions) == expected
-    assert count_active_profiles(entries, set(), partitions) == 0
+    def entries_from(key: bytes | None) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for k, v in table.items() if key is None or k >= key]
+
+    counter = ActiveProfileCounter(entries_from, slice_entries=7)
+    counter.start(owned, partitions)
+    counts = [counter.step() for _ in range(6)]
+    # 42 entries, 7 a slice: the sixth slice reads the last of them and ends the pass
+    assert counts == [None] * 5 + [expected]
+    assert not counter.counting
+
+    counter.start(set(), partitions)
+    assert [counter.step() for _ in range(6)] == [None] * 5 + [0]

@@ -110,9 +110,10 @@ class TableStore:
             batch.put(_CHECKPOINT_PREFIX + str(partition).encode(), str(offset).encode())
         self._db.write(batch)
 
-    def entries(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs, checkpoints included (their keys start with a zero byte)."""
-        for key, value in self._db.items():
+    def entries(self, from_key: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs in key order from `from_key` (or the first key) on, checkpoints
+        included (their keys start with a zero byte)."""
+        for key, value in self._db.items(from_key=from_key):
             yield bytes(key), bytes(value)
 
     def count(self) -> int:

@@ -91,40 +91,86 @@ def report_table_sizes(table_dirs: Mapping[Table, Path]) -> None:
         state_metrics().set_rocksdb_size(table, directory_size_bytes(directory))
 
 
-def count_active_profiles(
-    entries: Iterable[tuple[bytes, bytes]], owned_partitions: set[int], partitions: int
-) -> int:
-    """Active profiles among the store's (key, encoded state) entries whose key belongs to a
-    partition this worker owns (a store also keeps partitions it owned before a rebalance)."""
-    active = 0
-    for key, value in entries:
-        if key.startswith(b"\x00") or partition_for(key, partitions) not in owned_partitions:
-            continue
-        try:
-            if records.profile_status(value) is ProfileStatus.ACTIVE:
-                active += 1
-        except InvalidEvent:
-            continue
-    return active
+def _owned_active(key: bytes, value: bytes, owned_partitions: set[int], partitions: int) -> bool:
+    """An active profile's state under a key of an owned partition (a store also keeps
+    partitions it owned before a rebalance; checkpoint keys start with a zero byte)."""
+    if key.startswith(b"\x00") or partition_for(key, partitions) not in owned_partitions:
+        return False
+    try:
+        return records.profile_status(value) is ProfileStatus.ACTIVE
+    except InvalidEvent:
+        return False
+
+
+@dataclass
+class _CountingPass:
+    owned_partitions: set[int]
+    partitions: int
+    active: int = 0
+    last_key: bytes | None = None
+
+
+class ActiveProfileCounter:
+    """Counts active profiles a slice of the profiles table at a time, resuming after the last
+    key read: the batch loop's thread does the counting, and walking a large table in one go
+    stalled it (some 5 s every 30 s on the graph of a 1,000,000-event run, the p99 of its paced
+    phases). `step()` reads at most `slice_entries` entries."""
+
+    def __init__(
+        self,
+        entries_from: Callable[[bytes | None], Iterable[tuple[bytes, bytes]]],
+        slice_entries: int = 500,
+    ) -> None:
+        self.entries_from = entries_from
+        self.slice_entries = slice_entries
+        self._pass: _CountingPass | None = None
+
+    @property
+    def counting(self) -> bool:
+        return self._pass is not None
+
+    def start(self, owned_partitions: set[int], partitions: int) -> None:
+        self._pass = _CountingPass(set(owned_partitions), partitions)
+
+    def cancel(self) -> None:
+        self._pass = None
+
+    def step(self) -> int | None:
+        """Reads the next slice; the count once the pass has read the whole table, else None."""
+        counting = self._pass
+        if counting is None:
+            return None
+        read = 0
+        for key, value in self.entries_from(counting.last_key):
+            if key == counting.last_key:  # a slice starts at the key the previous one ended on
+                continue
+            if read == self.slice_entries:
+                return None
+            read += 1
+            counting.last_key = key
+            if _owned_active(key, value, counting.owned_partitions, counting.partitions):
+                counting.active += 1
+        self._pass = None
+        return counting.active
 
 
 class WorkerOperations:
     """What a worker's runtime reports besides its processing: readiness and recovery through
     `rebalance_started()` / `recovery_completed()`, and `maybe_sample(consumer)` called from the
     consume loop, which at most every few seconds sets lag and RocksDB sizes, and less often
-    counts active profiles (a scan of the local profiles table)."""
+    starts a count of the active profiles that later calls carry on a slice at a time."""
 
     def __init__(
         self,
         table_dirs: Mapping[Table, Path],
-        profile_entries: Callable[[], Iterable[tuple[bytes, bytes]]],
+        profile_entries: Callable[[bytes | None], Iterable[tuple[bytes, bytes]]],
         profile_commands_topic: str,
         sample_every_s: float = 5.0,
         count_every_s: float = 30.0,
     ) -> None:
         self.recovery = RecoveryTracker()
         self.table_dirs = dict(table_dirs)
-        self.profile_entries = profile_entries
+        self.profile_count = ActiveProfileCounter(profile_entries)
         self.profile_commands_topic = profile_commands_topic
         self.sample_every_s = sample_every_s
         self.count_every_s = count_every_s
@@ -139,6 +185,7 @@ class WorkerOperations:
     def rebalance_started(self) -> None:
         self.recovery.rebalance_started()
         # Counted again right after recovery, for the new set of partitions.
+        self.profile_count.cancel()
         self._next_count = 0.0
 
     def recovery_completed(self) -> None:
@@ -147,6 +194,10 @@ class WorkerOperations:
     def maybe_sample(self, consumer: Any) -> None:
         """`consumer` is a confluent_kafka.Consumer; only cached offsets are read (no I/O),
         except the partition count of the profile commands topic when counting profiles."""
+        if self.profile_count.counting:
+            count = self.profile_count.step()
+            if count is not None:
+                state_metrics().active_profiles.set(count)
         now = time.monotonic()
         if now < self._next_sample:
             return
@@ -164,11 +215,11 @@ class WorkerOperations:
         report_consumer_lag(current, revoked=self._lag_series - owned)
         self._lag_series = owned
         report_table_sizes(self.table_dirs)
-        if self.readiness.ready and now >= self._next_count:
+        if self.readiness.ready and now >= self._next_count and not self.profile_count.counting:
             self._next_count = now + self.count_every_s
-            self._count_profiles(consumer, assigned)
+            self._start_count(consumer, assigned)
 
-    def _count_profiles(self, consumer: Any, assigned: list[Any]) -> None:
+    def _start_count(self, consumer: Any, assigned: list[Any]) -> None:
         topic = self.profile_commands_topic
         owned = {tp.partition for tp in assigned if tp.topic == topic}
         if not owned:
@@ -180,8 +231,7 @@ class WorkerOperations:
             return  # broker away: counted at the next sample, the gauge keeps its last value
         if metadata is None or not metadata.partitions:
             return
-        count = count_active_profiles(self.profile_entries(), owned, len(metadata.partitions))
-        state_metrics().active_profiles.set(count)
+        self.profile_count.start(owned, len(metadata.partitions))
 
 
 def directory_size_bytes(path: Path) -> int:
