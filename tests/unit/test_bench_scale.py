@@ -1,9 +1,14 @@
-"""bench-scale's per-tenth figures: tenths follow the updates' arrival order and never overlap."""
+"""bench-scale's figures: tenths follow the updates' arrival order and never overlap; bytes per
+identifier count the graph apart from the event history."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omnid.benchmarks.feed import EncodedEvent
-from omnid.benchmarks.scale import saturation_result
+from omnid.benchmarks.scale import compacted_state, saturation_result
+from omnid.kafka.stages import Table
+from omnid.pipeline.state_store import TableStore
 
 
 def test_tenths_split_the_shown_events_in_arrival_order_and_rates_follow_their_spans() -> None:
@@ -23,3 +28,21 @@ def test_tenths_split_the_shown_events_in_arrival_order_and_rates_follow_their_s
     assert 9 <= tenths[1]["events_per_s"] <= 11 and 19 <= tenths[7]["events_per_s"] <= 21
     assert tenths[0]["p99_ms"] >= 9_990  # e0's own latency, in its production tenth
     assert tenths[-1]["rss_mib"] == 110 and result["last_tenth_vs_first_rss"] > 1
+
+
+def test_bytes_per_identifier_count_the_graph_apart_from_the_history(tmp_path: Path) -> None:
+    sizes = {Table.IDENTIFIERS: 40, Table.PROFILES: 20, Table.HISTORY: 400}
+    for table, value_size in sizes.items():
+        store = TableStore(tmp_path / table.value)
+        store.write(((f"{table.value}:{n}", bytes(value_size)) for n in range(200)), {0: 200})
+        store.close()
+
+    state = compacted_state([tmp_path])
+
+    sst = state["sst_bytes"]
+    assert state["identifiers"] == state["identifier_entries"] == 200
+    assert state["graph_bytes_per_identifier"] == (sst["identifiers"] + sst["profiles"]) / 200
+    assert state["bytes_per_identifier"] == sum(sst.values()) / 200
+    assert (
+        sst["history"] > 0 and state["graph_bytes_per_identifier"] < state["bytes_per_identifier"]
+    )
