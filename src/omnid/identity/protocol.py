@@ -383,16 +383,7 @@ def _release_surplus(
                     identifier, state.profile_id, held.epoch, command.event_id, command.at, reason
                 )
             )
-            outputs.append(
-                _change(
-                    ChangeKind.IDENTIFIER_RELEASED,
-                    state.profile_id,
-                    None,
-                    [identifier],
-                    command,
-                    reason,
-                )
-            )
+            outputs.append(_released_change(state, identifier, command, reason))
     return outputs
 
 
@@ -526,16 +517,7 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
             )
         ]
         if first_refusal:
-            outputs.append(
-                _change(
-                    ChangeKind.IDENTIFIER_RELEASED,
-                    state.profile_id,
-                    None,
-                    [identifier],
-                    command,
-                    reason,
-                )
-            )
+            outputs.append(_released_change(state, identifier, command, reason))
         return state, outputs
     state.identifiers[key] = evidence.attached(
         state, identifier, command.at, command.event_id, command.rule, command.epoch
@@ -544,6 +526,18 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
         touch(state, "identifier_added", command.event_id, command.at),
         _change(ChangeKind.IDENTIFIER_ADDED, state.profile_id, None, [identifier], command, None),
     ]
+
+
+def _released_change(
+    state: ProfileState,
+    identifier: Identifier,
+    command: Apply | Attach | MergeRequest | MergeOffer | Absorb,
+    reason: Refusal,
+) -> IdentityChangeEmission:
+    """The `identifier_released` change of a holder that let `identifier` go for `reason`."""
+    return _change(
+        ChangeKind.IDENTIFIER_RELEASED, state.profile_id, None, [identifier], command, reason
+    )
 
 
 def _change(
