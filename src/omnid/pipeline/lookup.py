@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,23 @@ class AwayPeers:
         now = self._clock()
         whole = self._until.get((url, None), 0.0) > now
         return whole or (partition is not None and self._until.get((url, partition), 0.0) > now)
+
+
+def peer_with_copy(
+    partition: int, owner_url: str | None, members: Mapping[str, str], me: str, away: AwayPeers
+) -> str | None:
+    """The URL of a member (name -> URL) likely to hold a copy of `partition`, other than `me`
+    and not away: the members in the order every worker places standbys
+    (omnid.pipeline.standby), so the partition's standbys come first, then the others. The
+    others matter right after an owner died: the roster keeps the dead member for seconds, the
+    placement under the new owner may name it, and the copy is still on the member that stood
+    by for the dead owner (a standby keeps what it tailed)."""
+    owner = next((name for name, url in members.items() if url == owner_url), None)
+    for name in standby_members(partition, owner, members, len(members)):
+        url = members[name]
+        if url != me and not away.away(url, partition):
+            return url
+    return None
 
 
 def _finite(value: Any) -> Any:
@@ -404,20 +421,10 @@ class LookupApi:
         raise NotHere(owner, partition)
 
     def _standby_of(self, partition: int, owner_url: str | None) -> str | None:
-        """The URL of a worker standing by for `partition` (placed as every worker places
-        standbys, omnid.pipeline.standby), other than this one and not away itself. With no
-        owner (mid-rebalance) the standbys are among the N + 1 highest ranked of all members."""
-        members = self.worker.roster.view().members
-        names = {member.url: member.name for member in members}
-        urls = {member.name: member.url for member in members}
-        replicas = self.worker.options.standby_replicas
-        owner = names.get(owner_url) if owner_url is not None else None
-        chosen = standby_members(partition, owner, urls, replicas + (owner is None))
-        for name in chosen:
-            url = urls[name]
-            if url != self.worker.options.web_url and not self._away.away(url, partition):
-                return url
-        return None
+        members = {member.name: member.url for member in self.worker.roster.view().members}
+        return peer_with_copy(
+            partition, owner_url, members, self.worker.options.web_url, self._away
+        )
 
     def _stale(self, table: Table, partition: int, key: str, reason: str) -> bytes | None:
         _STALE.set(StaleAnswer(reason, self.worker.standby.lag(table, partition)))
