@@ -13,6 +13,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from omnid.config import Settings
+from omnid.contracts.avro_writer import RecordWriter, Unsupported, compile_writer
 from omnid.contracts.catalog import (
     SchemaCatalog,
     SchemaVersion,
@@ -78,6 +79,10 @@ class AvroCodec:
         self._registered_ids: dict[str, int] = {}
         self._writers_by_id: dict[int, SchemaVersion] = {}
         self._registry_lock = threading.Lock()
+        # Compiled writers of the current schemas (None: that schema stays with fastavro).
+        self._compiled: dict[str, RecordWriter | None] = {
+            name: compile_writer(version.parsed) for name, version in catalog.current.items()
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AvroCodec:
@@ -100,6 +105,12 @@ class AvroCodec:
     def encode(self, full_name: str, record: Mapping[str, Any]) -> bytes:
         """Frame and encode `record`; a record the schema does not accept is SCHEMA_INVALID."""
         version = self.catalog.schema(full_name)
+        compiled = self._compiled.get(full_name)
+        if compiled is not None:
+            try:
+                return self.header_for(full_name) + compiled(record)
+            except Unsupported:
+                pass  # a value only fastavro takes (or refuses, with its message)
         buffer = io.BytesIO()
         buffer.write(self.header_for(full_name))
         try:
