@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -46,6 +47,14 @@ log = logging.getLogger("omnid.worker")
 # the HTTP server closes. Well below Kubernetes' default 30 s grace period.
 SHUTDOWN_GRACE_S = 10.0
 HTTP_SHUTDOWN_S = 2.0
+
+# The cyclic garbage collector's thresholds in a worker (CPython's default: 700, 10, 10). The
+# worker makes almost no cyclic garbage (a 20,000-event run: ~2,400 objects found by all its
+# collections) but holds hundreds of thousands of tracked objects in its bounded caches, which
+# every older-generation collection walks: at the default thresholds the collector took 11% of
+# the worker's CPU (1.3 of 12.2 s), at these 3% (0.3 s). Objects alive once the worker is set
+# up (modules, rules, schemas) are frozen out of the collections altogether.
+GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -134,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     tokens = ApiTokens.load(settings.api_tokens_file)
     worker = Worker(settings, options, processor, topics)
     host = args.host or settings.worker_host
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     return asyncio.run(
         _serve(worker, processor.rules, tokens, host, args.port, server_context(settings))
     )
