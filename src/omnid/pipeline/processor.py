@@ -66,7 +66,12 @@ DEVELOPMENT_SUPPRESSION_SECRET: str = Settings.model_fields["suppression_secret"
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+# The records below are made several times per event (a LocalCommand per command, a StateWrite
+# per changed state): plain slotted dataclasses, not frozen, whose __init__ is 3-4x cheaper
+# (a frozen one sets each field through object.__setattr__). Nothing changes them after.
+
+
+@dataclass(slots=True)
 class Incoming:
     topic: str
     partition: int
@@ -75,7 +80,7 @@ class Incoming:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
     topic: str
     key: bytes | None
@@ -83,7 +88,7 @@ class Outgoing:
     headers: Headers | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateWrite:
     """A table write; value None deletes the key (and is a tombstone on the changelog)."""
 
@@ -93,7 +98,7 @@ class StateWrite:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LocalCommand:
     """A command for a partition this worker owns, handed straight to the next stage in the
     same batch (and transaction) instead of a round trip through its command topic."""
