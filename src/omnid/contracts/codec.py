@@ -13,6 +13,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from omnid.config import Settings
+from omnid.contracts.avro_reader import RecordReader, compile_reader
 from omnid.contracts.avro_writer import RecordWriter, Unsupported, compile_writer
 from omnid.contracts.catalog import (
     SchemaCatalog,
@@ -83,6 +84,12 @@ class AvroCodec:
         self._compiled: dict[str, RecordWriter | None] = {
             name: compile_writer(version.parsed) for name, version in catalog.current.items()
         }
+        # Compiled readers of the current schemas, by fingerprint: a payload written with the
+        # current schema needs no resolution (older writers resolve through fastavro).
+        self._readers: dict[bytes, RecordReader | None] = {
+            version.fingerprint: compile_reader(version.parsed)
+            for version in catalog.current.values()
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AvroCodec:
@@ -133,9 +140,17 @@ class AvroCodec:
                 RejectionReason.SCHEMA_INVALID,
                 f"expected a {expected}, the payload was written as {writer.full_name}",
             )
+        resolve_to = reader.parsed if reader and reader.fingerprint != writer.fingerprint else None
+        compiled = self._readers.get(writer.fingerprint) if resolve_to is None else None
+        if compiled is not None:
+            try:
+                return Decoded(
+                    writer.full_name, compiled(payload, frame.body_offset), frame.framing
+                )
+            except Unsupported:
+                pass  # bytes only fastavro reads (or refuses, with its message)
         body = io.BytesIO(payload)
         body.seek(frame.body_offset)
-        resolve_to = reader.parsed if reader and reader.fingerprint != writer.fingerprint else None
         try:
             record = schemaless_reader(body, writer.parsed, resolve_to)
         except _BODY_ERRORS as error:
