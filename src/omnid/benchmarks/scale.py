@@ -109,6 +109,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=None,
         help="the workers' batch gathering time (`omnid worker --batch-linger-ms`)",
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="the workers' records per batch at most (`omnid worker --batch-size`)",
+    )
     parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "bench" / "results")
     parser.set_defaults(func=run)
 
@@ -219,7 +225,12 @@ def run_scale(
     apply_topics(config, topology, prefix)
     topics = PipelineTopics.under(prefix)
     worker_options = (
-        ("--batch-linger-ms", str(args.batch_linger_ms)) if args.batch_linger_ms is not None else ()
+        *(
+            ("--batch-linger-ms", str(args.batch_linger_ms))
+            if args.batch_linger_ms is not None
+            else ()
+        ),
+        *(("--batch-size", str(args.batch_size)) if args.batch_size is not None else ()),
     )
     out: dict[str, Any] = {
         "workers": args.workers,
