@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from omnid.contracts import AvroCodec, default_catalog
 from omnid.contracts.avro_reader import compile_reader
-from omnid.contracts.avro_writer import Unsupported, compile_writer
+from omnid.contracts.avro_source import Unsupported
+from omnid.contracts.avro_writer import compile_writer
 from omnid.errors import InvalidEvent, RejectionReason
 
 CATALOG = default_catalog()

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastavro.read import LOGICAL_READERS
 
-from omnid.contracts.avro_writer import Unsupported
+from omnid.contracts.avro_source import NotCompiled, SourceBuilder, Unsupported
 
 # (payload, offset of the Avro body) -> the record; raises Unsupported.
 RecordReader = Callable[[bytes, int], dict[str, Any]]
@@ -51,21 +51,7 @@ _double = struct.Struct("<d").unpack_from
 _float = struct.Struct("<f").unpack_from
 
 
-class _Compiler:
-    def __init__(self) -> None:
-        self.constants: dict[str, Any] = {}
-        self._temp = 0
-        self._open: set[str] = set()
-
-    def temp(self, stem: str) -> str:
-        self._temp += 1
-        return f"{stem}{self._temp}"
-
-    def constant(self, value: Any) -> str:
-        name = self.temp("_c")
-        self.constants[name] = value
-        return name
-
+class _Compiler(SourceBuilder):
     def long(self, target: str, indent: str) -> list[str]:
         """Reads a long into `target`: one-byte values inline, the rest through _long."""
         return [
@@ -91,9 +77,7 @@ class _Compiler:
 
     def record(self, schema: dict[str, Any], target: str, indent: str) -> list[str]:
         name = schema["name"]
-        if name in self._open:
-            raise _NotCompiled(f"recursive {name}")
-        self._open.add(name)
+        self.enter(name)
         lines: list[str] = []
         fields = []
         for field in schema["fields"]:
@@ -101,7 +85,7 @@ class _Compiler:
             lines.extend(self.value(field["type"], value, indent))
             fields.append(f"{field['name']!r}: {value}")
         lines.append(f"{indent}{target} = {{{', '.join(fields)}}}")
-        self._open.discard(name)
+        self.leave(name)
         return lines
 
     def value(self, schema: Any, target: str, indent: str) -> list[str]:
@@ -113,7 +97,7 @@ class _Compiler:
             logical = schema.get("logicalType")
             if logical is not None:
                 if (kind, logical) not in _LOGICAL:
-                    raise _NotCompiled(f"{kind}/{logical}")
+                    raise NotCompiled(f"{kind}/{logical}")
                 convert = self.constant(LOGICAL_READERS[f"{kind}-{logical}"])
                 schema_constant = self.constant(schema)
                 raw = self.temp("r")
@@ -152,7 +136,7 @@ class _Compiler:
             return [*self.sized(raw, indent), f"{indent}{target} = {raw}.decode()"]
         if schema == "bytes":
             return self.sized(target, indent)
-        raise _NotCompiled(str(schema))
+        raise NotCompiled(str(schema))
 
     def blocks(self, schema: dict[str, Any], target: str, indent: str) -> list[str]:
         """An array or map: blocks of positive counts ended by a zero count."""
@@ -189,28 +173,20 @@ class _Compiler:
         return lines
 
 
-class _NotCompiled(Exception):
-    """The schema uses a type the compiler leaves to fastavro."""
-
-
 def compile_reader(schema: dict[str, Any]) -> RecordReader | None:
     """The compiled reader of a fastavro-parsed record schema (as writer, no resolution), or
     None if it uses a type the compiler does not cover."""
     compiler = _Compiler()
     try:
         body = compiler.record(schema, "record", "    ")
-    except _NotCompiled:
+    except NotCompiled:
         return None
-    source = "\n".join(["def read(b, p):", *body, "    return record, p"])
-    namespace: dict[str, Any] = {
-        "Unsupported": Unsupported,
-        "_long": _long,
-        "_double": _double,
-        "_float": _float,
-        **compiler.constants,
-    }
-    exec(compile(source, f"<avro reader {schema['name']}>", "exec"), namespace)
-    record_reader = namespace["read"]
+    record_reader = compiler.function(
+        "read",
+        ["def read(b, p):", *body, "    return record, p"],
+        {"_long": _long, "_double": _double, "_float": _float},
+        f"avro reader {schema['name']}",
+    )
 
     def read(payload: bytes, offset: int) -> dict[str, Any]:
         try:

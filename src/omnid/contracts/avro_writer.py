@@ -20,6 +20,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from omnid.contracts.avro_source import NotCompiled, SourceBuilder, Unsupported
+
 # (record) -> its Avro body; raises Unsupported for a value it does not take.
 RecordWriter = Callable[[Any], bytes]
 
@@ -29,10 +31,6 @@ _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
 # (timestamps repeat within a record and from one record to the next).
 _SHORT = 1024
 _MEMO_ENTRIES = 4096
-
-
-class Unsupported(Exception):
-    """A value the compiled writer does not take: write the record with fastavro instead."""
 
 
 def _varint(value: int) -> bytes:
@@ -121,28 +119,12 @@ _PRIMITIVES: dict[str, tuple[str, type[Any]]] = {
 _LOGICAL_ON_LONG = {"timestamp-millis"}  # written as the long itself when given an int
 
 
-class _Compiler:
+class _Compiler(SourceBuilder):
     """Emits the body of one function per top-level schema, nested records written inline."""
-
-    def __init__(self) -> None:
-        self.constants: dict[str, Any] = {}
-        self._temp = 0
-        self._open: set[str] = set()  # records being emitted: a recursive type is not compiled
-
-    def temp(self, stem: str) -> str:
-        self._temp += 1
-        return f"{stem}{self._temp}"
-
-    def constant(self, value: Any) -> str:
-        name = self.temp("_c")
-        self.constants[name] = value
-        return name
 
     def record(self, schema: dict[str, Any], rec: str, indent: str) -> list[str]:
         name = schema["name"]
-        if name in self._open:
-            raise _NotCompiled(f"recursive {name}")
-        self._open.add(name)
+        self.enter(name)
         lines = [f"{indent}if {rec}.__class__ is not dict:", f"{indent}    raise Unsupported"]
         for field in schema["fields"]:
             value = self.temp("v")
@@ -152,7 +134,7 @@ class _Compiler:
             else:
                 lines.append(f"{indent}{value} = {rec}[{field['name']!r}]")
             lines.extend(self.value(field["type"], value, indent))
-        self._open.discard(name)
+        self.leave(name)
         return lines
 
     def value(self, schema: Any, value: str, indent: str) -> list[str]:
@@ -173,7 +155,7 @@ class _Compiler:
                 ]
             if schema in _PRIMITIVES:
                 return [f"{indent}out += {_PRIMITIVES[schema][0]}({value})"]
-            raise _NotCompiled(schema)  # a named type by reference: not used by our schemas
+            raise NotCompiled(schema)  # a named type by reference: not used by our schemas
         if isinstance(schema, list):
             return self.union(schema, value, indent)
         kind = schema.get("type")
@@ -181,7 +163,7 @@ class _Compiler:
         if logical is not None:
             if kind == "long" and logical in _LOGICAL_ON_LONG:
                 return self.value("long", value, indent)  # fastavro: ints pass as they are
-            raise _NotCompiled(f"{kind}/{logical}")
+            raise NotCompiled(f"{kind}/{logical}")
         if kind == "record":
             return self.record(schema, value, indent)
         if kind == "array":
@@ -209,7 +191,7 @@ class _Compiler:
             ]
         if isinstance(kind, str) and kind in _PRIMITIVES:
             return self.value(kind, value, indent)
-        raise _NotCompiled(str(kind))
+        raise NotCompiled(str(kind))
 
     def union(self, branches: list[Any], value: str, indent: str) -> list[str]:
         """The branch fastavro takes: the first one the value's type fits. Besides primitives
@@ -217,14 +199,14 @@ class _Compiler:
         branch; anything more involved is left to fastavro."""
         names = [b if isinstance(b, str) else b.get("type") for b in branches]
         if "float" in names and "double" in names:
-            raise _NotCompiled("float beside double")  # fastavro prefers double; not needed
+            raise NotCompiled("float beside double")  # fastavro prefers double; not needed
         lines: list[str] = []
         seen: set[type[Any]] = set()
         keyword = "if"
         for index, branch in enumerate(branches):
             name = names[index]
             if isinstance(branch, dict) and branch.get("logicalType") is not None:
-                raise _NotCompiled("logical type in a union")
+                raise NotCompiled("logical type in a union")
             if name in _PRIMITIVES:
                 python_type = _PRIMITIVES[name][1]
                 if python_type in seen:
@@ -233,10 +215,10 @@ class _Compiler:
             elif name in ("record", "array", "map"):
                 python_type = list if name == "array" else dict
                 if python_type in seen:
-                    raise _NotCompiled("two container branches of one type in a union")
+                    raise NotCompiled("two container branches of one type in a union")
                 seen.add(python_type)
             else:
-                raise _NotCompiled(f"union branch {name}")
+                raise NotCompiled(f"union branch {name}")
             test = (
                 f"{value} is None"
                 if name == "null"
@@ -253,21 +235,15 @@ class _Compiler:
         return lines
 
 
-class _NotCompiled(Exception):
-    """The schema uses a type the compiler leaves to fastavro."""
-
-
 def compile_writer(schema: dict[str, Any]) -> RecordWriter | None:
     """The compiled writer of a fastavro-parsed record schema, or None if it uses a type the
     compiler does not cover (that schema stays with fastavro)."""
     compiler = _Compiler()
     try:
         body = compiler.record(schema, "rec", "    ")
-    except _NotCompiled:
+    except NotCompiled:
         return None
-    source = "\n".join(["def write(rec, out):", *body])
-    namespace: dict[str, Any] = {
-        "Unsupported": Unsupported,
+    helpers = {
         "_strings": _strings,
         "_longs": _longs,
         "_long": _long,
@@ -277,10 +253,10 @@ def compile_writer(schema: dict[str, Any]) -> RecordWriter | None:
         "_double": _double,
         "_float": _float,
         "_null": _null,
-        **compiler.constants,
     }
-    exec(compile(source, f"<avro writer {schema['name']}>", "exec"), namespace)
-    record_writer = namespace["write"]
+    record_writer = compiler.function(
+        "write", ["def write(rec, out):", *body], helpers, f"avro writer {schema['name']}"
+    )
 
     def write(record: Any) -> bytes:
         out = bytearray()

@@ -14,7 +14,8 @@ from fastavro.validation import ValidationError, validate
 
 from omnid.config import Settings
 from omnid.contracts.avro_reader import RecordReader, compile_reader
-from omnid.contracts.avro_writer import RecordWriter, Unsupported, compile_writer
+from omnid.contracts.avro_source import Unsupported
+from omnid.contracts.avro_writer import RecordWriter, compile_writer
 from omnid.contracts.catalog import (
     SchemaCatalog,
     SchemaVersion,
