@@ -2,6 +2,14 @@
 
 Each (stage, partition) is a FIFO queue like a topic partition; which queue delivers next is
 chosen by a seeded random generator, so one seed is one reproducible interleaving.
+
+With `workers`, partition p of every stage belongs to worker p * workers // partitions (the
+range assignor's layout), and a command for a
+partition of the worker that sent it is handled at once, ahead of whatever waits in that
+partition's queue, as the runtime hands such a command to the next stage in the same batch
+(`StageProcessor.local_router`). A topic never lets a command overtake one sent before it, but
+that local hand-over does: an Apply caused by a record that followed another worker's command
+into the worker's batch is handled before that command, still in its topic.
 """
 
 from __future__ import annotations
@@ -108,6 +116,7 @@ class Simulator:
         *,
         duplicate_rate: float = 0.0,
         serialise: bool = False,
+        workers: int = 0,
         keep_outputs: bool = True,
         observer: Observer | None = None,
         witness: Witness | None = None,
@@ -120,6 +129,7 @@ class Simulator:
         self.random = random.Random(seed)
         self.duplicate_rate = duplicate_rate
         self.serialise = serialise
+        self.workers = workers
         self.keep_outputs = keep_outputs
         self.observer = observer
         self.witness = witness
@@ -135,17 +145,17 @@ class Simulator:
         n = self.partitions
         queues: list[deque[Any]] = [deque() for _ in range(3 * n)]
         ready: list[int] = []
-        for item in events:
-            if isinstance(item, PrivacyRequest):
-                key = item.key
-            elif isinstance(item, Event):
-                key = item.identifiers[0].key if item.identifiers else item.event_id
+        for arrival in events:
+            if isinstance(arrival, PrivacyRequest):
+                key = arrival.key
+            elif isinstance(arrival, Event):
+                key = arrival.identifiers[0].key if arrival.identifiers else arrival.event_id
             else:
                 key = ""
             index = _INGEST * n + (partition_of(key, n) if key else 0)
             if not queues[index]:
                 ready.append(index)
-            queues[index].append(item)
+            queues[index].append(arrival)
         result = after or SimulationResult({}, {}, {}, set(), [], {}, set())
         identifiers, profiles = result.identifiers, result.profiles
         rules, rng, observer, witness = self.rules, self.random, self.observer, self.witness
@@ -154,6 +164,11 @@ class Simulator:
 
         emit, serialise, duplicate_rate = self._emit, self.serialise, self.duplicate_rate
         partition_of_key: dict[str, int] = {}  # crc32 once per key, not once per command
+        workers = self.workers
+        # Commands a worker hands to its own next stage, handled before any other delivery,
+        # and the worker whose handler is sending (-1: an operator's, sent to the topic).
+        local: deque[tuple[int, Command]] = deque()
+        sender = -1
 
         def send(outputs: list[Output]) -> None:
             for output in outputs:
@@ -169,6 +184,9 @@ class Simulator:
                     partition = partition_of_key[key] = zlib.crc32(key.encode()) % n
                 base = _IDENTITY if command.stage is Stage.IDENTITY else _PROFILE
                 index = base * n + partition
+                if workers and partition * workers // n == sender:
+                    local.append((index, command))
+                    continue
                 queue = queues[index]
                 if not queue:
                     ready.append(index)
@@ -176,14 +194,20 @@ class Simulator:
                 if duplicate_rate and rng.random() < duplicate_rate:
                     queue.append(command)
 
-        while ready:
-            slot = int(uniform() * len(ready))
-            index = ready[slot]
-            queue = queues[index]
-            item = queue.popleft()
-            if not queue:
-                ready[slot] = ready[-1]
-                ready.pop()
+        item: Any  # an event, a privacy request, an operation or a command
+        while ready or local:
+            if local:
+                index, item = local.popleft()
+            else:
+                slot = int(uniform() * len(ready))
+                index = ready[slot]
+                queue = queues[index]
+                item = queue.popleft()
+                if not queue:
+                    ready[slot] = ready[-1]
+                    ready.pop()
+                operation = index < n and not isinstance(item, Event | PrivacyRequest)
+                sender = -1 if operation or not workers else index % n * workers // n
             steps += 1
             if index < n and isinstance(item, PrivacyRequest):
                 send(commands_for_request(item))
