@@ -249,9 +249,8 @@ def test_release_lets_the_value_link_again_and_its_merges_follow(run: Quarantine
         for n in range(5)
         if profile_of(run.pipeline, email("store-003", n))["profile_id"] == holder["profile_id"]
     ]
-    # Its merges follow from the recorded claims. (All five is the aim; on some interleavings
-    # the core brings back only the claims it recorded: see the note of issue 12.)
-    assert len(rejoined) >= 2, holder
+    # Its merges follow from the recorded claims: all five are one profile again.
+    assert rejoined == list(range(CUSTOMERS)), holder
     # And it links again: a new walk-in with the store's number joins the holder.
     assert profile_of(run.pipeline, LATE_CARD)["profile_id"] == holder["profile_id"]
     released = run.by_store["store-003"]["id"]

@@ -1,13 +1,16 @@
 """Invariant 10 over the simulator: generic values (a store's phone typed at the till, a
 placeholder email on walk-in receipts, a family card, a kiosk tablet) injected into random
-customer streams, any partitions, interleavings and duplicate deliveries, with releases and
-blocks at random points (settled, or among the messages in flight), at the default thresholds
-and with every threshold at 3 (customers' own identifiers are then quarantined too).
+customer streams, any partitions, interleavings and duplicate deliveries, with or without the
+runtime's batch-local hand-over (`workers`), with releases and blocks at random points (settled,
+or among the messages in flight), at the default thresholds and with every threshold at 3
+(customers' own identifiers are then quarantined too).
 Once all is processed no active profile holds two known customers that only a quarantined or
 blocked identifier links, every link not through one is kept, links through a released
 identifier count again (its merges are back), and invariants 2-6 hold."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from hypothesis import given, note
 from hypothesis import strategies as st
@@ -27,6 +30,8 @@ delivery = st.fixed_dictionaries(
         "partitions": st.integers(1, 16),
         "seed": st.integers(0, 2**32 - 1),
         "duplicate_rate": st.sampled_from([0.0, 0.15]),
+        # 2: commands for a worker's own partitions handled at once, as in the runtime
+        "workers": st.sampled_from([0, 2]),
     }
 )
 
@@ -154,6 +159,7 @@ def run(
         int(options["partitions"]),
         int(options["seed"]),
         duplicate_rate=float(options["duplicate_rate"]),
+        workers=int(options["workers"]),
         observer=after_step,
     )
     result = None
@@ -182,3 +188,43 @@ def test_with_a_threshold_of_three_and_reviews_among_the_events_invariant_10_hol
     events: list[Event], ops: list[Review], options: dict[str, int | float]
 ) -> None:
     run(SOON, events, ops, options)
+
+
+def walk_ins(phone: Identifier, customers: int) -> list[Event]:
+    """Customers who sign up on the web, then buy at the till, where the cashier types the
+    store's number into the phone field (the integration run's store)."""
+    events = []
+    for n in range(customers):
+        email = Identifier("email", f"walk-in.{n}@inbox.example")
+        for channel, identifiers in (("web", (email,)), ("pos", (email, phone))):
+            at = n * 10_000 + (5_000 if channel == "pos" else 0)
+            events.append(
+                Event(f"{channel}-{n}", channel, "store-1", "purchase", at, at, identifiers)
+            )
+    return events
+
+
+@given(order=st.randoms(use_true_random=False), options=delivery)
+def test_a_release_brings_back_every_merge_the_store_phone_made(
+    order: Any, options: dict[str, int | float]
+) -> None:
+    """The integration run's store: the web and till events reach the graph in any order (they
+    are on different topics), with or without the batch-local hand-over; once the phone is
+    released, all five customers are one profile again."""
+    events = walk_ins(STORE_PHONE, 5)
+    order.shuffle(events)
+    simulator = Simulator(
+        RULES,
+        int(options["partitions"]),
+        int(options["seed"]),
+        duplicate_rate=float(options["duplicate_rate"]),
+        workers=int(options["workers"]),
+    )
+    result = simulator.run(events)
+    assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.QUARANTINED
+    result = simulator.run([review(0, block=False)], result)
+    check_all(RULES, events, result)
+    holder = result.profile_of(STORE_PHONE.key)
+    assert holder is not None
+    back = [e.event_id for e in events if result.profile_of(e.identifiers[0].key) is holder]
+    assert len(back) == len(events), (back, holder.refused)

@@ -48,7 +48,10 @@ class Resolve:
 class Claim:
     """Profile `profile_id` saw `identifier` in event `event_id` and wants to hold it. `known`:
     the profile stands for a known person (holds a strong identifier besides this one); known
-    claims, with the event's channel and source, count towards the type's quarantine."""
+    claims, with the event's channel and source, count towards the type's quarantine.
+    `again`: made again by a profile that had refused the identifier only because a quarantined
+    one had joined it there, now that something else joins it (a release, or an event carrying
+    both): the identifier forgets that refusal."""
 
     stage: ClassVar[Stage] = Stage.IDENTITY
     identifier: Identifier
@@ -58,6 +61,7 @@ class Claim:
     known: bool = False
     channel: str = ""
     source: str = ""
+    again: bool = False
 
     @property
     def key(self) -> str:

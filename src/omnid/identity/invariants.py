@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, EventDigest, event_digest
-from omnid.identity.quarantine import BLOCK_PREFIX
+from omnid.identity.quarantine import BLOCK_PREFIX, UNLINKING_KINDS
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.simulator import SimulationResult
@@ -202,7 +202,11 @@ def check_links(
         counter = counted_by.get(event.digest)
         if counter is None:
             continue
-        for identifier in usable_identifiers(rules, event.identifiers, cache)[0]:
+        usable = usable_identifiers(rules, event.identifiers, cache)[0]
+        # A refusal because of a quarantine holds only while the event still carries an
+        # identifier that links nothing: once that is released, the link counts again.
+        unlinked = any(i.key in unlinking for i in usable)
+        for identifier in usable:
             if identifier.key in unlinking:
                 continue
             holder = result.profile_of(identifier.key)
@@ -220,12 +224,17 @@ def check_links(
             assert (
                 holder_lineage & set(counter.declined)
                 or counter_lineage & set(holder.declined)
-                or identifier.key in counter.refused
+                or _refused(counter, identifier.key, unlinked)
                 or refused_by & set(counter.declined)
             ), (
                 f"{event.event_id} counted by {counter.profile_id} but {identifier.key} is held by "
                 f"{holder.profile_id} with no decline or refusal recorded"
             )
+
+
+def _refused(profile: ProfileState, key: str, unlinked: bool) -> bool:
+    refusal = profile.refused.get(key)
+    return refusal is not None and (unlinked or refusal.kind not in UNLINKING_KINDS)
 
 
 def unlinking_keys(result: SimulationResult) -> frozenset[str]:

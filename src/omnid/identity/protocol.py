@@ -158,6 +158,8 @@ def _on_claim(
             LinkRule.SAME_EVENT,
         )
         return state, [attach]
+    if command.again:
+        state.refused_by.discard(command.profile_id)
     if owner == command.profile_id or command.profile_id in state.refused_by:
         return state, []
     # Asked again is newest again: the window forgets the claimants that stopped asking.
@@ -447,11 +449,12 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     outputs.insert(0, touch(state, "event", event.event_id, event.event_time))
     at = event.event_time
     strong: set[str] | None = None
+    again = quarantine.joined_directly(state, event)
     for identifier in event.identifiers:
         key = identifier.key
         if key not in state.identifiers and key not in state.refused:
             state.claimed[key] = identifier.type
-            claim = Claim(identifier, state.profile_id, event.event_id, at)
+            claim = Claim(identifier, state.profile_id, event.event_id, at, again=key in again)
             if rules.quarantine(identifier.type) is not None:
                 if strong is None:
                     strong = quarantine.strong_keys(rules, state, event)
@@ -568,8 +571,14 @@ def _change(
 def _on_merge_request(
     rules: IdentityRules, state: ProfileState, command: MergeRequest
 ) -> ProfileStep:
+    # Through a released identifier: it links here again (the claims it kept out made again).
+    reclaims = quarantine.note_release(rules, state, command)
+    state, outputs = _judge_request(rules, state, command)
+    return state, [*reclaims, *outputs]
+
+
+def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequest) -> ProfileStep:
     loser = command.loser
-    quarantine.note_release(state, command)
     if quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_request(state, command)
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
@@ -609,10 +618,15 @@ def _on_merge_request(
 
 
 def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOffer) -> ProfileStep:
-    winner = command.winner
-    if winner in state.absorbed:  # cannot happen while ids only merge downwards; be safe
+    if command.winner in state.absorbed:  # cannot happen while ids only merge downwards
         return state, []
-    quarantine.note_release(state, command)
+    reclaims = quarantine.note_release(rules, state, command)
+    state, outputs = _answer_offer(rules, state, command)
+    return state, [*reclaims, *outputs]
+
+
+def _answer_offer(rules: IdentityRules, state: ProfileState, command: MergeOffer) -> ProfileStep:
+    winner = command.winner
     if quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_offer(state, command)
     if state.awaiting is not None:

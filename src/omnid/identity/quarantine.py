@@ -68,7 +68,7 @@ from omnid.identity.ulid import profile_id_for
 
 BLOCK_PREFIX = "block:"
 # Refusals under which a profile links nothing through an identifier it does not hold.
-_UNLINKING_KINDS = (RefusalKind.QUARANTINED, RefusalKind.QUARANTINED_LINK)
+UNLINKING_KINDS = (RefusalKind.QUARANTINED, RefusalKind.QUARANTINED_LINK)
 SEEN_PREFIX = "seen:"
 # Claimants an identifier keeps (the newest by event time): enough to count any threshold and
 # to ask them again on a release.
@@ -322,7 +322,7 @@ def links_nothing(state: ProfileState, via: Identifier) -> bool:
     if held is not None:
         return held.quarantined
     refused = state.refused.get(via.key)
-    return refused is not None and refused.kind in _UNLINKING_KINDS
+    return refused is not None and refused.kind in UNLINKING_KINDS
 
 
 def _quarantined_here(state: ProfileState, via: Identifier) -> bool:
@@ -478,26 +478,63 @@ def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], 
     return list(groups.values()), touched
 
 
-def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Output]:
-    """Splits off every group of known identifiers that only quarantined identifiers joined to
-    the group that stays (the one holding the profile's oldest strong identifier)."""
+def _leaving(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], list[set[str]]]:
+    """The profile's groups (see _groups) and those that only quarantined identifiers join to
+    the group that stays (the one holding the profile's oldest strong identifier). A leaving
+    group it has only claimed so far, by events that came through a quarantined identifier, is
+    refused when the claims are answered (no person to split off yet): the groups returned as
+    leaving are those holding an identifier."""
     groups, touched = _groups(rules, state)
     weak = rules.weak_types
     held_strong = [(h.added_at, k) for k, h in state.identifiers.items() if h.type not in weak]
     if not held_strong:
-        return []
-    # The group that stays holds the profile's oldest strong identifier; when that is the
-    # quarantined one (a profile founded on the store's phone), every person it joined leaves.
+        return groups, []
+    # When the oldest is the quarantined one (a profile founded on the store's phone), every
+    # person it joined leaves.
     oldest = min(held_strong)[1]
     groups.sort(key=min)
     leaving = [g for g in groups if g & touched and oldest not in g]
     for group in [g for g in leaving if not g & set(state.identifiers)]:
-        # Only claimed so far, by events that came through the quarantined identifier: the
-        # claims are refused when they are answered (no person to split off yet).
         for key in group:
             state.claimed.pop(key, None)
             state.refused[key] = refusals.QUARANTINED_LINK
-    leaving = [g for g in leaving if g & set(state.identifiers)]
+    return groups, [g for g in leaving if g & set(state.identifiers)]
+
+
+def _reclaim(rules: IdentityRules, state: ProfileState, event_id: str, at: int) -> list[Output]:
+    """After a release: the claims refused because only quarantined identifiers joined them
+    are judged again, and those the profile's evidence now joins to it without one are made
+    again (the identifier's owner then merges with this profile, as before the quarantine)."""
+    refused = [k for k, r in state.refused.items() if r.kind is RefusalKind.QUARANTINED_LINK]
+    for key in refused:
+        del state.refused[key]
+        state.claimed[key] = _key_identifier(key).type
+    _leaving(rules, state)
+    # Not counted towards the identifier's own quarantine again: the event's claim was.
+    return [
+        Claim(_key_identifier(k), state.profile_id, event_id, at, again=True)
+        for k in refused
+        if k in state.claimed
+    ]
+
+
+def joined_directly(state: ProfileState, event: Event) -> set[str]:
+    """An event applied here (found through an identifier that links) joins its identifiers to
+    this profile: the claims refused because only a quarantined identifier had joined them are
+    lifted, to be made again (the keys returned)."""
+    lifted = set()
+    for identifier in event.identifiers:
+        refused = state.refused.get(identifier.key)
+        if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
+            del state.refused[identifier.key]
+            lifted.add(identifier.key)
+    return lifted
+
+
+def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Output]:
+    """Splits off every group of known identifiers that only quarantined identifiers joined to
+    the group that stays."""
+    groups, leaving = _leaving(rules, state)
     if not leaving:
         return []
     excluded = _unlinking(state)
@@ -593,23 +630,30 @@ def _weak_sides(
     return sides, {key: of_cluster[find(key)] for key in linked_weak}
 
 
-def note_release(state: ProfileState, command: MergeRequest | MergeOffer) -> None:
+def note_release(
+    rules: IdentityRules, state: ProfileState, command: MergeRequest | MergeOffer
+) -> list[Output]:
     """A merge asked through an identifier released from quarantine: it links here again,
     even if the release (the holder's Relink) has not reached this profile yet."""
-    if command.released:
-        _relinked(state, command.via.key)
+    if not command.released:
+        return []
+    return _relinked(rules, state, command.via.key, command.event_id, command.at)
 
 
-def _relinked(state: ProfileState, key: str) -> None:
+def _relinked(
+    rules: IdentityRules, state: ProfileState, key: str, event_id: str, at: int
+) -> list[Output]:
+    """The identifier `key` links here again; the first time the profile hears of it, the
+    claims only quarantined identifiers kept out are made again."""
+    first = key not in state.released
     remember(state.released, key, operations.MOVED_OUT_WINDOW)
     held = state.identifiers.get(key)
-    if held is not None:
-        if held.quarantined:
-            state.identifiers[key] = dataclasses.replace(held, quarantined=False)
-        return
-    refused = state.refused.get(key)
+    if held is not None and held.quarantined:
+        state.identifiers[key] = dataclasses.replace(held, quarantined=False)
+    refused = state.refused.get(key) if held is None else None
     if refused is not None and refused.kind is RefusalKind.QUARANTINED:
         del state.refused[key]
+    return _reclaim(rules, state, event_id, at) if first else []
 
 
 def on_relink(
@@ -622,8 +666,7 @@ def on_relink(
     if state.awaiting is not None:
         state.deferred.append(command)
         return state, []
-    _relinked(state, command.identifier.key)
-    outputs: list[Output] = []
+    outputs = _relinked(rules, state, command.identifier.key, command.request_id, command.at)
     for claimant in command.claimants:
         if claimant != state.profile_id:
             winner, loser = sorted((state.profile_id, claimant))

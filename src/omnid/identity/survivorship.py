@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from omnid.identity.model import Event
+from omnid.identity.refusals import Refusal, RefusalKind
 from omnid.identity.state import (
     ConsentState,
     OrderLine,
@@ -97,14 +98,24 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
     winner.merged_from = sorted({*winner.merged_from, loser.profile_id, *loser.merged_from})
     for other, reason in loser.declined.items():
         winner.declined.setdefault(other, reason)
+    # A claim one side refused only because a quarantined identifier had joined it there
+    # stands when the other side claims it itself (an event of its own joins it).
+    own_claims = set(winner.claimed)
+    for key in loser.claimed:
+        if _quarantined_link(winner.refused.get(key)):
+            del winner.refused[key]
     for key, identifier_type in loser.claimed.items():
         winner.claimed.setdefault(key, identifier_type)
     for key in [k for k in winner.claimed if k in winner.identifiers]:
         del winner.claimed[key]
     for key, reason in loser.refused.items():
-        if key not in winner.identifiers:
+        if key not in winner.identifiers and not (key in own_claims and _quarantined_link(reason)):
             winner.refused.setdefault(key, reason)
     winner.created_at = min(winner.created_at, loser.created_at)
+
+
+def _quarantined_link(refusal: Refusal | None) -> bool:
+    return refusal is not None and refusal.kind is RefusalKind.QUARANTINED_LINK
 
 
 def _keep_order(orders: dict[str, OrderLine], order_id: str, line: OrderLine) -> None:
