@@ -19,7 +19,7 @@ from omnid.identity.commands import Command, QuarantineBlock, QuarantineRelease
 from omnid.identity.invariants import check_all, check_limits, unlinking_keys
 from omnid.identity.model import Event, Identifier
 from omnid.identity.rules import IdentityRules
-from omnid.identity.simulator import Operation, SimulationResult, Simulator
+from omnid.identity.simulator import Observer, Operation, SimulationResult, Simulator
 from omnid.identity.state import IdentifierState, IdentifierStatus, ProfileState
 
 from .graph_events import phases
@@ -133,6 +133,20 @@ def review(number: int, block: bool) -> Operation:
     return operation
 
 
+def delivered_by(
+    rules: IdentityRules, options: dict[str, int | float], observer: Observer | None = None
+) -> Simulator:
+    """The simulator that delivers as a `delivery` example says."""
+    return Simulator(
+        rules,
+        int(options["partitions"]),
+        int(options["seed"]),
+        duplicate_rate=float(options["duplicate_rate"]),
+        workers=int(options["workers"]),
+        observer=observer,
+    )
+
+
 # (position among the events, settled first, block rather than release)
 Review = tuple[int, bool, bool]
 
@@ -154,14 +168,7 @@ def run(
         if isinstance(state, ProfileState):
             check_limits(rules, state)
 
-    simulator = Simulator(
-        rules,
-        int(options["partitions"]),
-        int(options["seed"]),
-        duplicate_rate=float(options["duplicate_rate"]),
-        workers=int(options["workers"]),
-        observer=after_step,
-    )
+    simulator = delivered_by(rules, options, after_step)
     result = None
     for phase in phases(items):
         result = simulator.run(phase, result)
@@ -213,13 +220,7 @@ def test_a_release_brings_back_every_merge_the_store_phone_made(
     released, all five customers are one profile again."""
     events = walk_ins(STORE_PHONE, 5)
     order.shuffle(events)
-    simulator = Simulator(
-        RULES,
-        int(options["partitions"]),
-        int(options["seed"]),
-        duplicate_rate=float(options["duplicate_rate"]),
-        workers=int(options["workers"]),
-    )
+    simulator = delivered_by(RULES, options)
     result = simulator.run(events)
     assert result.identifiers[STORE_PHONE.key].status is IdentifierStatus.QUARANTINED
     result = simulator.run([review(0, block=False)], result)
