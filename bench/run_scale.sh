@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench-scale`: omnid on a graph of realistic size (1,000,000 events over 200,000
-# customers, one worker; about 13 minutes on a quiet 2-core machine once the workload is cached,
+# customers, one worker; about 11½ minutes on a quiet 2-core machine once the workload is cached,
 # plus ~3 minutes the first time to generate it). `make bench-scale-out` (OMNID_SCALE_OUT=only):
 # scale-out on a smaller graph instead, 1 worker joined by a second at the third tenth
 # (rebalance cost), and 3 workers (correctness: the final profiles count every event once); on
