@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import weakref
 from pathlib import Path
 
 import pytest
@@ -267,6 +268,25 @@ def test_normalisation_is_remembered_but_a_rejection_is_raised_every_time() -> N
     for _ in range(2):
         with pytest.raises(RejectedIdentifier, match="blocked"):
             cache.normalise("user_id", "null")
+
+
+def test_a_remembered_rejection_keeps_nothing_of_its_callers_alive() -> None:
+    # A worker's batch of consumed records sits in a caller's frame; the cache must not hold it.
+    class Batch:
+        pass
+
+    cache = NormalisationCache(RULES)
+
+    def handle(batch: Batch) -> None:
+        for identifier_type, raw in (("user_id", "null"), ("phone", "no number here")):
+            with pytest.raises(RejectedIdentifier):
+                cache.normalise(identifier_type, raw)
+
+    batch = Batch()
+    alive = weakref.ref(batch)
+    handle(batch)
+    del batch
+    assert alive() is None
 
 
 def test_the_normalisation_cache_forgets_its_oldest_values_past_its_bound() -> None:

@@ -331,7 +331,10 @@ class NormalisationCache:
             try:
                 known = normalise(self.rules, identifier_type, raw)
             except RejectedIdentifier as rejection:
-                known = rejection
+                # A fresh copy, never raised: the caught one's traceback (and its context's)
+                # holds every frame of the stack it was raised in, and with them the worker's
+                # whole batch of consumed records, as long as the entry stays here.
+                known = RejectedIdentifier(rejection.reason, rejection.detail)
             if len(self._known) >= self.entries:
                 self._known.popitem(last=False)
             self._known[(identifier_type, raw)] = known
