@@ -11,9 +11,10 @@ identifier count again (its merges are back), and invariants 2-6 hold."""
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
-from hypothesis import given, note, settings
+from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
 from omnid.identity.commands import Command, QuarantineBlock, QuarantineRelease
@@ -225,6 +226,13 @@ def walk_ins(phone: Identifier, customers: int) -> list[Event]:
 
 @fixed_examples
 @given(order=st.randoms(use_true_random=False), options=delivery)
+# A random hunt's: the undo's new profile got an event (handed over within a worker's batch)
+# before the SplitOff that founds it, still in its topic, and then dropped that SplitOff, so an
+# email it owned was held by no profile (fails unless the new profile sends its MoveOwners itself).
+@example(
+    order=random.Random(3033817966),
+    options={"partitions": 2, "seed": 190616114, "duplicate_rate": 0.0, "workers": 2},
+)
 def test_a_release_brings_back_every_merge_the_store_phone_made(
     order: Any, options: dict[str, int | float]
 ) -> None:

@@ -120,7 +120,10 @@ class Apply:
 
 @dataclass(frozen=True, slots=True)
 class Attach:
-    """The identifier now points at `profile_id`: add it, or refuse it if over a limit."""
+    """The identifier now points at `profile_id`: add it, or refuse it if over a limit. With
+    `move`, it still points at the profile that sent this on (a claim a split or an undo moved
+    here), in `epoch`: the receiver moves it to itself first (MoveOwner, as a SplitOff's new
+    profile does), so nothing the identifier routes here can come before this profile exists."""
 
     stage: ClassVar[Stage] = Stage.PROFILE
     profile_id: str
@@ -129,6 +132,7 @@ class Attach:
     event_id: str
     at: int
     rule: LinkRule
+    move: bool = False
 
     @property
     def key(self) -> str:
@@ -258,12 +262,19 @@ class Split:
 
 @dataclass(frozen=True, slots=True)
 class SplitOff:
-    """The new side of a split: its whole initial state, sent by the split profile."""
+    """The new side of a split: its whole initial state, sent by the split profile, and what
+    the new profile sends once it exists (`sends`: the MoveOwner of each identifier it takes,
+    its claims). The new profile sends them, not the split one, so nothing their answers or the
+    identifiers' new owner route to it can be handled before this state: the runtime hands a
+    command for a partition of its own worker over at once, ahead of a SplitOff still waiting
+    in that partition's topic (an Apply reached a profile that did not exist yet, which then
+    dropped its SplitOff as a redelivery and never held its identifiers)."""
 
     stage: ClassVar[Stage] = Stage.PROFILE
     profile: ProfileState
     request_id: str
     at: int
+    sends: tuple[MoveOwner | Claim, ...] = ()
 
     @property
     def key(self) -> str:

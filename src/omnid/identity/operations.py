@@ -144,7 +144,7 @@ def on_split(
         tuple(sorted(identifier_digest(secret, k) for k in named)),
     )
     reason = refusals.ban(ban.ban_id)
-    new, outputs = carve(
+    new, moves = carve(
         rules, state, named, new_id, set(state.identifiers), command.request_id, command.at
     )
     # Each side refuses the other side's identifiers while the ban holds.
@@ -154,9 +154,9 @@ def on_split(
         state.refused[key] = reason
     new.bans[ban.ban_id] = ban
     state.bans[ban.ban_id] = ban
-    outputs.append(SplitOff(new, command.request_id, command.at))
-    outputs.append(touch(state, "split", command.request_id, command.at))
-    outputs.append(
+    outputs: list[Output] = [
+        SplitOff(new, command.request_id, command.at, tuple(moves)),
+        touch(state, "split", command.request_id, command.at),
         IdentityChangeEmission.of(
             ChangeKind.SPLIT,
             state.profile_id,
@@ -166,8 +166,8 @@ def on_split(
             reason,
             command.at,
             command.operator,
-        )
-    )
+        ),
+    ]
     return state, outputs
 
 
@@ -179,14 +179,14 @@ def carve(
     anchors: set[str],
     request_id: str,
     at: int,
-) -> tuple[ProfileState, list[Output]]:
+) -> tuple[ProfileState, list[MoveOwner]]:
     """The new profile `new_id` made of the `named` identifiers of `state` (held ones move with a
     MoveOwner, claimed ones as claims) and the events that came through them; both sides are
     recomputed from their events. An event goes with the named identifiers when its anchor
     here (its highest-priority identifier among `anchors`; event identifiers are in priority
     order) is named: weaker identifiers of such an event, a shared tablet say, came along and do
     not hold it back; an event anchored on a kept identifier stays. The caller sends the new
-    profile (SplitOff) and says why."""
+    profile (SplitOff, which carries the MoveOwners: the new profile sends them) and says why."""
     named_set = set(named)
     moving = {}
     staying = {}
@@ -197,7 +197,7 @@ def carve(
         else:
             staying[event_id] = event
     new = ProfileState(new_id, created_at=at)
-    outputs: list[Output] = []
+    moves: list[MoveOwner] = []
     for key in named:
         held_identifier = state.identifiers.pop(key, None)
         if held_identifier is None:
@@ -205,7 +205,7 @@ def carve(
             continue
         # The identifier enters a new ownership epoch at the new profile (see MoveOwner).
         new.identifiers[key] = dataclasses.replace(held_identifier, epoch=held_identifier.epoch + 1)
-        outputs.append(
+        moves.append(
             MoveOwner(
                 Identifier(held_identifier.type, held_identifier.value),
                 new_id,
@@ -223,17 +223,18 @@ def carve(
     _remember(new, request_id)
     new.cause_kind = "split"
     new.cause_event_id = request_id
-    return new, outputs
+    return new, moves
 
 
 def on_split_off(
     rules: IdentityRules, state: ProfileState | None, command: SplitOff
 ) -> tuple[ProfileState, list[Output]]:
-    """The new side starts with the state its split profile computed (once)."""
+    """The new side starts with the state its split profile computed (once), and only then
+    takes its identifiers and makes its claims."""
     if state is not None:
         return state, []
     new = command.profile
-    return new, [touch(new, "split", command.request_id, command.at)]
+    return new, [touch(new, "split", command.request_id, command.at), *command.sends]
 
 
 def on_move_owner(

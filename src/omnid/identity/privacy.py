@@ -34,6 +34,7 @@ from omnid.identity.commands import (
     MergeDeclined,
     MergeOffer,
     MergeRequest,
+    MoveOwner,
     OfferRedirected,
     Output,
     ProfileCommand,
@@ -424,6 +425,8 @@ def at_erased(
         return stub, resolve_without(rules, command.event, command.probe, create=False)
     if isinstance(command, Attach):
         suppress = Suppress(command.identifier, request_id, (stub.profile_id,), True, command.at)
+        if command.move:  # still its old owner's (see Attach): the person's first
+            return stub, [MoveOwner(command.identifier, stub.profile_id, command.epoch), suppress]
         return stub, [suppress]
     if isinstance(command, MergeRequest | MergeOffer | OfferRedirected):
         return stub, _join_erased(stub, command)

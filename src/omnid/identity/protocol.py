@@ -419,9 +419,17 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
         or (refused_by is not None and refused_by.kind is RefusalKind.BAN)
     ):
         # Found through an identifier a split (or an undone quarantine glue) just moved away
-        # (the event was in flight): it belongs to that identifier's new side, which its owner
-        # now points at.
+        # (the event was in flight): it belongs to that identifier's new side. Sent there
+        # directly, after the SplitOff this profile sent it: the identifier may still point
+        # here, as the new side moves it only once it exists (resolving again could then go
+        # round between the two, in one worker's batch, for ever).
         remember(state.passed_on, digest, rules.applied_event_window)
+        moved_to = operations.moved_to(
+            rules.recognition_key, state, event.identifiers[command.probe]
+        )
+        if moved_to is not None and (refused_by is None or refused_by.kind is RefusalKind.BAN):
+            return state, [dataclasses.replace(command, profile_id=moved_to)]
+        # Refused here for a reason of its own: its owner is elsewhere already.
         return state, [Resolve(event, command.probe, create=True, passed=command.passed)]
     if command.probe > 0:
         if digest in state.passed_on:
@@ -506,6 +514,11 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
     moved = quarantine.moved_attach(state, command)
     if moved is not None:
         return state, moved
+    outputs: list[Output] = []
+    if command.move:
+        # Still its old owner's: moved here, in a new epoch, ahead of a release of it.
+        outputs.append(MoveOwner(identifier, state.profile_id, command.epoch))
+        command = dataclasses.replace(command, epoch=command.epoch + 1, move=False)
     state.claimed.pop(key, None)
     reason = state.refused.get(key)
     if reason is None:
@@ -514,21 +527,22 @@ def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> Pr
         first_refusal = key not in state.refused
         state.refused[key] = reason
         # Released again every time: a new ownership epoch may point here through a merge.
-        outputs: list[Output] = [
+        outputs.append(
             Release(
                 identifier, state.profile_id, command.epoch, command.event_id, command.at, reason
             )
-        ]
+        )
         if first_refusal:
             outputs.append(_released_change(state, identifier, command, reason))
         return state, outputs
     state.identifiers[key] = evidence.attached(
         state, identifier, command.at, command.event_id, command.rule, command.epoch
     )
-    return state, [
-        touch(state, "identifier_added", command.event_id, command.at),
-        _change(ChangeKind.IDENTIFIER_ADDED, state.profile_id, None, [identifier], command, None),
-    ]
+    outputs.append(touch(state, "identifier_added", command.event_id, command.at))
+    outputs.append(
+        _change(ChangeKind.IDENTIFIER_ADDED, state.profile_id, None, [identifier], command, None)
+    )
+    return state, outputs
 
 
 def _released_change(

@@ -392,14 +392,11 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
 
 def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
     """An identifier this profile claimed for a person who has left with the undone glue:
-    it goes to that person's profile, in a new ownership epoch."""
+    it goes to that person's profile, which moves it to itself, in a new ownership epoch."""
     moved_to = state.moved_out.get(command.identifier.key)
     if moved_to is None:
         return None
-    return [
-        MoveOwner(command.identifier, moved_to, command.epoch),
-        dataclasses.replace(command, profile_id=moved_to, epoch=command.epoch + 1),
-    ]
+    return [dataclasses.replace(command, profile_id=moved_to, move=True)]
 
 
 def on_unlink(
@@ -556,12 +553,15 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
             rules, state, sorted(named), new_id, anchors, request_id, command.at
         )
         linked = state.linked()
+        sends: list[MoveOwner | Claim] = list(moves)
         for key in sorted(shared):
             # Its events here carry it too: it claims it like any profile would.
             new.claimed[key] = linked[key]
-            outputs.append(
+            sends.append(
                 Claim(_key_identifier(key), new_id, command.event_id, command.at, known=True)
             )
+        # The new side is a claimant of the quarantined identifier: a release links it again.
+        sends.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
         for key in named:
             state.moved_out[key] = new_id
         # What else the person's events carry (refused here, say) went with them too: a merge
@@ -572,10 +572,7 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
                 if key not in state.linked() and key not in excluded:
                     state.moved_out.setdefault(key, new_id)
         trim(state.moved_out, operations.MOVED_OUT_WINDOW)
-        outputs.extend(moves)
-        outputs.append(SplitOff(new, request_id, command.at))
-        # The new side is a claimant of the quarantined identifier: a release links it again.
-        outputs.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
+        outputs.append(SplitOff(new, request_id, command.at, tuple(sends)))
         outputs.append(
             IdentityChangeEmission.of(
                 ChangeKind.SPLIT,
