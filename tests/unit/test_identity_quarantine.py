@@ -4,9 +4,13 @@ scenario over several partitionings and interleavings, with every invariant chec
 
 from __future__ import annotations
 
+from omnid.identity import refusals
 from omnid.identity.commands import (
     Claim,
     Command,
+    MergeOffer,
+    MergeRequest,
+    OfferRedirected,
     QuarantineBlock,
     QuarantineRelease,
     Resolve,
@@ -14,12 +18,12 @@ from omnid.identity.commands import (
 )
 from omnid.identity.invariants import check_all
 from omnid.identity.model import Event, Identifier
-from omnid.identity.protocol import handle_identifier
+from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.quarantine import BLOCK_PREFIX
 from omnid.identity.requests import Forget
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
-from omnid.identity.state import Claimant, IdentifierState, IdentifierStatus
+from omnid.identity.state import Claimant, IdentifierState, IdentifierStatus, ProfileState
 from omnid.rules_file import load_rules
 
 RULES = load_rules()
@@ -220,3 +224,20 @@ def test_a_quarantined_identifier_links_nothing_at_the_identity_stage() -> None:
     _, outputs = handle_identifier(RULES, state, Claim(STORE_PHONE, "P3", "e4", 5))
     assert "P3" not in state.claimants
     assert not any(isinstance(o, Forget) for o in outputs)
+
+
+def test_a_merge_through_an_identifier_an_undo_moved_away_goes_where_it_went() -> None:
+    """P's undo moved the customer's phone to Q, and a later undo refused it at P
+    (`quarantined_link`: P's own event joined it only through the placeholder email). A claim
+    of the phone by another profile X, still answered by P (the phone is P's until Q moves it),
+    is X's link with the phone's new profile: it goes to Q, not dropped as P's refusal (a random
+    hunt's: the link through X's event was lost)."""
+    phone = Identifier("phone", "+442079461000")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.moved_out[phone.key] = "P3"
+    holder.refused[phone.key] = refusals.QUARANTINED_LINK
+    _, outputs = handle_profile(RULES, holder, MergeRequest("P2", "P4", phone, "e2", 5))
+    assert outputs == [MergeRequest("P3", "P4", phone, "e2", 5)]
+    offer = MergeOffer("P1", "P2", (), phone, "e2", 5, offer=1)
+    _, outputs = handle_profile(RULES, holder, offer)
+    assert outputs == [OfferRedirected("P1", "P2", "P3", phone, "e2", 5, 1)]

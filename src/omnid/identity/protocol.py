@@ -593,9 +593,11 @@ def _on_merge_request(
 
 def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequest) -> ProfileStep:
     loser = command.loser
-    if quarantine.links_nothing(state, command.via):
-        return state, quarantine.stop_request(state, command)
+    # Moved on first: a refusal here (a later undo's) is about this profile's own claim, while
+    # the request may be another claimant's, that found the identifier still pointing here.
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
+    if moved_to is None and quarantine.links_nothing(state, command.via):
+        return state, quarantine.stop_request(state, command)
     if moved_to is not None and not (moved_to == loser and command.via.key in state.claimed):
         # (Claimed here again since, with the side it moved to: a new link, judged as any.)
         return state, [*_merge_request(moved_to, loser, command)]
@@ -641,13 +643,13 @@ def _on_merge_offer(rules: IdentityRules, state: ProfileState, command: MergeOff
 
 def _answer_offer(rules: IdentityRules, state: ProfileState, command: MergeOffer) -> ProfileStep:
     winner = command.winner
-    if quarantine.links_nothing(state, command.via):
+    moved_to = operations.moved_to(rules.recognition_key, state, command.via)
+    if moved_to is None and quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_offer(state, command)
     if state.awaiting is not None:
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
         return state, []
-    moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is not None and not (moved_to == winner and command.via.key in state.claimed):
         redirected = OfferRedirected(
             winner,
