@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from omnid.identity import records
@@ -14,6 +16,7 @@ from omnid.pipeline.worker_health import (
     ActiveProfileCounter,
     PartitionPosition,
     RecoveryTracker,
+    WorkerOperations,
 )
 
 
@@ -83,3 +86,50 @@ def test_active_profiles_counts_only_active_ones_in_owned_partitions_a_slice_at_
 
     counter.start(set(), partitions)
     assert [counter.step() for _ in range(6)] == [None] * 5 + [0]
+
+    counter.start(set(range(partitions)), partitions)  # every partition: no key is hashed
+    assert [counter.step() for _ in range(6)] == [None] * 5 + [len(keys)]
+
+
+class _Consumer:
+    """What `WorkerOperations.maybe_sample` asks of a confluent_kafka.Consumer."""
+
+    topic = "omnid.profile-commands"
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, 0)]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return partitions
+
+    def get_watermark_offsets(self, _tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, 0
+
+    def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+        return SimpleNamespace(topics={topic: SimpleNamespace(partitions={0: None})})
+
+
+def test_the_active_profile_count_reads_a_slice_per_interval_not_per_batch() -> None:
+    table = [
+        (f"01JPROFILE{i:04d}".encode(), records.encode(ProfileState(f"p{i}", 1)))
+        for i in range(1200)
+    ]
+    slices: list[bytes | None] = []
+
+    def entries_from(key: bytes | None) -> list[tuple[bytes, bytes]]:
+        slices.append(key)
+        return [(k, v) for k, v in table if key is None or k >= key]
+
+    paced = WorkerOperations({}, entries_from, _Consumer.topic, slice_every_s=3600)
+    paced.recovery_completed()
+    for _ in range(10):  # ten batches within the interval
+        paced.maybe_sample(_Consumer())
+    assert len(slices) == 1
+
+    slices.clear()
+    unpaced = WorkerOperations({}, entries_from, _Consumer.topic, slice_every_s=0)
+    unpaced.recovery_completed()
+    for _ in range(10):
+        unpaced.maybe_sample(_Consumer())
+    assert len(slices) == 3  # 1,200 entries in slices of 500: the pass is over
+    assert value("omnid_active_profiles") == 1200

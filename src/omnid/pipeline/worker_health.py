@@ -94,7 +94,13 @@ def report_table_sizes(table_dirs: Mapping[Table, Path]) -> None:
 def _owned_active(key: bytes, value: bytes, owned_partitions: set[int], partitions: int) -> bool:
     """An active profile's state under a key of an owned partition (a store also keeps
     partitions it owned before a rebalance; checkpoint keys start with a zero byte)."""
-    if key.startswith(b"\x00") or partition_for(key, partitions) not in owned_partitions:
+    if key.startswith(b"\x00"):
+        return False
+    # murmur2 in Python is most of an entry's cost; a worker owning every partition skips it.
+    if (
+        len(owned_partitions) < partitions
+        and partition_for(key, partitions) not in owned_partitions
+    ):
         return False
     try:
         return records.profile_status(value) is ProfileStatus.ACTIVE
@@ -158,7 +164,13 @@ class WorkerOperations:
     """What a worker's runtime reports besides its processing: readiness and recovery through
     `rebalance_started()` / `recovery_completed()`, and `maybe_sample(consumer)` called from the
     consume loop, which at most every few seconds sets lag and RocksDB sizes, and less often
-    starts a count of the active profiles that later calls carry on a slice at a time."""
+    starts a count of the active profiles that later calls carry on a slice at a time, at most
+    one slice every `slice_every_s`: paced by the clock, not by batches, so on a large table
+    (where a pass never ends before the next is due) the count costs the same share of the
+    loop whatever the batch rate. Stepped once per batch it read one profile per event on the
+    graph of a 1,000,000-event run, 5% of the worker's CPU (py-spy, ~40 us an entry); a slice
+    of 500 a second is about 1-2% of a core, and a table of N profiles is counted in N / 500
+    seconds."""
 
     def __init__(
         self,
@@ -167,6 +179,7 @@ class WorkerOperations:
         profile_commands_topic: str,
         sample_every_s: float = 5.0,
         count_every_s: float = 30.0,
+        slice_every_s: float = 1.0,
     ) -> None:
         self.recovery = RecoveryTracker()
         self.table_dirs = dict(table_dirs)
@@ -174,6 +187,8 @@ class WorkerOperations:
         self.profile_commands_topic = profile_commands_topic
         self.sample_every_s = sample_every_s
         self.count_every_s = count_every_s
+        self.slice_every_s = slice_every_s
+        self._next_slice = 0.0
         self._next_sample = 0.0
         self._next_count = 0.0
         self._lag_series: set[tuple[str, int]] = set()
@@ -194,11 +209,12 @@ class WorkerOperations:
     def maybe_sample(self, consumer: Any) -> None:
         """`consumer` is a confluent_kafka.Consumer; only cached offsets are read (no I/O),
         except the partition count of the profile commands topic when counting profiles."""
-        if self.profile_count.counting:
+        now = time.monotonic()
+        if self.profile_count.counting and now >= self._next_slice:
+            self._next_slice = now + self.slice_every_s
             count = self.profile_count.step()
             if count is not None:
                 state_metrics().active_profiles.set(count)
-        now = time.monotonic()
         if now < self._next_sample:
             return
         self._next_sample = now + self.sample_every_s
