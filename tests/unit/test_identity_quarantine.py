@@ -8,12 +8,14 @@ from omnid.identity import refusals
 from omnid.identity.commands import (
     Claim,
     Command,
+    MergeDeclined,
     MergeOffer,
     MergeRequest,
     OfferRedirected,
     QuarantineBlock,
     QuarantineRelease,
     Resolve,
+    SplitOff,
     Unlink,
 )
 from omnid.identity.invariants import check_all
@@ -23,7 +25,15 @@ from omnid.identity.quarantine import BLOCK_PREFIX
 from omnid.identity.requests import Forget
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
-from omnid.identity.state import Claimant, IdentifierState, IdentifierStatus, ProfileState
+from omnid.identity.state import (
+    Claimant,
+    IdentifierState,
+    IdentifierStatus,
+    LinkRule,
+    ProfileIdentifier,
+    ProfileState,
+    ProfileStatus,
+)
 from omnid.rules_file import load_rules
 
 RULES = load_rules()
@@ -241,3 +251,29 @@ def test_a_merge_through_an_identifier_an_undo_moved_away_goes_where_it_went() -
     offer = MergeOffer("P1", "P2", (), phone, "e2", 5, offer=1)
     _, outputs = handle_profile(RULES, holder, offer)
     assert outputs == [OfferRedirected("P1", "P2", "P3", phone, "e2", 5, 1)]
+
+
+def test_a_merge_offered_to_an_undos_new_profile_before_its_split_off_waits_for_it() -> None:
+    """The undo's new profile Q is named (an offer redirected to it, say) before its SplitOff
+    left its topic: the runtime's batch-local hand-over let the winner's offer overtake it. Q
+    judges the offer once the SplitOff founds it, on what Q holds: two known people through a
+    shared kiosk tablet are declined (a random hunt's: an empty Q accepted, was absorbed, took
+    its SplitOff for a redelivery, and the email it was to hold was held by nobody)."""
+    kiosk = Identifier("device_id", "kiosk-1")
+    winner = (("device_id:kiosk-1", "device_id"), ("email:c1@shop.io", "email"))
+    offer = MergeOffer("P1", "Q", winner, kiosk, "e8", 5, offer=3)
+    state, outputs = handle_profile(RULES, None, offer)
+    assert outputs == []
+    assert state is not None and state.status is ProfileStatus.ACTIVE
+    new = ProfileState("Q", created_at=5)
+    new.identifiers["email:c4@shop.io"] = ProfileIdentifier(
+        "email", "c4@shop.io", 1, "e8", LinkRule.ANCHOR
+    )
+    new.claimed[kiosk.key] = "device_id"
+    state, outputs = handle_profile(RULES, state, SplitOff(new, "unlink:P:5", 5))
+    assert state is not None and "email:c4@shop.io" in state.identifiers
+    declined = [o for o in outputs if isinstance(o, MergeDeclined)]
+    assert [(d.winner, d.loser, d.reason.kind.value) for d in declined] == [
+        ("P1", "Q", "weak_link")
+    ]
+    assert state.status is ProfileStatus.ACTIVE and not state.deferred

@@ -18,6 +18,7 @@ from omnid.identity.commands import (
     MergeRequest,
     MoveOwner,
     Output,
+    ProfileCommand,
     Split,
     SplitOff,
     Unban,
@@ -226,14 +227,35 @@ def carve(
     return new, moves
 
 
+def await_founding(state: ProfileState, command: ProfileCommand) -> None:
+    """`state` is a profile nobody has founded yet: it keeps `command` until its SplitOff (or
+    its anchor's Attach) founds it. It awaits itself, which no merge ever does, so every
+    command that waits for a merge waits for that too."""
+    state.awaiting = state.profile_id
+    state.deferred.append(command)
+
+
+def unfounded(state: ProfileState) -> bool:
+    return state.awaiting == state.profile_id
+
+
+def founded(state: ProfileState) -> None:
+    """The profile's anchor attaches: it exists now, and judges what waited for it."""
+    if unfounded(state):
+        state.awaiting = None
+
+
 def on_split_off(
     rules: IdentityRules, state: ProfileState | None, command: SplitOff
 ) -> tuple[ProfileState, list[Output]]:
     """The new side starts with the state its split profile computed (once), and only then
-    takes its identifiers and makes its claims."""
-    if state is not None:
+    takes its identifiers and makes its claims; what reached it before (a merge, see
+    `await_founding`) is judged then."""
+    if state is not None and not unfounded(state):
         return state, []
     new = command.profile
+    if state is not None:
+        new.deferred = [*state.deferred, *new.deferred]
     return new, [touch(new, "split", command.request_id, command.at), *command.sends]
 
 

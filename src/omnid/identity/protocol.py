@@ -259,6 +259,12 @@ def handle_profile(
         if isinstance(command, SplitOff):
             return operations.on_split_off(rules, None, command)
         state = ProfileState(command.key, created_at=_time_of(command), updated_at=0)
+        if isinstance(command, MergeRequest | MergeOffer):
+            # Nobody founded this profile yet, yet a merge names it: a split's new side whose
+            # SplitOff is still in its topic (the runtime's batch-local hand-over let a command
+            # of a third profile overtake it). Judged once the profile exists, on what it holds.
+            operations.await_founding(state, command)
+            return state, []
     state, outputs = _step(rules, state, command)
     if state.status is ProfileStatus.ACTIVE and state.awaiting is None and state.deferred:
         # A merge that finished frees the profile to replay what it deferred while waiting.
@@ -409,6 +415,9 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
     digest = event.digest
     if digest in state.applied:
         return state, []
+    if operations.unfounded(state):
+        state.deferred.append(command)
+        return state, []
     passed = quarantine.apply_past(rules, state, command)
     if passed is not None:
         return state, passed
@@ -504,6 +513,8 @@ def _weakly_linked(
 
 
 def _on_attach(rules: IdentityRules, state: ProfileState, command: Attach) -> ProfileStep:
+    if command.rule is not LinkRule.SAME_EVENT:  # an anchor, or a released identifier's own
+        operations.founded(state)
     if state.awaiting is not None:
         state.deferred.append(command)
         return state, []
