@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from omnid.identity import refusals
 from omnid.identity.commands import (
+    Attach,
     Claim,
     Command,
     MergeDeclined,
@@ -277,3 +278,20 @@ def test_a_merge_offered_to_an_undos_new_profile_before_its_split_off_waits_for_
         ("P1", "Q", "weak_link")
     ]
     assert state.status is ProfileStatus.ACTIVE and not state.deferred
+
+
+def test_an_identifier_claimed_again_after_it_left_with_an_undo_merges_with_where_it_went() -> None:
+    """P's undo sent the customer's card L0 (claimed, not held yet) with their email to Q. An
+    event then joined L0 to P directly (P claims it again), and that claim found L0 still P's
+    (the Attach of the first claim was on its way), so it asked nothing. When that Attach comes,
+    L0 goes to Q, and P's own claim meets Q: a merge (a random hunt's: the link was lost)."""
+    card = Identifier("loyalty_id", "L0")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.moved_out[card.key] = "P3"
+    holder.claimed[card.key] = "loyalty_id"
+    attach = Attach("P2", card, 0, "e4", 5, LinkRule.SAME_EVENT)
+    _, outputs = handle_profile(RULES, holder, attach)
+    assert outputs == [
+        Attach("P3", card, 0, "e4", 5, LinkRule.SAME_EVENT, move=True),
+        MergeRequest("P2", "P3", card, "e4", 5),
+    ]

@@ -425,8 +425,12 @@ def join_operations(winner: ProfileState, loser: ProfileState) -> None:
     for ban_id, ban in loser.bans.items():
         winner.bans.setdefault(ban_id, ban)
     for key, moved in loser.moved_out.items():
-        if key not in winner.identifiers:
+        if key not in winner.identifiers and moved != winner.profile_id:
             winner.moved_out.setdefault(key, moved)
+    # What left for the loser (or for the winner, from the loser) is here now: pointing
+    # there would send it round between the two.
+    for key in [k for k, moved in winner.moved_out.items() if moved == loser.profile_id]:
+        del winner.moved_out[key]
     trim(winner.moved_out, MOVED_OUT_WINDOW)
     for key in loser.released:
         remember(winner.released, key, MOVED_OUT_WINDOW)

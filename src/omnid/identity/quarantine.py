@@ -393,10 +393,19 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
 def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
     """An identifier this profile claimed for a person who has left with the undone glue:
     it goes to that person's profile, which moves it to itself, in a new ownership epoch."""
-    moved_to = state.moved_out.get(command.identifier.key)
+    key = command.identifier.key
+    moved_to = state.moved_out.get(key)
     if moved_to is None:
         return None
-    return [dataclasses.replace(command, profile_id=moved_to, move=True)]
+    outputs: list[Output] = [dataclasses.replace(command, profile_id=moved_to, move=True)]
+    if key in state.claimed:
+        # Claimed here again since it left (by an event that joins it directly): that claim
+        # found this profile its owner still, and asked nothing. It meets the new owner now.
+        winner, loser = sorted((state.profile_id, moved_to))
+        outputs.append(
+            MergeRequest(winner, loser, command.identifier, command.event_id, command.at)
+        )
+    return outputs
 
 
 def on_unlink(
