@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from omnid.identity import refusals
 from omnid.identity.commands import (
+    Apply,
     Attach,
     Claim,
     Command,
@@ -295,3 +296,24 @@ def test_an_identifier_claimed_again_after_it_left_with_an_undo_merges_with_wher
         Attach("P3", card, 0, "e4", 5, LinkRule.SAME_EVENT, move=True),
         MergeRequest("P2", "P3", card, "e4", 5),
     ]
+
+
+def test_an_event_sent_on_with_a_moved_identifier_can_come_back_through_one_held_here() -> None:
+    """P sends an event found through the placeholder email, which an undo moved to Q, on to
+    Q; Q holds the email quarantined and resolves the event again without it, and it comes
+    back to P through the customer's own email, which P holds (the card before it has no
+    owner): P counts it (a random hunt's: P took it for a copy of one it had passed on, and the
+    event was counted nowhere)."""
+    card = Identifier("loyalty_id", "L0")
+    own = Identifier("email", "c0@shop.io")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.identifiers[own.key] = ProfileIdentifier("email", "c0@shop.io", 1, "e1", LinkRule.ANCHOR)
+    holder.moved_out[placeholder.key] = "P3"
+    event = till("e12", 5, card, own, placeholder)
+    state, outputs = handle_profile(RULES, holder, Apply("P2", event, 2))
+    assert outputs == [Apply("P3", event, 2)]
+    again = event.for_graph((card, own))
+    assert state is not None
+    state, outputs = handle_profile(RULES, state, Apply("P2", again, 1, (placeholder,)))
+    assert state is not None and again.digest in state.applied

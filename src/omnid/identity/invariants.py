@@ -99,7 +99,7 @@ def check_all(
     for profile in active.values():
         check_limits(rules, profile)  # 3
         check_no_weak_merge(rules, strong_groups, profile, unlinking)  # and 10
-    check_event_counts(result)  # 4
+    check_event_counts(result, _only_blocked(rules, events, result, cache))  # 4
     check_chains(result)  # 5
     check_survivorship(rules, events, result, cache, components_apply=not split)  # 6, 11
     check_updates(result)
@@ -115,17 +115,22 @@ def check_quiescent(active: dict[str, ProfileState]) -> None:
         assert not profile.deferred, f"{profile.profile_id} still defers {profile.deferred}"
 
 
+def blocked_keys(result: SimulationResult) -> set[str]:
+    """The identifiers an operator blocked (suppression markers of a quarantine block)."""
+    return {
+        key
+        for key, state in result.identifiers.items()
+        if (state.suppressed_by or "").startswith(BLOCK_PREFIX)
+    }
+
+
 def check_held(
     rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
 ) -> None:
     """Every active profile holds an identifier, unless it held a value an operator blocked
     and nothing else links its events (their other identifiers are blocked or quarantined)."""
     unlinking = unlinking_keys(result)
-    blocked = {
-        key
-        for key in unlinking
-        if (result.identifiers[key].suppressed_by or "").startswith(BLOCK_PREFIX)
-    }
+    blocked = blocked_keys(result)
     by_digest = {e.digest: e for e in events}
     for profile in result.active_profiles().values():
         if profile.identifiers:
@@ -263,8 +268,24 @@ def check_quarantined(
         )
 
 
-def check_event_counts(result: SimulationResult) -> None:
-    """Invariant 4: every valid event counted by exactly one active profile."""
+def _only_blocked(
+    rules: IdentityRules, events: list[Event], result: SimulationResult, cache: NormalisationCache
+) -> frozenset[str]:
+    """The events whose every usable identifier an operator blocked: one that reached the graph
+    after the block is dropped there (`SuppressedDrop`), as the blocklist drops it at intake."""
+    blocked = blocked_keys(result)
+    if not blocked:
+        return frozenset()
+    return frozenset(
+        event.event_id
+        for event in events
+        if {i.key for i in usable_identifiers(rules, event.identifiers, cache)[0]} <= blocked
+    )
+
+
+def check_event_counts(result: SimulationResult, droppable: frozenset[str] = frozenset()) -> None:
+    """Invariant 4: every valid event counted by exactly one active profile (`droppable`: or
+    by none, if it was dropped as suppressed)."""
     counted: dict[EventDigest, str] = {}
     total = 0
     for profile_id, profile in result.active_profiles().items():
@@ -278,11 +299,13 @@ def check_event_counts(result: SimulationResult) -> None:
             )
             counted[event_id] = profile_id
     valid = {event_digest(event_id): event_id for event_id in result.valid_event_ids}
-    assert set(counted) == set(valid), (
-        f"lost {sorted(valid[d] for d in set(valid) - set(counted))}, "
-        f"unknown digests {sorted(set(counted) - set(valid))}"
+    lost = {valid[d] for d in set(valid) - set(counted)}
+    dropped = lost & droppable
+    assert lost == dropped and set(counted) <= set(valid), (
+        f"lost {sorted(lost - dropped)}, unknown digests {sorted(set(counted) - set(valid))}"
     )
-    assert total == len(result.valid_event_ids)
+    assert len(dropped) <= result.suppressed_events, (dropped, result.suppressed_events)
+    assert total == len(result.valid_event_ids) - len(dropped)
 
 
 def check_chains(result: SimulationResult) -> None:

@@ -431,8 +431,9 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
         # (the event was in flight): it belongs to that identifier's new side. Sent there
         # directly, after the SplitOff this profile sent it: the identifier may still point
         # here, as the new side moves it only once it exists (resolving again could then go
-        # round between the two, in one worker's batch, for ever).
-        remember(state.passed_on, digest, rules.applied_event_window)
+        # round between the two, in one worker's batch, for ever). Not recorded as passed on:
+        # a copy of this Apply comes this way again, and the event may come back through an
+        # identifier this profile holds (resolved again where it went), to be counted here.
         moved_to = operations.moved_to(
             rules.recognition_key, state, event.identifiers[command.probe]
         )
