@@ -31,6 +31,7 @@ from omnid.pipeline.processor import StageProcessor
 from omnid.pipeline.quarantine_api import QuarantineApi
 from omnid.pipeline.runtime import (
     BATCH_LINGER_S,
+    BATCH_RECORDS,
     GroupProtocol,
     ProcessingGuarantee,
     Worker,
@@ -87,7 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=ProcessingGuarantee.EXACTLY_ONCE.value,
     )
     parser.add_argument("--group", default=None, help="consumer group (default from prefix)")
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=BATCH_RECORDS)
     parser.add_argument(
         "--batch-linger-ms",
         type=float,
