@@ -122,7 +122,7 @@ def main() -> None:
         "--batch",
         type=int,
         default=500,
-        help="records per batch (the worker takes up to 2,000; 500 keeps digests comparable)",
+        help="records per batch (the worker's default)",
     )
     parser.add_argument("--profile", action="store_true", help="run under cProfile, print the top")
     args = parser.parse_args()

@@ -67,12 +67,13 @@ log = logging.getLogger(__name__)
 # commit, was worse at both loads).
 BATCH_LINGER_S = 0.01
 
-# Records a batch takes at most. Larger batches coalesce more (one ProfileUpdate per profile
-# and one state write per key per batch) and commit less often: `omnid bench-scale --events
-# 100000 --customers 20000 --batch-size 2000` against 500, two interleaved pairs on a loaded
-# 2-core machine, took 10-12% less worker CPU per event (+11% and +20% events/s), with no
-# change in latency at 100 events/s (a batch there holds the few records of 10 ms anyway).
-BATCH_RECORDS = 2_000
+# Records a batch takes at most. Larger batches coalesce more (one ProfileUpdate per profile,
+# one state write per key per batch) and commit less often: 2,000 took 10-12% less worker CPU
+# per event than 500 on `omnid bench-scale --events 100000 --customers 20000` (two interleaved
+# pairs, loaded 2-core machine), but on the 1,000,000-event workload gave +2.5-4% events/s and
+# raised worker RSS (peak 320 against 282 MiB, last/first tenth 1.25 against 1.23): more
+# records and changed states in flight. RSS is the tighter target, so 500 stays.
+BATCH_RECORDS = 500
 
 # Key -> partition of the command topics: ~150 bytes an entry, so at most ~7.5 MiB.
 PARTITION_CACHE_ENTRIES = 50_000
