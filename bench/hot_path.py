@@ -119,10 +119,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=4_000)
     parser.add_argument(
-        "--batch",
-        type=int,
-        default=500,
-        help="records per batch (the worker's default)",
+        "--batch", type=int, default=500, help="records per batch (the worker's default)"
     )
     parser.add_argument("--profile", action="store_true", help="run under cProfile, print the top")
     args = parser.parse_args()

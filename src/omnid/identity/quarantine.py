@@ -515,6 +515,8 @@ def _reclaim(rules: IdentityRules, state: ProfileState, event_id: str, at: int) 
     for key in refused:
         del state.refused[key]
         state.claimed[key] = _key_identifier(key).type
+    # Called for what it refuses: the claims that only a quarantined identifier still joins
+    # (the groups it returns are the undo's business).
     _leaving(rules, state)
     # Not counted towards the identifier's own quarantine again: the event's claim was.
     return [
