@@ -68,11 +68,12 @@ log = logging.getLogger(__name__)
 BATCH_LINGER_S = 0.01
 
 # Records a batch takes at most. Larger batches coalesce more (one ProfileUpdate per profile,
-# one state write per key per batch) and commit less often: 2,000 took 10-12% less worker CPU
-# per event than 500 on `omnid bench-scale --events 100000 --customers 20000` (two interleaved
-# pairs, loaded 2-core machine), but on the 1,000,000-event workload gave +2.5-4% events/s and
-# raised worker RSS (peak 320 against 282 MiB, last/first tenth 1.25 against 1.23): more
-# records and changed states in flight. RSS is the tighter target, so 500 stays.
+# one state write per key per batch) and commit less often. On `omnid bench-scale --events
+# 100000 --customers 20000 --loads 100 --phase-seconds 2 --skip-check`, two interleaved pairs
+# with nothing else running, 2,000 against 500 gave +5.5% events/s (1,564 against 1,482 mean)
+# and 2% less worker CPU per event, peak RSS 250-263 against 244 MiB; on the 1,000,000-event
+# workload (loaded) +2.5-4% events/s with RSS last/first tenth 1.25 against 1.23 (peak 320
+# against 282). RSS is the tighter target, so 500 stays.
 BATCH_RECORDS = 500
 
 # Key -> partition of the command topics: ~150 bytes an entry, so at most ~7.5 MiB.
