@@ -565,6 +565,10 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
         )
         linked = state.linked()
         sends: list[MoveOwner | Claim] = list(moves)
+        for key in sorted(k for k in new.claimed if k in named):
+            # Claimed here, not held yet: the answer to this profile's claim may be settled
+            # here (a decline it had with the owner), so the new side asks for itself.
+            sends.append(Claim(_key_identifier(key), new_id, command.event_id, command.at))
         for key in sorted(shared):
             # Its events here carry it too: it claims it like any profile would.
             new.claimed[key] = linked[key]
