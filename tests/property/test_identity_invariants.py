@@ -137,6 +137,21 @@ def at_the_kiosk(*events: tuple[int, str]) -> list[Event]:
     ),
     options={"partitions": 1, "seed": 0, "duplicate_rate": 0.0},
 )
+# An offer through a card the loser had claimed only through the quarantined L1 was declined as
+# if the card were quarantined: the winner dropped its own claim of it, looked anonymous, took
+# u0 through the tablet, and the card then joined u0 and L0 (it keeps its claim now).
+@example(
+    events=at_the_kiosk(
+        *[(0, "device_id:tablet-1"), (0, "anonymous_id:kiosk-cookie")],
+        *[(0, "device_id:tablet-1 loyalty_id:L0"), (0, "device_id:tablet-1 user_id:u0")],
+        *[(0, "device_id:tablet-1 user_id:u0"), (2, "user_id:u3 loyalty_id:L1")],
+        *[(0, "device_id:tablet-2"), (0, "device_id:tablet-1 email:p3@shop.io")],
+        *[(0, "loyalty_id:L0 loyalty_id:L1"), (0, "loyalty_id:L1 email:p2@shop.io")],
+        *[(0, "device_id:tablet-1"), (0, "anonymous_id:kiosk-cookie")],
+        (17, "loyalty_id:L1 email:p3@shop.io"),
+    ),
+    options={"partitions": 3, "seed": 227, "duplicate_rate": 0.15},
+)
 def test_no_profile_ever_joins_two_known_people_through_a_device_or_cookie_alone(
     rules: IdentityRules, events: list[Event], options: dict[str, int | float]
 ) -> None:

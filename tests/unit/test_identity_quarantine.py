@@ -344,3 +344,36 @@ def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None
     new = split.profile.profile_id
     assert email(2).key in split.profile.identifiers and tablet.key in split.profile.claimed
     assert Claim(tablet, new, "e9", 9) in split.sends
+
+
+def test_an_offer_through_a_link_only_a_quarantined_identifier_made_keeps_the_winners_claim() -> (
+    None
+):
+    """P2 claimed the card L0 only through a quarantined identifier (refused
+    `quarantined_link`); P1's own event joins L0 to P1's tablet. P2 declines P1's offer
+    through L0 as `quarantined_link`, and P1 keeps its claim (L0's own profile asks it again):
+    P1 still stands for a known person, so a known profile's offer through the tablet is
+    declined (a random draw's: P1 dropped its claim as if L0 were quarantined, took the other
+    person through the tablet, and the card then joined them)."""
+    card = Identifier("loyalty_id", "L0")
+    tablet = Identifier("device_id", "tablet-1")
+    loser = ProfileState("P2", created_at=0, updated_at=0)
+    loser.refused[card.key] = refusals.QUARANTINED_LINK
+    _, outputs = handle_profile(RULES, loser, MergeOffer("P1", "P2", (), card, "e2", 5, offer=1))
+    assert outputs == [MergeDeclined("P1", "P2", refusals.QUARANTINED_LINK, card, "e2", 5, 1)]
+    winner = ProfileState("P1", created_at=0, updated_at=0)
+    winner.identifiers[tablet.key] = ProfileIdentifier(
+        "device_id", "tablet-1", 0, "e0", LinkRule.ANCHOR
+    )
+    winner.claimed[card.key] = "loyalty_id"
+    winner.awaiting, winner.offers = "P2", 1
+    state, _ = handle_profile(RULES, winner, outputs[0])
+    assert state is not None and state.awaiting is None
+    assert card.key in state.claimed and not state.declined and not state.refused
+    known = (("device_id:tablet-1", "device_id"), ("user_id:u0", "user_id"))
+    offer = MergeOffer("P0", "P1", known, tablet, "e3", 6, offer=1)
+    _, outputs = handle_profile(RULES, state, offer)
+    assert [(type(o).__name__, getattr(o, "reason", None)) for o in outputs][-1] == (
+        "MergeDeclined",
+        refusals.weak_link("device_id"),
+    )

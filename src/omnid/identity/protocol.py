@@ -217,6 +217,9 @@ def _on_release(
     return state, outputs
 
 
+# Declines that record nothing for the pair: the link identifier is suppressed or links nothing.
+_UNLINKING_DECLINES = (RefusalKind.ERASED, RefusalKind.QUARANTINED, RefusalKind.QUARANTINED_LINK)
+
 # Commands a suppressed identifier answers itself: privacy requests, and quarantine reviews (a
 # blocked value is a suppression marker: a second block is a redelivery, a release is refused).
 _ANSWERED_WHEN_SUPPRESSED = (*privacy.IDENTIFIER_COMMANDS, QuarantineRelease, QuarantineBlock)
@@ -771,10 +774,14 @@ def _judge_offer(
 def _on_merge_declined(
     rules: IdentityRules, state: ProfileState, command: MergeDeclined
 ) -> ProfileStep:
-    if command.reason.kind in (RefusalKind.ERASED, RefusalKind.QUARANTINED):
+    if command.reason.kind in _UNLINKING_DECLINES:
         # The other profile was erased, or the link identifier is quarantined: it is
-        # suppressed or links nothing, and is not refused here.
-        state.claimed.pop(command.via.key, None)
+        # suppressed or links nothing, and is not refused here. Claimed there only through a
+        # quarantined identifier: the claim here is still this profile's own (dropping it
+        # would make a known profile look anonymous to a weak link), to be answered when the
+        # identifier gets a profile of its own.
+        if command.reason.kind is not RefusalKind.QUARANTINED_LINK:
+            state.claimed.pop(command.via.key, None)
         if _answers(state, command):
             state.awaiting = None
         return state, []

@@ -349,19 +349,23 @@ def stop_request(state: ProfileState, command: MergeRequest) -> list[Output]:
 
 def stop_offer(state: ProfileState, command: MergeOffer) -> list[Output]:
     """An offer through an identifier that links nothing here: declined, and a quarantined one
-    the winner then refuses too (after the decline has freed it)."""
+    the winner then refuses too (after the decline has freed it). One this profile claimed
+    only through a quarantined identifier is declined `quarantined_link`: the winner keeps its
+    own claim of it (its events may join it directly), answered when the identifier gets a
+    profile of its own, as `stop_request` leaves it."""
+    quarantined = _quarantined_here(state, command.via)
     declined: list[Output] = [
         MergeDeclined(
             command.winner,
             state.profile_id,
-            refusals.QUARANTINED,
+            refusals.QUARANTINED if quarantined else refusals.QUARANTINED_LINK,
             command.via,
             command.event_id,
             command.at,
             command.offer,
         )
     ]
-    if _quarantined_here(state, command.via):
+    if quarantined:
         declined.append(Unlink(command.winner, command.via, command.event_id, command.at))
     return declined
 
