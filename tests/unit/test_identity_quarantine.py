@@ -377,3 +377,30 @@ def test_an_offer_through_a_link_only_a_quarantined_identifier_made_keeps_the_wi
         "MergeDeclined",
         refusals.weak_link("device_id"),
     )
+
+
+def test_a_person_only_claimed_so_far_whose_own_event_came_here_leaves_with_it() -> None:
+    """The store phone joined a second customer's email to P (claimed, its Attach on the way),
+    and an event of theirs without the phone then came to P through that email, which already
+    pointed at P. The undo cannot just refuse the email (that event joins it to nothing
+    quarantined): the customer leaves for a new profile with the claim and both events, and
+    claims the email itself (a random draw's: the email got a profile of its own and the event
+    stayed counted at P with no recorded reason)."""
+    steps: list[Command] = [
+        Attach("P1", email(1), 0, "e1", 1, LinkRule.ANCHOR),
+        Apply("P1", till("e1", 1, email(1), STORE_PHONE)),
+        Attach("P1", STORE_PHONE, 0, "e1", 1, LinkRule.SAME_EVENT),
+        Apply("P1", till("e2", 2, email(2), STORE_PHONE), 1),
+        Apply("P1", till("e3", 3, email(2))),
+    ]
+    state = None
+    for command in steps:
+        state, _ = handle_profile(RULES, state, command)
+    assert state is not None and email(2).key in state.claimed
+    state, outputs = handle_profile(RULES, state, Unlink("P1", STORE_PHONE, "e9", 9))
+    assert state is not None and email(2).key not in state.refused
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    new = split.profile
+    assert email(2).key in new.claimed and set(new.history.events) >= {"e3"}
+    assert Claim(email(2), new.profile_id, "e9", 9) in split.sends
+    assert state.moved_out[email(2).key] == new.profile_id

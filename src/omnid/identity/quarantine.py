@@ -492,8 +492,10 @@ def _leaving(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]],
     """The profile's groups (see _groups) and those that only quarantined identifiers join to
     the group that stays (the one holding the profile's oldest strong identifier). A leaving
     group it has only claimed so far, by events that came through a quarantined identifier, is
-    refused when the claims are answered (no person to split off yet): the groups returned as
-    leaving are those holding an identifier."""
+    refused when the claims are answered (no person to split off yet). One that an event here
+    carries without a quarantined identifier is a person of its own, whose event came through
+    the group's identifier (it pointed here, its Attach on the way): it leaves with its claims
+    like a held group. The groups returned as leaving are those that leave."""
     groups, touched = _groups(rules, state)
     weak = rules.weak_types
     held_strong = [(h.added_at, k) for k, h in state.identifiers.items() if h.type not in weak]
@@ -503,12 +505,20 @@ def _leaving(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]],
     # person it joined leaves.
     oldest = min(held_strong)[1]
     groups.sort(key=min)
+    excluded = _unlinking(state)
+    # The keys of events that carry no quarantined identifier: what joins them is not the glue.
+    direct = {
+        i.key
+        for event in state.history.events.values()
+        if not any(i.key in excluded for i in event.identifiers)
+        for i in event.identifiers
+    }
     leaving = [g for g in groups if g & touched and oldest not in g]
-    for group in [g for g in leaving if not g & set(state.identifiers)]:
+    for group in [g for g in leaving if not g & (set(state.identifiers) | direct)]:
         for key in group:
             state.claimed.pop(key, None)
             state.refused[key] = refusals.QUARANTINED_LINK
-    return groups, [g for g in leaving if g & set(state.identifiers)]
+    return groups, [g for g in leaving if g & (set(state.identifiers) | direct)]
 
 
 def _reclaim(rules: IdentityRules, state: ProfileState, event_id: str, at: int) -> list[Output]:
