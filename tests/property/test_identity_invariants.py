@@ -169,6 +169,27 @@ def at_the_kiosk(*events: tuple[int, str]) -> list[Event]:
     ),
     options={"partitions": 3, "seed": 227, "duplicate_rate": 0.15},
 )
+# The undo sent a claimed tablet away with p3, and u3's own event then claimed it again at the
+# holder: the tablet's owner offered through it and the holder redirected that to p3's profile,
+# so u3's link was never judged (a profile that claims it again judges it itself now).
+@example(
+    events=at_the_kiosk(
+        *[(0, "device_id:tablet-1"), (0, "anonymous_id:kiosk-cookie")],
+        *[
+            (0, "device_id:tablet-1 user_id:u0"),
+            (0, "device_id:tablet-2"),
+            (0, "device_id:tablet-1"),
+        ],
+        *[(0, "user_id:u3 loyalty_id:L1"), (0, "device_id:tablet-1")],
+        *[(0, "device_id:tablet-1 email:p3@shop.io"), (10, "loyalty_id:L0 loyalty_id:L1")],
+        *[
+            (0, "loyalty_id:L1 email:p2@shop.io"),
+            (0, "device_id:tablet-1 device_id:tablet-1 user_id:u3"),
+        ],
+        *[(0, "anonymous_id:kiosk-cookie"), (17, "loyalty_id:L1 email:p3@shop.io")],
+    ),
+    options={"partitions": 3, "seed": 227, "duplicate_rate": 0.15},
+)
 def test_no_profile_ever_joins_two_known_people_through_a_device_or_cookie_alone(
     rules: IdentityRules, events: list[Event], options: dict[str, int | float]
 ) -> None:

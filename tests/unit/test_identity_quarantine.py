@@ -404,3 +404,31 @@ def test_a_person_only_claimed_so_far_whose_own_event_came_here_leaves_with_it()
     assert email(2).key in new.claimed and set(new.history.events) >= {"e3"}
     assert Claim(email(2), new.profile_id, "e9", 9) in split.sends
     assert state.moved_out[email(2).key] == new.profile_id
+
+
+def test_an_offer_through_an_identifier_claimed_again_after_it_left_is_judged_here() -> None:
+    """P2's undo sent the tablet it had claimed to Q with another customer; an event of P2's
+    own then joined it to the tablet again (claimed again). The tablet's holder P1 offers a
+    merge through it: that is P2's own link, judged here (two known people: declined), not
+    redirected to Q, which claims the tablet itself (a random draw's: redirected, P2's claim was
+    never answered and its event counted with the tablet held elsewhere and no reason)."""
+    tablet = Identifier("device_id", "tablet-1")
+
+    def holder() -> ProfileState:
+        state = ProfileState("P2", created_at=0, updated_at=0)
+        state.identifiers[email(3).key] = ProfileIdentifier(
+            "email", email(3).value, 0, "e5", LinkRule.ANCHOR
+        )
+        state.moved_out[tablet.key] = "P3"
+        state.claimed[tablet.key] = "device_id"
+        return state
+
+    known = (("device_id:tablet-1", "device_id"), ("user_id:u0", "user_id"))
+    _, outputs = handle_profile(RULES, holder(), MergeOffer("P1", "P2", known, tablet, "e10", 5))
+    assert [(type(o).__name__, getattr(o, "reason", None)) for o in outputs][-1] == (
+        "MergeDeclined",
+        refusals.weak_link("device_id"),
+    )
+    # As the winner of a request through it, likewise.
+    _, outputs = handle_profile(RULES, holder(), MergeRequest("P2", "P4", tablet, "e11", 6))
+    assert [type(o).__name__ for o in outputs] == ["MergeOffer"]

@@ -613,8 +613,9 @@ def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequ
     moved_to = operations.moved_to(rules.recognition_key, state, command.via)
     if moved_to is None and quarantine.links_nothing(state, command.via):
         return state, quarantine.stop_request(state, command)
-    if moved_to is not None and not (moved_to == loser and command.via.key in state.claimed):
-        # (Claimed here again since, with the side it moved to: a new link, judged as any.)
+    if moved_to is not None and command.via.key not in state.claimed:
+        # (Claimed here again since, by an event of this profile's own: its own link, judged as
+        # any; the side it moved to claims it itself, in its SplitOff.)
         return state, [*_merge_request(moved_to, loser, command)]
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
@@ -665,7 +666,7 @@ def _answer_offer(rules: IdentityRules, state: ProfileState, command: MergeOffer
         # Busy absorbing a newer profile: answer once that is done, with the final counts.
         state.deferred.append(command)
         return state, []
-    if moved_to is not None and not (moved_to == winner and command.via.key in state.claimed):
+    if moved_to is not None and command.via.key not in state.claimed:
         redirected = OfferRedirected(
             winner,
             state.profile_id,
