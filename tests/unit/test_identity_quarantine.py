@@ -406,6 +406,36 @@ def test_a_person_only_claimed_so_far_whose_own_event_came_here_leaves_with_it()
     assert state.moved_out[email(2).key] == new.profile_id
 
 
+def test_a_block_that_leaves_its_holder_nothing_sends_its_other_events_where_they_belong() -> None:
+    """A customer's own email was quarantined (every threshold at 3) and its undo sent every
+    other person away, so the holder kept only the email, an event with the email alone and one
+    with a family card it had refused (`quarantined_link`). Blocked, the email goes: the card's
+    event resolves again without it and leaves the holder's counts, the email-only one stays (a
+    random hunt's: the empty holder kept counting the card's event, linked to nothing)."""
+    card = Identifier("loyalty_id", "FAMILY1")
+    alone, with_card = till("e2", 2, email(0)), till("e13", 13, card, email(0))
+    steps: list[Command] = [
+        Attach("P1", email(0), 0, "e2", 2, LinkRule.ANCHOR),
+        Apply("P1", alone),
+        Apply("P1", with_card, 1),
+    ]
+    state = None
+    for command in steps:
+        state, _ = handle_profile(RULES, state, command)
+    assert state is not None
+    state.claimed.pop(card.key)
+    state.refused[card.key] = refusals.QUARANTINED_LINK
+    state, outputs = handle_profile(RULES, state, Unlink("P1", email(0), "block-0", 20, True))
+    assert state is not None and not state.identifiers
+    rest = with_card.for_graph((card,))
+    assert Resolve(rest, 0, create=True) in outputs
+    assert alone.digest in state.applied and with_card.digest not in state.applied
+    # A copy still on its way through the email resolves again without it: counted once.
+    state, outputs = handle_profile(RULES, state, Apply("P1", with_card, 1))
+    assert state is not None and with_card.digest not in state.applied
+    assert [type(o).__name__ for o in outputs] == ["Resolve"]
+
+
 def test_an_offer_through_an_identifier_claimed_again_after_it_left_is_judged_here() -> None:
     """P2's undo sent the tablet it had claimed to Q with another customer; an event of P2's
     own then joined it to the tablet again (claimed again). The tablet's holder P1 offers a

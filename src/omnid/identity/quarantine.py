@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from omnid.identity import operations, privacy, refusals
+from omnid.identity import history, operations, privacy, refusals
 from omnid.identity.commands import (
     Apply,
     Attach,
@@ -439,8 +439,30 @@ def on_unlink(
     if command.drop:
         del state.identifiers[key]
         state.claimed.pop(key, None)
+        if not state.identifiers:
+            outputs.extend(_rehome(rules, state, key))
         outputs.append(touch(state, "identifier_released", command.event_id, command.at))
     return state, outputs
+
+
+def _rehome(rules: IdentityRules, state: ProfileState, key: str) -> list[Output]:
+    """A block that leaves its holder nothing: the holder's events that carry another
+    identifier resolve again without the blocked one (each other identifier was refused here,
+    for a limit, a weak link, a quarantine's glue: its own profile is where the event belongs);
+    those with nothing else stay, the block's to keep out (counted as suppressed elsewhere). The
+    events leave this profile's counts, and an event still on its way here through the blocked
+    identifier resolves again without it (`apply_past`), so each is counted once."""
+    events = list(state.history.events.values())
+    rests = [tuple(i for i in event.identifiers if i.key != key) for event in events]
+    if not any(rests):
+        return []
+    history.recompute(rules, state, [e for e, rest in zip(events, rests, strict=True) if not rest])
+    state.refused[key] = refusals.QUARANTINED
+    return [
+        Resolve(event.for_graph(rest), 0, create=True)
+        for event, rest in zip(events, rests, strict=True)
+        if rest
+    ]
 
 
 def _unlinking(state: ProfileState) -> set[str]:
