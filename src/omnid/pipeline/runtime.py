@@ -237,6 +237,9 @@ class Worker:
         self._handled_in_process: set[tuple[str, int]] = set()
         self._catching_up: dict[tuple[str, int], int] = {}
         self._in_process: deque[LocalCommand] = deque()
+        # The batch's records for topics (outputs, commands for other workers), produced together
+        # when its records are processed (see _process_batch).
+        self._outgoing: list[Outgoing] = []
         # While a batch is retried: the partitions paused, the batch held (see _step).
         self._retrying = False
         self._paused: list[TopicPartition] = []
@@ -415,6 +418,7 @@ class Worker:
             log.info("replacing the producer to end the aborted batch's transaction")
             self._renew_producer()
         self._in_process.clear()
+        self._outgoing.clear()
         self.processor.discard_state_changes()
         for message in self._held:
             source = (message.topic(), message.partition())
@@ -465,10 +469,20 @@ class Worker:
 
     def _process_batch(self, batch: list[Message]) -> None:
         self.checkpoint.begin()
+        self._outgoing.clear()
         for message in batch:
             self._process(message)
-        for update in self.processor.take_profile_updates():
-            self._send(update)
+        # Produced in one run, not as each record causes them: a produce() between two records'
+        # processing found librdkafka's queue drained and woke its sender thread, and cost
+        # 36-55 us of the worker's time against 5-8 us in a run (worker on the 1,000,000-event
+        # workload). Per topic partition the order is the order they were caused in; within
+        # the batch's transaction (or before its offsets, at-least-once) the order between
+        # topics carries no meaning.
+        self._outgoing.extend(self.processor.take_profile_updates())
+        send = self._sender.send
+        for output in self._outgoing:
+            send(output.topic, output.key, output.value, output.headers)
+        self._outgoing.clear()
         self.checkpoint.stage(self.processor.take_state_writes())
         self.checkpoint.commit(self._next_offsets(batch))
         self.processor.tally.publish()
@@ -503,7 +517,7 @@ class Worker:
             if isinstance(output, LocalCommand):
                 self._in_process.append(output)
             else:
-                self._send(output)
+                self._outgoing.append(output)
 
     def _in_process_partition(self, stage: Stage, key: str) -> int | None:
         topic = self._command_stages[stage]
@@ -528,9 +542,6 @@ class Worker:
             source = (message.topic(), message.partition())
             if source in self._catching_up:
                 self._catching_up[source] = max(self._catching_up[source], message.offset() + 1)
-
-    def _send(self, output: Outgoing) -> None:
-        self._sender.send(output.topic, output.key, output.value, output.headers)
 
     @staticmethod
     def _next_offsets(batch: Iterable[Message]) -> list[TopicPartition]:
