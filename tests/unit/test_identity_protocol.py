@@ -9,6 +9,8 @@ from omnid.identity.commands import (
     Attach,
     Claim,
     IdentityChangeEmission,
+    MergeDeclined,
+    MergeOffer,
     MergeRequest,
     Relabel,
     Release,
@@ -176,3 +178,28 @@ def test_a_second_delivery_of_a_bounced_event_is_not_counted_even_if_it_would_no
     profile.claimed.pop(ANN.key)  # say the claim was declined: the profile is anonymous again
     profile, outputs = handle_profile(RULES, profile, Apply("01A", event, 1))
     assert outputs == [] and profile is not None and profile.event_count == 0
+
+
+def test_a_user_id_refused_for_a_limit_while_anonymous_stays_out_once_made_known() -> None:
+    """An anonymous tablet profile took an event with a user id and a kiosk cookie; the user id
+    was refused for a limit (its owner held another). A weak merge through the cookie then made
+    the profile known (an email). When the user id's owner lets it go, its own new profile asks
+    the turned-away claimant again: only the tablet and the cookie join the user id to this
+    profile, so that merge would join two people by devices alone, and is declined as a weak
+    link, whichever side offers (a random draw of the tight-limits test: it merged)."""
+    u3 = Identifier("user_id", "u3")
+    cookie = Identifier("anonymous_id", "kiosk-cookie")
+
+    def claimant() -> ProfileState:
+        state = known("01B", TABLET, cookie, BOB)
+        event = Event("e5", "app", "kiosk", "identify", 1_000, 1_000, (u3, TABLET, cookie))
+        state.history.events[event.event_id] = event
+        state.refused[u3.key] = refusals.limit("user_id")
+        return state
+
+    state, outputs = handle_profile(RULES, claimant(), MergeRequest("01B", "01C", u3, "e4", 5))
+    assert outputs == [] and state is not None
+    assert state.declined == {"01C": refusals.weak_link("device_id")}
+    offer = MergeOffer("01A", "01B", ((u3.key, "user_id"),), u3, "e4", 5, offer=1)
+    _, outputs = handle_profile(RULES, claimant(), offer)
+    assert MergeDeclined("01A", "01B", refusals.weak_link("device_id"), u3, "e4", 5, 1) in outputs

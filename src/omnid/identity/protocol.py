@@ -413,6 +413,29 @@ def _is_known(rules: IdentityRules, types: Iterable[str]) -> bool:
     return any(identifier_type not in weak for identifier_type in types)
 
 
+def _weakly_tied(rules: IdentityRules, state: ProfileState, via: Identifier) -> Refusal | None:
+    """A known profile asked again to merge through a strong identifier it refused for a limit
+    (a release of it asks its turned-away claimants), which its events carry with weak
+    identifiers only: it took them while anonymous, and became known since through a weak link
+    (a cookie joined it to a customer). Merging would join two people by the device alone, so
+    it is declined as the weak link it is (`weak_link:<that type>`); None otherwise."""
+    refused = state.refused.get(via.key)
+    if refused is None or refused.kind is not RefusalKind.LIMIT or rules.is_weak(via.type):
+        return None
+    linked = state.linked()
+    if not _is_known(rules, linked.values()):
+        return None
+    weak_type = None
+    for event in state.history.events.values():
+        if all(i.key != via.key for i in event.identifiers):
+            continue
+        keys = [i.key for i in event.identifiers if i.key in linked]
+        if any(not rules.is_weak(linked[k]) for k in keys):
+            return None  # a strong identifier here joins it
+        weak_type = weak_type or next((linked[k] for k in keys), None)
+    return refusals.weak_link(weak_type) if weak_type is not None else None
+
+
 def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> ProfileStep:
     event = command.event
     digest = event.digest
@@ -632,6 +655,10 @@ def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequ
     if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
         swapped = dataclasses.replace(command, winner=loser, loser=state.profile_id)
         return state, [swapped]
+    weakly = _weakly_tied(rules, state, command.via)
+    if weakly is not None:
+        state.declined[loser] = weakly
+        return state, []
     state.awaiting = loser
     state.offers += 1
     linked = tuple(sorted(state.linked().items()))
@@ -767,6 +794,9 @@ def _judge_offer(
         and _is_known(rules, mine.values())
     ):
         return refusals.weak_link(command.via.type), []
+    weakly = _weakly_tied(rules, state, command.via)
+    if weakly is not None:
+        return weakly, []
     if not over:
         return None, []
     return None, _release_surplus(rules, state, over, dict(command.winner_linked), command)
