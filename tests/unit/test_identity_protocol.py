@@ -203,3 +203,20 @@ def test_a_user_id_refused_for_a_limit_while_anonymous_stays_out_once_made_known
     offer = MergeOffer("01A", "01B", ((u3.key, "user_id"),), u3, "e4", 5, offer=1)
     _, outputs = handle_profile(RULES, claimant(), offer)
     assert MergeDeclined("01A", "01B", refusals.weak_link("device_id"), u3, "e4", 5, 1) in outputs
+
+
+def test_a_second_delivery_of_a_resolve_beyond_the_first_probe_stops_where_the_first_passed() -> (
+    None
+):
+    """The phone had no owner when the event's Resolve reached it, so the event went on to the
+    next identifier; a second delivery of that Resolve (at least once) comes after the phone got
+    an owner, and must not count the event there too (a random hunt's: counted by two
+    profiles)."""
+    phone = Identifier("phone", "+447911123456")
+    event = Event("e7", "web", "test", "track", 1_000, 1_000, (ANN, phone, TABLET))
+    state, outputs = handle_identifier(RULES, None, Resolve(event, 1))
+    assert outputs == [Resolve(event, 2)]
+    state, _ = handle_identifier(RULES, state, Claim(phone, "01C", "e8", 2_000))
+    assert state is not None and state.owner == "01C"
+    _, outputs = handle_identifier(RULES, state, Resolve(event, 1))
+    assert outputs == []

@@ -100,9 +100,11 @@ def _on_resolve(
     event = command.event
     identifier = event.identifiers[command.probe]
     at = event.event_time
-    if command.probe == 0 and not command.create:
-        # Every delivery of an event starts here; the first one's resolution is the only one,
-        # so a duplicate cannot count the event in a second, never-merged profile.
+    if not command.create:
+        # Every delivery of an event starts at probe 0; the first one's resolution is the only
+        # one, so a duplicate cannot count the event in a second, never-merged profile. A probe
+        # further on is remembered too: a second delivery of that Resolve (at-least-once) could
+        # otherwise find an owner the first did not, and count the event there as well.
         digest = event.digest
         if state is None:
             state = IdentifierState(identifier, first_seen=at, last_seen=at)
