@@ -220,3 +220,17 @@ def test_a_second_delivery_of_a_resolve_beyond_the_first_probe_stops_where_the_f
     assert state is not None and state.owner == "01C"
     _, outputs = handle_identifier(RULES, state, Resolve(event, 1))
     assert outputs == []
+
+
+def test_an_event_found_through_an_identifier_let_go_for_a_limit_goes_to_its_anchor() -> None:
+    """P refused a phone for the phone limit (its Release on the way, the phone still points
+    at P). An event with a new email found through that phone would join the email to P through
+    a phone P does not hold: it bounces to its anchor instead (a random hunt's: the email joined
+    P, and once the phone was quarantined P held two people only it had joined)."""
+    phone = Identifier("phone", "+447911123456")
+    profile = known("01A", ANN)
+    profile.refused[phone.key] = refusals.limit("phone")
+    event = Event("e8", "web", "test", "track", 1_000, 1_000, (BOB, phone))
+    state, outputs = handle_profile(RULES, profile, Apply("01A", event, 1))
+    assert outputs == [Resolve(event, 0, create=True)]
+    assert state is not None and event.digest not in state.applied

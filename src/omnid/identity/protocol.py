@@ -479,11 +479,17 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
             state.deferred.append(command)
             return state, []
         stronger = event.identifiers[: command.probe]
-        if _conflicts(rules, state, stronger) or (
-            via_weak and _weakly_linked(rules, state, stronger)
+        let_go = refused_by is not None and refused_by.kind is RefusalKind.LIMIT
+        if (
+            let_go
+            or _conflicts(rules, state, stronger)
+            or (via_weak and _weakly_linked(rules, state, stronger))
         ):
             # Found through a lower-priority identifier (a shared device, say) but the event's
-            # stronger identifiers do not fit here: the anchor founds or finds its own profile.
+            # stronger identifiers do not fit here, or through one this profile let go for a
+            # limit (its Release on the way: the identifier still points here), which would
+            # join them through an identifier it does not hold: the anchor founds or finds its
+            # own profile.
             remember(state.passed_on, digest, rules.applied_event_window)
             return state, [Resolve(event, 0, create=True, passed=command.passed)]
     outputs: list[Output] = quarantine.sightings(rules, state, event, command.probe)
