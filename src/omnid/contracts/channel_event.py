@@ -101,6 +101,7 @@ def new_channel_event(
 
 
 _NUMBERS = frozenset({int, float})
+_CHANNELS = frozenset(c.value for c in Channel)
 _MIN_LONG, _MAX_LONG = -(2**63), 2**63 - 1
 
 
@@ -119,7 +120,7 @@ def check_channel_event(record: Mapping[str, Any]) -> None:
     """What the schema cannot say: a known channel, at least one non-empty identifier, integers
     that fit Avro's long, finite doubles, and an order amount within the money bounds."""
     channel = record.get("channel")
-    if channel not in Channel.__members__.values():
+    if not (isinstance(channel, str) and channel in _CHANNELS):
         known = ", ".join(c.value for c in Channel)
         raise InvalidEvent(
             RejectionReason.UNKNOWN_CHANNEL, f"channel {channel!r} is not one of {known}"
@@ -134,7 +135,7 @@ def check_channel_event(record: Mapping[str, Any]) -> None:
     if isinstance(purchase, Mapping):
         check_purchase_amount(purchase)
     identifiers = record.get("identifiers") or []
-    if not any(isinstance(i, Mapping) and i.get("value") for i in identifiers):
+    if not any((type(i) is dict or isinstance(i, Mapping)) and i.get("value") for i in identifiers):
         raise InvalidEvent(RejectionReason.NO_IDENTIFIER, "the event carries no identifier")
 
 

@@ -122,6 +122,9 @@ def _text(record: Mapping[str, Any], name: str) -> str:
     return value
 
 
+_SCALARS = (str, int, float, bool, type(None))  # Scalar's types; a tuple is checked fastest
+
+
 def _scalars(value: object, name: str) -> dict[str, Scalar]:
     if value is None:
         return {}
@@ -129,7 +132,7 @@ def _scalars(value: object, name: str) -> dict[str, Scalar]:
         raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} must be a map")
     result: dict[str, Scalar] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str | int | float | bool | None):
+        if not isinstance(key, str) or not isinstance(item, _SCALARS):
             raise InvalidEvent(RejectionReason.SCHEMA_INVALID, f"{name} holds a non-scalar value")
         result[key] = item
     return result
@@ -142,7 +145,7 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
         raise InvalidEvent(RejectionReason.SCHEMA_INVALID, "identifiers must be an array")
     identifiers = []
     for item in raw_identifiers:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # decoded Avro: dicts
             raise InvalidEvent(RejectionReason.SCHEMA_INVALID, "identifier must be a record")
         identifiers.append(Identifier(_text(item, "type"), _text(item, "value")))
     purchase = None

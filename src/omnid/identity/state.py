@@ -212,7 +212,16 @@ def identifier_digest(secret: bytes, identifier_key: str) -> str:
     identifier again (suppression markers, re-link bans): an HMAC, so a dictionary of emails
     cannot be hashed and compared against it without the secret. 128 bits of HMAC-SHA-256
     keep collisions out of reach."""
-    return hmac.new(secret, identifier_key.encode(), hashlib.sha256).digest()[:16].hex()
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    mac = keyed.copy()  # the key's pads are hashed once: a third of hmac.new's cost saved
+    mac.update(identifier_key.encode())
+    return mac.digest()[:16].hex()
+
+
+# HMAC-SHA-256 keyed with each secret seen (a process has one or two), before any message.
+_KEYED: dict[bytes, hmac.HMAC] = {}
 
 
 @dataclass(slots=True)

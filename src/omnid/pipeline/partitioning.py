@@ -7,6 +7,8 @@ to find the worker that owns a key's partition.
 
 from __future__ import annotations
 
+import struct
+
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -17,8 +19,8 @@ def murmur2(data: bytes) -> int:
     length = len(data)
     h = (_SEED ^ length) & _MASK
     whole = length - length % 4
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
+    # One unpack for every whole 4-byte block: slicing and converting each was a third of it.
+    for k in struct.unpack(f"<{whole // 4}I", data[:whole]):
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK
