@@ -462,3 +462,33 @@ def test_an_offer_through_an_identifier_claimed_again_after_it_left_is_judged_he
     # As the winner of a request through it, likewise.
     _, outputs = handle_profile(RULES, holder(), MergeRequest("P2", "P4", tablet, "e11", 6))
     assert [type(o).__name__ for o in outputs] == ["MergeOffer"]
+
+
+def test_an_undos_new_profile_claims_every_other_quarantined_identifier_its_events_carry() -> None:
+    """The placeholder email was quarantined first (it joined nothing when the store phone's
+    undo grouped the identifiers), and a customer's card leaves with the phone's undo, taking an
+    event that carries the placeholder too. The new profile claims the placeholder as well as
+    the phone: if the placeholder is released, its holder asks the card's profile again (a
+    random hunt's: released, the link through that event was lost)."""
+    card = Identifier("loyalty_id", "L2")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    steps: list[Command] = [
+        Attach("P1", email(1), 0, "e1", 1, LinkRule.ANCHOR),
+        Apply("P1", till("e1", 1, email(1), STORE_PHONE)),
+        Attach("P1", STORE_PHONE, 0, "e1", 1, LinkRule.SAME_EVENT),
+        Apply("P1", till("e2", 2, card, placeholder, STORE_PHONE), 2),
+        Attach("P1", card, 0, "e2", 2, LinkRule.SAME_EVENT),
+        Attach("P1", placeholder, 0, "e2", 2, LinkRule.SAME_EVENT),
+        Unlink("P1", placeholder, "e3", 3),
+    ]
+    state = None
+    for command in steps:
+        state, _ = handle_profile(RULES, state, command)
+    assert state is not None and state.identifiers[placeholder.key].quarantined
+    state, outputs = handle_profile(RULES, state, Unlink("P1", STORE_PHONE, "e9", 9))
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert card.key in split.profile.identifiers
+    new = split.profile.profile_id
+    claims = [o for o in split.sends if isinstance(o, Claim)]
+    assert {c.identifier for c in claims} >= {STORE_PHONE, placeholder}
+    assert all(c.profile_id == new and c.known for c in claims)

@@ -612,7 +612,12 @@ def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Ou
                 Claim(_key_identifier(key), new_id, command.event_id, command.at, known=True)
             )
         # The new side is a claimant of the quarantined identifier: a release links it again.
-        sends.append(Claim(command.identifier, new_id, command.event_id, command.at, known=True))
+        # So it is of every other quarantined one its events carry (held here, they joined
+        # nothing when the groups were made; released later, they join the two sides again).
+        carried = {i.key: i for e in new.history.events.values() for i in e.identifiers}
+        unlinked = sorted((excluded & set(carried)) - {command.identifier.key})
+        for identifier in [command.identifier, *(carried[k] for k in unlinked)]:
+            sends.append(Claim(identifier, new_id, command.event_id, command.at, known=True))
         for key in named:
             state.moved_out[key] = new_id
         # What else the person's events carry (refused here, say) went with them too: a merge
