@@ -186,9 +186,9 @@ reviews = st.lists(st.tuples(st.integers(0, 22), st.booleans(), st.booleans()), 
 
 
 # Open defects (issue 12): random hunts still find rare counterexamples with every threshold
-# at 3: 4 failing examples (3 distinct) in 4,500 generated (seeds 21, 31, 32; 15 and 10 distinct
-# before session 6's fixes): a link with no recorded reason and a profile keeping two people only
-# a quarantined identifier joined, each under a rare interleaving of several undos. So that test
+# at 3: 2 failing examples (1 distinct) in 4,500 generated (seeds 21, 31, 32; 15, 10 distinct,
+# before session 6's fixes): a profile keeping two people only a quarantined identifier joined,
+# under a rare interleaving of several undos racing in one profile. So that test
 # runs a fixed example set, the same verdict on every run; `HYPOTHESIS_PROFILE=thorough` hunts at
 # random. The default thresholds (0 in 4,500 generated) and the release scenario (0 in 3,000) draw
 # at random like every other property test.
