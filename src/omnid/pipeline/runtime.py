@@ -474,7 +474,7 @@ class Worker:
             self._process(message)
         # Produced in one run, not as each record causes them: a produce() between two records'
         # processing found librdkafka's queue drained and woke its sender thread, and cost
-        # 36-55 us of the worker's time against 5-8 us in a run (worker on the 1,000,000-event
+        # 27-55 us of the worker's wall time against 5-9 us in a run (worker on the 1,000,000-event
         # workload). Per topic partition the order is the order they were caused in; within
         # the batch's transaction (or before its offsets, at-least-once) the order between
         # topics carries no meaning.
