@@ -7,6 +7,7 @@ and the shell never keeps the old object (it stores `records.encode(state)` in R
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -212,16 +213,15 @@ def identifier_digest(secret: bytes, identifier_key: str) -> str:
     identifier again (suppression markers, re-link bans): an HMAC, so a dictionary of emails
     cannot be hashed and compared against it without the secret. 128 bits of HMAC-SHA-256
     keep collisions out of reach."""
-    keyed = _KEYED.get(secret)
-    if keyed is None:
-        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
-    mac = keyed.copy()  # the key's pads are hashed once: a third of hmac.new's cost saved
+    mac = _keyed(secret).copy()  # the key's pads are hashed once: a third of hmac.new's cost
     mac.update(identifier_key.encode())
     return mac.digest()[:16].hex()
 
 
-# HMAC-SHA-256 keyed with each secret seen (a process has one or two), before any message.
-_KEYED: dict[bytes, hmac.HMAC] = {}
+@functools.lru_cache(maxsize=4)  # a process has one or two secrets (suppression, recognition)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    """HMAC-SHA-256 keyed with `secret`, before any message."""
+    return hmac.new(secret, digestmod=hashlib.sha256)
 
 
 @dataclass(slots=True)

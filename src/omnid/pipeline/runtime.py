@@ -469,7 +469,6 @@ class Worker:
 
     def _process_batch(self, batch: list[Message]) -> None:
         self.checkpoint.begin()
-        self._outgoing.clear()
         for message in batch:
             self._process(message)
         # Produced in one run, not as each record causes them: a produce() between two records'
