@@ -22,9 +22,9 @@ from omnid.identity.commands import (
 )
 from omnid.identity.invariants import check_all
 from omnid.identity.model import Event, Identifier
+from omnid.identity.privacy import BLOCK_PREFIX
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.quarantine import BLOCK_PREFIX
-from omnid.identity.requests import Forget
+from omnid.identity.requests import Forget, SuppressedDrop
 from omnid.identity.rules import IdentityRules
 from omnid.identity.simulator import Operation, SimulationResult, Simulator
 from omnid.identity.state import (
@@ -189,6 +189,26 @@ def test_block_keeps_it_out_for_good_and_stores_it_as_a_marker() -> None:
         assert [c["kind"] for c in result.changes if c["event_id"] == "blk-1"].count(
             "quarantine_blocked"
         ) == 1
+
+
+def test_an_event_reaching_a_blocked_value_goes_on_with_a_device_alone() -> None:
+    """A blocked value is dropped from an event as the blocklist drops it at intake: the event
+    goes on with whatever else it has, a weak identifier alone too (a random hunt's: the event
+    was dropped as for an erased person, whose device must not pass their traits on, and it
+    was counted nowhere). An erased person's marker still drops it."""
+    tablet = Identifier("device_id", "tablet-1")
+    event = till("e20", 20, STORE_PHONE, tablet)
+    blocked = IdentifierState(
+        STORE_PHONE, status=IdentifierStatus.SUPPRESSED, suppressed_by=f"{BLOCK_PREFIX}blk-1"
+    )
+    _, outputs = handle_identifier(RULES, blocked, Resolve(event, 0, create=True))
+    assert outputs == [
+        SuppressedDrop("phone", event_dropped=False),
+        Resolve(event.for_graph((tablet,)), 0, create=True),
+    ]
+    erased = IdentifierState(STORE_PHONE, status=IdentifierStatus.SUPPRESSED, suppressed_by="er-1")
+    _, outputs = handle_identifier(RULES, erased, Resolve(event, 0, create=True))
+    assert outputs == [SuppressedDrop("phone", event_dropped=True)]
 
 
 def test_reviews_of_a_value_that_is_not_quarantined_are_refused_once_answered() -> None:

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from omnid.identity.components import components, strong_components
 from omnid.identity.intake import usable_identifiers
 from omnid.identity.model import Event, EventDigest, event_digest
-from omnid.identity.quarantine import BLOCK_PREFIX, UNLINKING_KINDS
+from omnid.identity.privacy import BLOCK_PREFIX
+from omnid.identity.quarantine import UNLINKING_KINDS
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, NormalisationCache
 from omnid.identity.simulator import SimulationResult

@@ -88,6 +88,11 @@ def is_marker(state: IdentifierState) -> bool:
     return state.status is IdentifierStatus.SUPPRESSED and state.owner is None
 
 
+# The marker of a value an operator blocked out of quarantine (`suppressed_by` = this + the
+# request id), not of an erased person.
+BLOCK_PREFIX = "block:"
+
+
 def marker_state(identifier: Identifier, request_id: str | None) -> IdentifierState:
     """The state a marker stands for (its identifier is the key it was looked up by)."""
     return IdentifierState(identifier, status=IdentifierStatus.SUPPRESSED, suppressed_by=request_id)
@@ -192,20 +197,28 @@ def at_suppressed(
 ) -> tuple[IdentifierState, list[Output]]:
     """A graph command reaching a suppressed identifier."""
     if isinstance(command, Resolve):
-        return state, resolve_without(rules, command.event, command.probe, command.create)
+        # A blocked value is dropped as the blocklist drops it at intake: the event goes on
+        # with whatever else it has, a device alone too (no person's data is at stake).
+        blocked = (state.suppressed_by or "").startswith(BLOCK_PREFIX)
+        return state, resolve_without(rules, command.event, command.probe, command.create, blocked)
     if isinstance(command, Claim):
         dropped = SuppressedDrop(command.identifier.type, event_dropped=False)
         return state, [dropped, Forget(command.profile_id, command.identifier)]
     return state, []  # Relabel, Release, MoveOwner: a suppressed identifier's owner stays
 
 
-def resolve_without(rules: IdentityRules, event: Event, probe: int, create: bool) -> list[Output]:
+def resolve_without(
+    rules: IdentityRules, event: Event, probe: int, create: bool, keep_weak: bool = False
+) -> list[Output]:
     """The event goes on without its suppressed identifier `probe`. It is dropped when nothing
-    is left but weak identifiers: a device the person shared must not pass their traits on."""
+    is left but weak identifiers (unless `keep_weak`): a device the erased person shared must
+    not pass their traits on."""
     dropped = event.identifiers[probe]
     remaining = event.identifiers[:probe] + event.identifiers[probe + 1 :]
     weak = rules.weak_types
-    left_nothing = all(identifier.type in weak for identifier in remaining)
+    left_nothing = not remaining or (
+        not keep_weak and all(identifier.type in weak for identifier in remaining)
+    )
     outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
     if left_nothing:
         return outputs

@@ -50,6 +50,7 @@ from omnid.identity.commands import (
 )
 from omnid.identity.intake import in_resolution_order
 from omnid.identity.model import Event, Identifier
+from omnid.identity.privacy import BLOCK_PREFIX
 from omnid.identity.refusals import RefusalKind
 from omnid.identity.rendering import ChangeKind
 from omnid.identity.requests import Forget
@@ -66,7 +67,6 @@ from omnid.identity.state import (
 )
 from omnid.identity.ulid import profile_id_for
 
-BLOCK_PREFIX = "block:"
 # Refusals under which a profile links nothing through an identifier it does not hold.
 UNLINKING_KINDS = (RefusalKind.QUARANTINED, RefusalKind.QUARANTINED_LINK)
 SEEN_PREFIX = "seen:"

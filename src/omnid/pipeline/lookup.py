@@ -23,8 +23,7 @@ from omnid.config import Settings
 from omnid.identity import evidence, records
 from omnid.identity.history_records import decode_history
 from omnid.identity.normalisers import RejectedIdentifier
-from omnid.identity.privacy import export_document, marker_key
-from omnid.identity.quarantine import BLOCK_PREFIX
+from omnid.identity.privacy import BLOCK_PREFIX, export_document, marker_key
 from omnid.identity.rendering import profile_update_record
 from omnid.identity.rules import IdentityRules, normalise
 from omnid.identity.state import EventHistory, IdentifierState, ProfileState, ProfileStatus
