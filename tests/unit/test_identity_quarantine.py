@@ -4,6 +4,8 @@ scenario over several partitionings and interleavings, with every invariant chec
 
 from __future__ import annotations
 
+import dataclasses
+
 from omnid.identity import refusals
 from omnid.identity.commands import (
     Apply,
@@ -337,6 +339,65 @@ def test_an_event_sent_on_with_a_moved_identifier_can_come_back_through_one_held
     assert state is not None
     state, outputs = handle_profile(RULES, state, Apply("P2", again, 1, (placeholder,)))
     assert state is not None and again.digest in state.applied
+
+
+def test_an_event_resolved_again_without_a_quarantined_identifier_can_come_back_here() -> None:
+    """P holds the placeholder email quarantined and the customer's own phone. An event with
+    an unowned card, the placeholder and the phone is found here through the placeholder: it
+    resolves again without it, and comes back to P through the phone. P counts it (a random
+    hunt's: P had remembered the event as one it passed on to its anchor and dropped it as a
+    copy, so the event was counted nowhere)."""
+    card = Identifier("loyalty_id", "L0")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    own = Identifier("phone", "+447700900123")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.identifiers[own.key] = ProfileIdentifier("phone", own.value, 1, "e1", LinkRule.ANCHOR)
+    holder.identifiers[placeholder.key] = ProfileIdentifier(
+        "email", placeholder.value, 1, "e1", LinkRule.SAME_EVENT, quarantined=True
+    )
+    event = till("e12", 5, card, placeholder, own)
+    state, outputs = handle_profile(RULES, holder, Apply("P2", event, 1))
+    again = event.for_graph((card, own))
+    assert outputs == [Resolve(again, 1, passed=(placeholder,))]
+    assert state is not None
+    state, outputs = handle_profile(RULES, state, Apply("P2", again, 1, (placeholder,)))
+    assert state is not None and event.digest in state.applied
+    # A second delivery of the first Apply is not resolved again.
+    state, outputs = handle_profile(RULES, state, Apply("P2", event, 1))
+    assert outputs == []
+
+
+def test_an_event_let_go_before_a_release_counts_when_it_comes_back_through_the_value() -> None:
+    """P let an event go to its anchor (through the tablet it brought a strong identifier to a
+    known profile); the store phone it carries has been released since, and the event comes
+    back through the phone. P counts it: it is not the second delivery of one resolved again
+    without the phone (a random hunt's: dropped as that, after a release and a block, and
+    counted nowhere). Such a second delivery is still dropped."""
+    tablet = Identifier("device_id", "tablet-1")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.identifiers[email(1).key] = ProfileIdentifier(
+        "email", email(1).value, 1, "e1", LinkRule.ANCHOR
+    )
+    holder.identifiers[STORE_PHONE.key] = ProfileIdentifier(
+        "phone", STORE_PHONE.value, 1, "e1", LinkRule.SAME_EVENT
+    )
+    holder.released[STORE_PHONE.key] = None
+    event = till("e12", 5, STORE_PHONE, tablet)
+    holder.passed_on[event.digest] = None
+    state, _ = handle_profile(RULES, holder, Apply("P2", event, 0))
+    assert state is not None and event.digest in state.applied
+    # Found through the phone while it was quarantined here: resolved again without it.
+    held = state.identifiers[STORE_PHONE.key]
+    state.identifiers[STORE_PHONE.key] = dataclasses.replace(held, quarantined=True)
+    state.released.clear()
+    other = till("e13", 6, email(2), STORE_PHONE)
+    state, outputs = handle_profile(RULES, state, Apply("P2", other, 1))
+    assert [type(o).__name__ for o in outputs] == ["Resolve"]
+    assert state is not None
+    state.identifiers[STORE_PHONE.key] = held
+    state.released[STORE_PHONE.key] = None
+    state, outputs = handle_profile(RULES, state, Apply("P2", other, 1))
+    assert outputs == [] and state is not None and other.digest not in state.applied
 
 
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:

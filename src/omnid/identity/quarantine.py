@@ -49,7 +49,7 @@ from omnid.identity.commands import (
     touch,
 )
 from omnid.identity.intake import in_resolution_order
-from omnid.identity.model import Event, Identifier
+from omnid.identity.model import Event, EventDigest, Identifier, event_digest
 from omnid.identity.privacy import BLOCK_PREFIX
 from omnid.identity.refusals import RefusalKind
 from omnid.identity.rendering import ChangeKind
@@ -378,7 +378,7 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
     at its holder)."""
     event = command.event
     found = event.identifiers[command.probe]
-    if found.key in state.released and event.digest in state.passed_on:
+    if found.key in state.released and _resolved_without(event, found) in state.passed_on:
         return []  # a second delivery: resolved without the value before its release
     held = state.identifiers.get(found.key)
     refused = state.refused.get(found.key) if held is None else None
@@ -387,11 +387,20 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
     ):
         if len(event.identifiers) == 1:
             return None
-        remember(state.passed_on, event.digest, rules.applied_event_window)
+        remember(state.passed_on, _resolved_without(event, found), rules.applied_event_window)
         return [_past(event, command.probe, False, command.passed)]
     if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
         return [Resolve(event, command.probe, create=True, passed=command.passed)]
     return None
+
+
+def _resolved_without(event: Event, identifier: Identifier) -> EventDigest:
+    """What a profile remembers in `passed_on` when it resolves `event` again without the
+    quarantined `identifier`: not the event's digest, which says the profile sent it to its
+    anchor (a copy found here again through a later probe is dropped, the anchor counts it),
+    while this event may well come back here, through a later identifier the profile holds,
+    and count here."""
+    return event_digest(f"{event.event_id}\x00{identifier.key}")
 
 
 def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
