@@ -8,6 +8,7 @@ import dataclasses
 
 from omnid.identity import refusals
 from omnid.identity.commands import (
+    Absorb,
     Apply,
     Attach,
     Claim,
@@ -398,6 +399,32 @@ def test_an_event_let_go_before_a_release_counts_when_it_comes_back_through_the_
     state.released[STORE_PHONE.key] = None
     state, outputs = handle_profile(RULES, state, Apply("P2", other, 1))
     assert outputs == [] and state is not None and other.digest not in state.applied
+
+
+def test_what_left_for_an_undos_new_profile_that_merged_back_is_here_again() -> None:
+    """P1's undo sent the family card's claim, with a customer, to a new profile P10, which
+    then merged into P8; P8 then absorbs P1 as well. P8 does not keep P1's note that the card
+    went to P10: an offer through the card would be redirected to P10, which forwards it to
+    P8, round and round (a random hunt's livelock: the simulator never went quiet)."""
+    phone = Identifier("phone", "+442079461000")
+    winner = ProfileState("P8", created_at=0, updated_at=0)
+    winner.identifiers["device_id:kiosk-1"] = ProfileIdentifier(
+        "device_id", "kiosk-1", 0, "e18", LinkRule.ANCHOR
+    )
+    new = ProfileState("P10", created_at=1, updated_at=1)
+    new.identifiers[phone.key] = ProfileIdentifier("phone", phone.value, 1, "e2", LinkRule.ANCHOR)
+    new.claimed[FAMILY_CARD.key] = "loyalty_id"
+    state, _ = handle_profile(RULES, winner, Absorb("P8", new, phone, "e16", 2))
+    undone = ProfileState("P1", created_at=0, updated_at=0)
+    undone.identifiers[email(0).key] = ProfileIdentifier(
+        "email", email(0).value, 0, "e5", LinkRule.ANCHOR
+    )
+    undone.moved_out[FAMILY_CARD.key] = "P10"
+    state, _ = handle_profile(RULES, state, Absorb("P8", undone, email(0), "e16", 3))
+    assert state is not None and FAMILY_CARD.key not in state.moved_out
+    offer = MergeOffer("P4", "P8", (), FAMILY_CARD, "e2", 4, offer=1)
+    _, outputs = handle_profile(RULES, state, offer)
+    assert not any(isinstance(o, OfferRedirected) for o in outputs)
 
 
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:

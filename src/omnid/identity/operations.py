@@ -424,12 +424,14 @@ def join_operations(winner: ProfileState, loser: ProfileState) -> None:
     identifiers into the survivor."""
     for ban_id, ban in loser.bans.items():
         winner.bans.setdefault(ban_id, ban)
+    # What left for one of the two, or for any profile either had absorbed (an undo's new
+    # profile that merged back), is here now: pointing there would send a merge through it
+    # round between this profile and the merged one, which forwards it here, for ever.
+    here = winner.absorbed | {winner.profile_id, loser.profile_id}
     for key, moved in loser.moved_out.items():
-        if key not in winner.identifiers and moved != winner.profile_id:
+        if key not in winner.identifiers and moved not in here:
             winner.moved_out.setdefault(key, moved)
-    # What left for the loser (or for the winner, from the loser) is here now: pointing
-    # there would send it round between the two.
-    for key in [k for k, moved in winner.moved_out.items() if moved == loser.profile_id]:
+    for key in [k for k, moved in winner.moved_out.items() if moved in here]:
         del winner.moved_out[key]
     trim(winner.moved_out, MOVED_OUT_WINDOW)
     for key in loser.released:
