@@ -427,6 +427,29 @@ def test_what_left_for_an_undos_new_profile_that_merged_back_is_here_again() -> 
     assert not any(isinstance(o, OfferRedirected) for o in outputs)
 
 
+def test_a_claim_answered_by_a_profile_merged_in_since_meets_the_identifier_where_it_went() -> None:
+    """P2's event joined its customer's email to a tablet P1 held: P2 claimed the tablet, and
+    P1 asked P2 to merge through it. Before P2 judged that, P1's own email was quarantined and
+    its undo moved the tablet to a new profile P3, and P1 merged into P2 through a card. The
+    request through the tablet is not dropped as one with a profile absorbed already: P2's
+    claim meets P3, which holds the tablet now (a random hunt's: never answered, the event was
+    counted at P2 with the tablet held at P3 and no refusal)."""
+    tablet = Identifier("device_id", "dev-2")
+    card = Identifier("loyalty_id", "L1")
+    winner = ProfileState("P2", created_at=0, updated_at=0)
+    winner.identifiers[email(1).key] = ProfileIdentifier(
+        "email", email(1).value, 0, "e17", LinkRule.ANCHOR
+    )
+    winner.claimed[tablet.key] = "device_id"
+    winner.awaiting, winner.offers = "P1", 1
+    winner.deferred.append(MergeRequest("P2", "P1", tablet, "e3", 3))
+    loser = ProfileState("P1", created_at=0, updated_at=0)
+    loser.identifiers[card.key] = ProfileIdentifier("loyalty_id", "L1", 0, "e19", LinkRule.ANCHOR)
+    loser.moved_out[tablet.key] = "P3"
+    _, outputs = handle_profile(RULES, winner, Absorb("P2", loser, card, "e19", 5))
+    assert MergeRequest("P2", "P3", tablet, "e3", 3) in outputs
+
+
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:
     """The store phone joined a second customer to P; that customer's event also carried a
     tablet, claimed by P and not answered yet. The undo sends the customer, with the tablet's

@@ -648,6 +648,15 @@ def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequ
         # (Claimed here again since, by an event of this profile's own: its own link, judged as
         # any; the side it moved to claims it itself, in its SplitOff.)
         return state, [*_merge_request(moved_to, loser, command)]
+    if (
+        moved_to is not None
+        and (loser == state.profile_id or loser in state.absorbed)
+        and moved_to not in state.absorbed
+    ):
+        # This profile's own claim, answered by the profile that held the identifier, which
+        # has merged in here since the identifier left it (with an undo's new profile, or a
+        # split's other side): the claim meets the identifier where it went.
+        return state, [*_merge_request(state.profile_id, moved_to, command)]
     declined = _declined_for(rules, state.declined.get(loser), command.via)
     if declined is not None and command.via.key not in state.identifiers:
         _refuse_link(state, command.via, declined)
