@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from omnid.identity import refusals
+import dataclasses
+
+from omnid.identity import records, refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
     Attach,
     Claim,
+    Found,
     IdentityChangeEmission,
     MergeDeclined,
     MergeOffer,
     MergeRequest,
+    Output,
+    ProfileSnapshot,
     Relabel,
     Release,
     Resolve,
@@ -19,7 +24,7 @@ from omnid.identity.commands import (
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.state import IdentifierState, LinkRule, ProfileState
+from omnid.identity.state import IdentifierState, LinkRule, ProfileState, ProfileStatus
 from omnid.identity.ulid import profile_id_for
 from omnid.rules_file import load_rules
 
@@ -44,7 +49,7 @@ def test_profile_ids_are_deterministic_and_ordered_by_time() -> None:
 def test_a_duplicate_resolve_at_the_anchor_starts_nothing() -> None:
     resolve = resolve_for(ANN)
     state, outputs = handle_identifier(RULES, None, resolve)
-    assert {type(o) for o in outputs} == {Attach, Apply}
+    assert [type(o) for o in outputs] == [Found]
     state, again = handle_identifier(RULES, state, resolve)
     assert again == []
 
@@ -57,7 +62,69 @@ def test_resolve_probes_in_priority_order_and_creates_at_the_last_probe() -> Non
     assert isinstance(probe, Resolve) and probe.key == "anonymous_id:k1"
     state, outputs = handle_identifier(RULES, None, probe)
     assert state is not None and state.owner is not None
-    assert [type(o) for o in outputs] == [Attach, Apply]
+    assert outputs == [Found(state.owner, resolve.event, 1, 0)]
+
+
+def _founded_by_parts(
+    state: ProfileState | None, found: Found
+) -> tuple[ProfileState | None, list[Output]]:
+    """What a previous build's Resolve made happen: its Attach, then its Apply."""
+    attach, apply = found.parts()
+    state, outputs = handle_profile(RULES, state, attach)
+    state, more = handle_profile(RULES, state, apply)
+    return state, [*outputs, *more]
+
+
+def _commands_and_changes(outputs: list[Output]) -> list[object]:
+    return [o for o in outputs if not isinstance(o, ProfileSnapshot)]
+
+
+def test_found_founds_the_profile_holding_its_anchor_as_attach_then_apply_did() -> None:
+    """The founding Resolve sends one command where it sent Attach(anchor) + Apply: the
+    profile ends as it did with the two (which a worker may still find in its topic during a
+    rolling upgrade, and still handles), with one snapshot, and a redelivery does nothing."""
+    device = Identifier("anonymous_id", "k1")
+    (probe,) = handle_identifier(RULES, None, resolve_for(device, ANN))[1]
+    _, (found,) = handle_identifier(RULES, None, probe)
+    assert isinstance(found, Found)
+    state, outputs = handle_profile(RULES, None, found)
+    old, old_outputs = _founded_by_parts(None, found)
+    assert state is not None and old is not None
+    assert records.encode(state) == records.encode(old)
+    assert set(state.identifiers) == {device.key} and set(state.claimed) == {ANN.key}
+    assert _commands_and_changes(outputs) == _commands_and_changes(old_outputs)
+    assert [o.version for o in outputs if isinstance(o, ProfileSnapshot)] == [2]
+    assert records.decode(records.encode(found)) == found
+    before = records.encode(state)
+    state, again = handle_profile(RULES, state, found)
+    assert again == [] and state is not None and records.encode(state) == before
+
+
+def test_found_at_a_profile_merged_or_waiting_meets_it_as_its_parts_did() -> None:
+    """A Found for a profile that a merge named first (it waits for its founding) or that has
+    merged away since (a late duplicate) is handled as its two parts were."""
+    (found,) = handle_identifier(RULES, None, resolve_for(ANN))[1]
+    assert isinstance(found, Found)
+    request = MergeRequest(found.profile_id, "01ZZZZZZZZZZZZZZZZZZZZZZZZ", BOB, "e9", 2_000)
+    waiting, _ = handle_profile(RULES, None, request)
+    assert waiting is not None and waiting.awaiting == waiting.profile_id
+    copy = records.decode(records.encode(waiting))
+    state, outputs = handle_profile(RULES, waiting, found)
+    old, old_outputs = _founded_by_parts(copy, found)
+    assert state is not None and old is not None
+    assert records.encode(state) == records.encode(old)
+    assert _commands_and_changes(outputs) == _commands_and_changes(old_outputs)
+    assert any(isinstance(o, MergeOffer) for o in outputs)
+    merged = ProfileState(
+        found.profile_id, 0, status=ProfileStatus.MERGED, merged_into="01AAAAAAAAAAAAAAAAAAAAAAAA"
+    )
+    _, outputs = handle_profile(RULES, merged, found)
+    attach, apply = found.parts()
+    assert outputs == [
+        dataclasses.replace(attach, profile_id="01AAAAAAAAAAAAAAAAAAAAAAAA"),
+        Relabel(ANN, "01AAAAAAAAAAAAAAAAAAAAAAAA", 0),
+        dataclasses.replace(apply, profile_id="01AAAAAAAAAAAAAAAAAAAAAAAA"),
+    ]
 
 
 def test_claim_of_an_owned_identifier_asks_the_older_profile_to_merge() -> None:

@@ -92,7 +92,7 @@ def test_every_command_and_state_of_a_run_round_trips(stream: list[Event], seed:
     for obj in seen:
         kinds.add(type(obj).__name__)
         assert roundtrip(obj) == obj, type(obj).__name__
-    assert {"Resolve", "Apply", "IdentifierState", "ProfileState"} <= kinds
+    assert {"Resolve", "Found", "IdentifierState", "ProfileState"} <= kinds
 
 
 def test_records_written_by_version_0_still_read() -> None:

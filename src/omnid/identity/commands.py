@@ -140,6 +140,38 @@ class Attach:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """Resolve made the event's identifier `probe` (in ownership `epoch`) point at the new
+    profile `profile_id`: the profile's anchor Attach and the event's Apply in one command. Both
+    are keyed by the profile and were sent together, so nothing could come between them but
+    what any schedule allows; the profile handles the two parts in that order (`parts`)."""
+
+    stage: ClassVar[Stage] = Stage.PROFILE
+    profile_id: str
+    event: Event
+    probe: int
+    epoch: int
+    passed: tuple[Identifier, ...] = ()  # as Resolve.passed
+
+    @property
+    def key(self) -> str:
+        return self.profile_id
+
+    def parts(self) -> tuple[Attach, Apply]:
+        event = self.event
+        anchor = event.identifiers[self.probe]
+        attach = Attach(
+            self.profile_id,
+            anchor,
+            self.epoch,
+            event.event_id,
+            event.event_time,
+            LinkRule.ANCHOR,
+        )
+        return attach, Apply(self.profile_id, event, self.probe, self.passed)
+
+
+@dataclass(frozen=True, slots=True)
 class MergeRequest:
     """Two profiles share an identifier; sent to the older one (`winner`), which coordinates."""
 
@@ -445,7 +477,8 @@ GraphProfileCommand = (
     | Unlink
     | Relink
 )
-ProfileCommand = GraphProfileCommand | PrivacyProfileCommand
+# Found is handled as its parts (Attach, Apply), not by a handler of its own.
+ProfileCommand = GraphProfileCommand | Found | PrivacyProfileCommand
 Command = IdentityCommand | ProfileCommand
 
 

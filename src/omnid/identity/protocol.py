@@ -25,6 +25,7 @@ from omnid.identity.commands import (
     Apply,
     Attach,
     Claim,
+    Found,
     GraphProfileCommand,
     IdentityChangeEmission,
     IdentityCommand,
@@ -128,8 +129,7 @@ def _on_resolve(
     profile_id = profile_id_for(at, identifier, f"{state.epoch}")
     state.owner = profile_id
     quarantine.founded(rules, state, event)
-    attach = Attach(profile_id, identifier, state.epoch, event.event_id, at, LinkRule.ANCHOR)
-    return state, [attach, Apply(profile_id, event, command.probe, passed)]
+    return state, [Found(profile_id, event, command.probe, state.epoch, passed)]
 
 
 def _seen(state: IdentifierState, at: int) -> None:
@@ -249,6 +249,8 @@ _IDENTIFIER_HANDLERS: dict[
 def handle_profile(
     rules: IdentityRules, state: ProfileState | None, command: ProfileCommand
 ) -> tuple[ProfileState | None, list[Output]]:
+    if isinstance(command, Found):
+        return _found(rules, state, command)
     if isinstance(command, privacy.PROFILE_COMMANDS):  # whatever the profile's status, or none
         return _PRIVACY_HANDLERS[type(command)](rules, state, command)
     if state is not None and state.status is ProfileStatus.ERASED:
@@ -277,12 +279,26 @@ def handle_profile(
             waiting = state.deferred.pop(0)
             state, more = _step(rules, state, waiting)
             outputs.extend(more)
-        # Snapshots render the live profile: one, the last, says all the replay changed.
-        last = max((i for i, o in enumerate(outputs) if isinstance(o, ProfileSnapshot)), default=0)
-        outputs = [
-            o for i, o in enumerate(outputs) if i >= last or not isinstance(o, ProfileSnapshot)
-        ]
+        outputs = _last_snapshot_only(outputs)  # it says all the replay changed
     return state, outputs
+
+
+def _found(
+    rules: IdentityRules, state: ProfileState | None, command: Found
+) -> tuple[ProfileState | None, list[Output]]:
+    """The anchor's Attach, then the event's Apply, each handled as if it came alone (so every
+    status and every waiting merge meets them as it met the two commands that Resolve sent
+    before `Found`, which a worker may still find in its topic)."""
+    attach, apply = command.parts()
+    state, outputs = handle_profile(rules, state, attach)
+    state, more = handle_profile(rules, state, apply)
+    return state, _last_snapshot_only([*outputs, *more])
+
+
+def _last_snapshot_only(outputs: list[Output]) -> list[Output]:
+    """Snapshots render the live profile: of several of one command's, the last says all."""
+    last = max((i for i, o in enumerate(outputs) if isinstance(o, ProfileSnapshot)), default=0)
+    return [o for i, o in enumerate(outputs) if i >= last or not isinstance(o, ProfileSnapshot)]
 
 
 def _time_of(command: GraphProfileCommand) -> int:

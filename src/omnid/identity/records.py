@@ -86,6 +86,7 @@ _KIND_CODES: dict[int, type[Any]] = {
     41: _commands.QuarantineBlock,
     42: _commands.Unlink,
     43: _commands.Relink,
+    44: _commands.Found,  # builds before it refuse it: in a rolling upgrade, readers go first
 }
 _CODE_OF = {cls: code for code, cls in _KIND_CODES.items()}
 _BY_NAME = {cls.__name__: cls for cls in _KIND_CODES.values()}
