@@ -64,6 +64,7 @@ class Replay:
         self.partitions: dict[tuple[Stage, str], int] = {}
         self.digest = hashlib.sha256()
         self.counts: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()  # local commands by kind (ingest's Resolve too)
 
     def _partition(self, stage: Stage, key: str) -> int:
         partition = self.partitions.get((stage, key))
@@ -92,6 +93,7 @@ class Replay:
                         if isinstance(output, LocalCommand):
                             queue.append(output)
                             self.counts["local commands"] += 1
+                            self.kinds[type(output.command).__name__] += 1
                         else:
                             self._sent(output)
                     if not queue:
@@ -136,6 +138,8 @@ def main() -> None:
     per_event = seconds / len(events) * 1e6
     print(f"{len(events):,} events: {seconds:.2f} s CPU, {per_event:.0f} us per event")
     print("produced and stored:", dict(replay.counts))
+    kinds = ", ".join(f"{k} {n / len(events):.3f}" for k, n in replay.kinds.most_common())
+    print("local commands per event by kind:", kinds)
     print("digest:", replay.digest.hexdigest())
 
 
