@@ -251,6 +251,21 @@ def test_a_batch_publishes_one_update_per_profile_naming_every_event_it_shows() 
     assert processor.take_profile_updates() == []
 
 
+def test_a_profile_is_counted_as_created_once_when_first_stored() -> None:
+    """`omnid_profiles_created_total` counts founded profiles, whatever the founding command's
+    snapshots say (Found shows only its Apply's, version 2) and however often an event comes."""
+    processor = StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
+    codec = processor.codec
+    ann = _event(event_id="e1")
+    bob = _event(event_id="e2", identifiers=_ids(("email", "bob@inbox.example")))
+    ann_again = _event(event_id="e3")
+    tables: dict = {}
+    for record in (ann, bob, ann_again, ann):
+        first = processor.process(_incoming(codec.encode(CHANNEL_EVENT, record)), lambda *_: None)
+        tables, _ = run_to_quiet(processor, first, tables)
+    assert processor.tally.profiles_created == 2
+
+
 def test_identity_changes_carry_their_kind_so_followers_skip_them_without_decoding() -> None:
     processor = StageProcessor(load_rules(), AvroCodec.from_settings(), TOPICS)
     codec = processor.codec

@@ -42,7 +42,7 @@ from omnid.identity.privacy import (
 from omnid.identity.protocol import handle_identifier, handle_profile
 from omnid.identity.requests import PrivacyReceiptEmission, SuppressedDrop, SuppressionMarker
 from omnid.identity.rules import IdentityRules, NormalisationCache
-from omnid.identity.state import EventHistory, ProfileState
+from omnid.identity.state import EventHistory, ProfileState, ProfileStatus
 from omnid.kafka.stages import BY_STAGE, STATEFUL_STAGES, Table
 from omnid.pipeline.stage_metrics import INGEST, SUPPRESSED, BatchTally
 from omnid.pipeline.topic_names import PipelineTopics
@@ -218,6 +218,11 @@ class StageProcessor:
                 deferred = [c.event for c in state.deferred if isinstance(c, Apply)]
             new_state, outputs = handle_profile(self.rules, state, command)
             stage = Stage.PROFILE
+            founded = new_state is not None and new_state.status is ProfileStatus.ACTIVE
+            if state is None and founded:
+                # Counted when first stored, not by a snapshot's version: a founding command
+                # (Found) shows only its last part's snapshot.
+                self.tally.profiles_created += 1
         self.tally.stage(stage, time.perf_counter() - started)
         if new_state is not None:
             self._changed[slot] = (partition, previous, new_state)
@@ -420,8 +425,6 @@ class StageProcessor:
     ) -> None:
         held = self._updates.get(update.profile_id)
         shown = held[1] if held is not None else []
-        if isinstance(update, ProfileSnapshot) and update.version == 1:
-            self.tally.profiles_created += 1
         shown.extend(events)
         self._updates[update.profile_id] = (update, shown)
 
