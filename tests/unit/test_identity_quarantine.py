@@ -16,6 +16,7 @@ from omnid.identity.commands import (
     MergeDeclined,
     MergeOffer,
     MergeRequest,
+    MoveOwner,
     OfferRedirected,
     QuarantineBlock,
     QuarantineRelease,
@@ -448,6 +449,19 @@ def test_a_claim_answered_by_a_profile_merged_in_since_meets_the_identifier_wher
     loser.moved_out[tablet.key] = "P3"
     _, outputs = handle_profile(RULES, winner, Absorb("P2", loser, card, "e19", 5))
     assert MergeRequest("P2", "P3", tablet, "e3", 3) in outputs
+
+
+def test_a_move_of_a_later_epoch_that_overtakes_the_one_before_it_still_moves_the_owner() -> None:
+    """An undo at P6 moved the kiosk tablet to a new profile P8 (epoch 0), and an undo at P8
+    then moved it on to P10 (epoch 1). P10's move, handed on within its worker's batch, reaches
+    the tablet before P8's, still in its topic. The tablet goes to P10, and P8's late move is
+    stale (a random hunt's: P10's move was dropped as of another epoch, and P8's then left the
+    tablet pointing at P8, which held it no longer)."""
+    kiosk = Identifier("device_id", "kiosk-1")
+    state: IdentifierState | None = IdentifierState(kiosk, owner="P6")
+    state, _ = handle_identifier(RULES, state, MoveOwner(kiosk, "P10", 1))
+    state, _ = handle_identifier(RULES, state, MoveOwner(kiosk, "P8", 0))
+    assert state is not None and (state.owner, state.epoch) == ("P10", 2)
 
 
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:

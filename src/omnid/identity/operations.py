@@ -262,10 +262,15 @@ def on_split_off(
 def on_move_owner(
     rules: IdentityRules, state: IdentifierState | None, command: MoveOwner
 ) -> tuple[IdentifierState | None, list[Output]]:
-    if state is None or state.epoch != command.epoch or state.owner is None:
+    # A move of a later epoch can come first: the move that began that epoch, sent to the
+    # topic by the profile it left, may still be on its way while the new profile's own move,
+    # handed on within its worker's batch, overtakes it. Only the profile that earlier move
+    # made the owner sends a move of that epoch, so it stands for both (the earlier one is then
+    # stale); dropped, it left the identifier with the profile in between for good.
+    if state is None or command.epoch < state.epoch or state.owner is None:
         return state, []
     state.owner = command.profile_id
-    state.epoch += 1
+    state.epoch = command.epoch + 1
     return state, []
 
 
