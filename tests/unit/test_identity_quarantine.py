@@ -464,6 +464,26 @@ def test_a_move_of_a_later_epoch_that_overtakes_the_one_before_it_still_moves_th
     assert state is not None and (state.owner, state.epoch) == ("P10", 2)
 
 
+def test_an_event_through_a_refused_identifier_that_left_with_an_undo_follows_it() -> None:
+    """P2 refused a customer's email `quarantined_link` (only a quarantined card had joined it),
+    and a later undo sent that customer away to P5, so the email's Attach, when it came, went on
+    to P5 (`moved_attach`); the email points at P2 until P5 moves it. An event found here
+    through the email goes to P5 too, behind that Attach, instead of resolving again: that came
+    back here, and in one worker's batch it went round for ever while the Attach waited in its
+    topic (a random hunt's livelock)."""
+    own = Identifier("email", "c1@shop.io")
+    tablet = Identifier("device_id", "dev-1")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    holder.identifiers[STORE_PHONE.key] = ProfileIdentifier(
+        "phone", STORE_PHONE.value, 0, "e8", LinkRule.ANCHOR, quarantined=True
+    )
+    holder.refused[own.key] = refusals.QUARANTINED_LINK
+    holder.moved_out[own.key] = "P5"
+    event = till("e12", 12, own, tablet)
+    _, outputs = handle_profile(RULES, holder, Apply("P2", event, 0, (FAMILY_CARD,)))
+    assert outputs == [Apply("P5", event, 0, (FAMILY_CARD,))]
+
+
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:
     """The store phone joined a second customer to P; that customer's event also carried a
     tablet, claimed by P and not answered yet. The undo sends the customer, with the tablet's

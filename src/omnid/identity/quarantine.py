@@ -390,6 +390,13 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
         remember(state.passed_on, _resolved_without(event, found), rules.applied_event_window)
         return [_past(event, command.probe, False, command.passed)]
     if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
+        moved_to = state.moved_out.get(found.key)
+        if moved_to is not None:
+            # It left with a person an undo moved away, and its Attach went after them
+            # (`moved_attach`): it may point here until that profile moves it, so resolving
+            # again would come back here, round and round within one worker's batch (the
+            # Attach waiting in a topic meanwhile). Sent there, behind that Attach.
+            return [dataclasses.replace(command, profile_id=moved_to)]
         return [Resolve(event, command.probe, create=True, passed=command.passed)]
     return None
 
