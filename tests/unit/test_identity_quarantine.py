@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from omnid.identity import refusals
+from omnid.identity import history, refusals
 from omnid.identity.commands import (
     Absorb,
     Apply,
@@ -482,6 +482,28 @@ def test_an_event_through_a_refused_identifier_that_left_with_an_undo_follows_it
     event = till("e12", 12, own, tablet)
     _, outputs = handle_profile(RULES, holder, Apply("P2", event, 0, (FAMILY_CARD,)))
     assert outputs == [Apply("P5", event, 0, (FAMILY_CARD,))]
+
+
+def test_a_release_reclaims_only_what_the_profiles_own_events_carry() -> None:
+    """An undo's new profile P3 copied the refusals of the profile it left, among them the
+    placeholder email refused `quarantined_link` there, which no event of P3's carries. When a
+    tablet is released, P3 claims again the card its own event carries, not the placeholder (a
+    random hunt's: P3 claimed it, merged with its profile, and held a second customer's email
+    joined to its own only by the tablet)."""
+    card = Identifier("loyalty_id", "L0")
+    tablet = Identifier("device_id", "dev-0")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    new = ProfileState("P3", created_at=0, updated_at=0)
+    new.identifiers[email(0).key] = ProfileIdentifier(
+        "email", email(0).value, 6, "e6", LinkRule.ANCHOR
+    )
+    history.record_event(RULES, new, till("e6", 6, card, email(0), tablet))
+    new.refused[card.key] = refusals.QUARANTINED_LINK
+    new.refused[placeholder.key] = refusals.QUARANTINED_LINK
+    released = MergeRequest("P2", "P3", tablet, "release-0", 9, released=True)
+    _, outputs = handle_profile(RULES, new, released)
+    claims = {o.identifier for o in outputs if isinstance(o, Claim)}
+    assert card in claims and placeholder not in claims
 
 
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:

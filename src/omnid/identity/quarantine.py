@@ -562,8 +562,15 @@ def _leaving(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]],
 def _reclaim(rules: IdentityRules, state: ProfileState, event_id: str, at: int) -> list[Output]:
     """After a release: the claims refused because only quarantined identifiers joined them
     are judged again, and those the profile's evidence now joins to it without one are made
-    again (the identifier's owner then merges with this profile, as before the quarantine)."""
-    refused = [k for k, r in state.refused.items() if r.kind is RefusalKind.QUARANTINED_LINK]
+    again (the identifier's owner then merges with this profile, as before the quarantine).
+    Only those its events carry: an undo's or a split's new profile copies the refusals of the
+    profile it left, whose events (and claims) stayed there."""
+    carried = {i.key for event in state.history.events.values() for i in event.identifiers}
+    refused = [
+        k
+        for k, r in state.refused.items()
+        if r.kind is RefusalKind.QUARANTINED_LINK and k in carried
+    ]
     for key in refused:
         del state.refused[key]
         state.claimed[key] = _key_identifier(key).type
