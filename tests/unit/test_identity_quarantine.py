@@ -679,3 +679,22 @@ def test_an_undos_new_profile_claims_every_other_quarantined_identifier_its_even
     claims = [o for o in split.sends if isinstance(o, Claim)]
     assert {c.identifier for c in claims} >= {STORE_PHONE, placeholder}
     assert all(c.profile_id == new and c.known for c in claims)
+
+
+def test_an_event_resolved_again_without_a_quarantined_identifier_is_not_taken_for_a_copy() -> None:
+    """The tablet took the event once (its first resolution reached the tablet's owner, which
+    sent it on); the profile it came to at last holds the event's email quarantined, so it
+    resolves again without the email, through the tablet. That is a resolution of its own,
+    not a second delivery of the first: the tablet sends it to its owner (a random hunt's: the
+    tablet dropped it as a copy, and the event was counted nowhere). A second delivery of the
+    new resolution is still dropped."""
+    tablet = Identifier("device_id", "tablet-1")
+    state = IdentifierState(tablet, owner="P2")
+    event = till("e11", 5, email(1), tablet)
+    _, outputs = handle_identifier(RULES, state, Resolve(event, 1))
+    assert outputs == [Apply("P2", event, 1)]
+    again = Resolve(event.for_graph((tablet,)), 0, passed=(email(1),))
+    _, outputs = handle_identifier(RULES, state, again)
+    assert outputs == [Apply("P2", again.event, 0, (email(1),))]
+    _, outputs = handle_identifier(RULES, state, again)
+    assert outputs == []

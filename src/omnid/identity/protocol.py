@@ -105,8 +105,9 @@ def _on_resolve(
         # Every delivery of an event starts at probe 0; the first one's resolution is the only
         # one, so a duplicate cannot count the event in a second, never-merged profile. A probe
         # further on is remembered too: a second delivery of that Resolve (at-least-once) could
-        # otherwise find an owner the first did not, and count the event there as well.
-        digest = event.digest
+        # otherwise find an owner the first did not, and count the event there as well. An
+        # event resolved again without a quarantined identifier is a resolution of its own.
+        digest = quarantine.resolution_digest(event, command.passed)
         if state is None:
             state = IdentifierState(identifier, first_seen=at, last_seen=at)
         elif digest in state.recent_events:

@@ -378,7 +378,7 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
     at its holder)."""
     event = command.event
     found = event.identifiers[command.probe]
-    if found.key in state.released and _resolved_without(event, found) in state.passed_on:
+    if found.key in state.released and resolution_digest(event, (found,)) in state.passed_on:
         return []  # a second delivery: resolved without the value before its release
     held = state.identifiers.get(found.key)
     refused = state.refused.get(found.key) if held is None else None
@@ -387,7 +387,7 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
     ):
         if len(event.identifiers) == 1:
             return None
-        remember(state.passed_on, _resolved_without(event, found), rules.applied_event_window)
+        remember(state.passed_on, resolution_digest(event, (found,)), rules.applied_event_window)
         return [_past(event, command.probe, False, command.passed)]
     if refused is not None and refused.kind is RefusalKind.QUARANTINED_LINK:
         moved_to = state.moved_out.get(found.key)
@@ -401,13 +401,17 @@ def apply_past(rules: IdentityRules, state: ProfileState, command: Apply) -> lis
     return None
 
 
-def _resolved_without(event: Event, identifier: Identifier) -> EventDigest:
-    """What a profile remembers in `passed_on` when it resolves `event` again without the
-    quarantined `identifier`: not the event's digest, which says the profile sent it to its
-    anchor (a copy found here again through a later probe is dropped, the anchor counts it),
-    while this event may well come back here, through a later identifier the profile holds,
-    and count here."""
-    return event_digest(f"{event.event_id}\x00{identifier.key}")
+def resolution_digest(event: Event, passed: tuple[Identifier, ...]) -> EventDigest:
+    """What remembers one resolution of `event`: the event's digest, or, once it resolves again
+    without the quarantined identifiers `passed`, a digest of that resolution. Its own, since
+    the new resolution probes identifiers the first one probed already (an identifier that
+    took the event's digest for a second delivery dropped it there, counted nowhere), and a
+    profile that sends it on remembers it apart from an event it sent to its anchor (a copy
+    found again through a later probe is dropped, the anchor counts it), while this one may
+    well come back, through a later identifier the profile holds, and count there."""
+    if not passed:
+        return event.digest
+    return event_digest("\x00".join((event.event_id, *(identifier.key for identifier in passed))))
 
 
 def moved_attach(state: ProfileState, command: Attach) -> list[Output] | None:
