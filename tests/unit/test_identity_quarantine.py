@@ -20,6 +20,7 @@ from omnid.identity.commands import (
     OfferRedirected,
     QuarantineBlock,
     QuarantineRelease,
+    Relink,
     Resolve,
     SplitOff,
     Unlink,
@@ -504,6 +505,34 @@ def test_a_release_reclaims_only_what_the_profiles_own_events_carry() -> None:
     _, outputs = handle_profile(RULES, new, released)
     claims = {o.identifier for o in outputs if isinstance(o, Claim)}
     assert card in claims and placeholder not in claims
+
+
+def test_a_released_identifier_joined_here_only_through_another_quarantined_one_leaves() -> None:
+    """P2 holds the family card and a customer's card L2, both quarantined (every threshold at
+    3), and the placeholder email, its oldest: L2's undo grouped without the family card, which
+    stayed, joined to the email only through L2. Released, the family card links again: it is
+    grouped again and leaves for a profile of its own, where its claimants' merges go (a random
+    hunt's: P2 linked through it again, merged with its claimants, and the placeholder's
+    customer ended with another joined to them only through L2)."""
+    card = Identifier("loyalty_id", "L2")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    for identifier, at, quarantined in (
+        (placeholder, 1, False),
+        (FAMILY_CARD, 2, True),
+        (card, 3, True),
+    ):
+        holder.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type, identifier.value, at, "e", LinkRule.SAME_EVENT, quarantined=quarantined
+        )
+    history.record_event(RULES, holder, till("e12", 2, FAMILY_CARD, card))
+    history.record_event(RULES, holder, till("e14", 3, card, placeholder))
+    relink = Relink("P2", FAMILY_CARD, ("P3",), "release-0", 9)
+    state, outputs = handle_profile(RULES, holder, relink)
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert FAMILY_CARD.key in split.profile.identifiers
+    assert state is not None and placeholder.key in state.identifiers
+    assert FAMILY_CARD.key not in state.identifiers
 
 
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:

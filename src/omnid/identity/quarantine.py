@@ -747,6 +747,14 @@ def on_relink(
         state.deferred.append(command)
         return state, []
     outputs = _relinked(rules, state, command.identifier.key, command.request_id, command.at)
+    others = sorted(_unlinking(state))
+    if others:
+        # An undo of another quarantined identifier here grouped without this one, which
+        # stayed with the group that stayed, joined to it perhaps only through the other: it
+        # links again now, so it is grouped again, and leaves (with its claimants' merges) if
+        # only the other joins it here.
+        undo = Unlink(state.profile_id, _key_identifier(others[0]), command.request_id, command.at)
+        outputs.extend(_undo(rules, state, undo))
     for claimant in command.claimants:
         if claimant != state.profile_id:
             winner, loser = sorted((state.profile_id, claimant))
