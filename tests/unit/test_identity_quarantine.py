@@ -727,3 +727,23 @@ def test_an_event_resolved_again_without_a_quarantined_identifier_is_not_taken_f
     assert outputs == [Apply("P2", again.event, 0, (email(1),))]
     _, outputs = handle_identifier(RULES, state, again)
     assert outputs == []
+
+
+def test_a_known_persons_claim_made_again_after_a_direct_link_says_so() -> None:
+    """P refused the customer's email: only the store phone, since quarantined, had joined it
+    here. An event carrying the family card P holds and the email joins them directly: P claims
+    the email again, as a known person (the claim counts towards the email's quarantine) and
+    as made again, so the email's new profile, which P's refusal founded, merges with P (a
+    random hunt's: the known claim lost `again`, the email ignored a profile that had refused
+    it, and the event stayed where the email was not, with no refusal recorded)."""
+    own = email(1)
+    holder = ProfileState("P1", created_at=0, updated_at=0)
+    holder.identifiers[FAMILY_CARD.key] = ProfileIdentifier(
+        "loyalty_id", FAMILY_CARD.value, 1, "e2", LinkRule.ANCHOR
+    )
+    holder.refused[own.key] = refusals.QUARANTINED_LINK
+    event = till("e19", 5, FAMILY_CARD, own)
+    state, outputs = handle_profile(RULES, holder, Apply("P1", event, 0))
+    assert state is not None and own.key not in state.refused
+    [claim] = [o for o in outputs if isinstance(o, Claim)]
+    assert claim == Claim(own, "P1", "e19", 5, True, "pos", "store-7", again=True)

@@ -537,6 +537,7 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
                         True,
                         event.channel,
                         event.source,
+                        claim.again,
                     )
             outputs.append(claim)
     return state, outputs
