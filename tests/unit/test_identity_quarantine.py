@@ -535,6 +535,29 @@ def test_a_released_identifier_joined_here_only_through_another_quarantined_one_
     assert FAMILY_CARD.key not in state.identifiers
 
 
+def test_an_undos_new_profile_does_not_copy_a_refusal_of_a_claim_its_events_did_not_make() -> None:
+    """P1 refused a customer's email `quarantined_link` (only the placeholder joined it, in the
+    customer's event). The placeholder's undo sends the phone's person to a new profile P5, whose
+    events do not carry that email: P5 does not copy the refusal (a random hunt's: P5 dropped as
+    `quarantined_link` the merge answering P1's claim of the email, which P5 took over when it
+    absorbed P1 after the release, so the claim was never answered and the event counted at P5
+    with the email elsewhere and no reason)."""
+    own = Identifier("email", "c3@shop.io")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    phone = Identifier("phone", "+442079461001")
+    holder = ProfileState("P1", created_at=0, updated_at=0)
+    for identifier, at in ((placeholder, 1), (phone, 2)):
+        holder.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type, identifier.value, at, "e18", LinkRule.SAME_EVENT
+        )
+    history.record_event(RULES, holder, till("e18", 1, placeholder, phone))
+    history.record_event(RULES, holder, till("e13", 3, own, placeholder))
+    holder.refused[own.key] = refusals.QUARANTINED_LINK
+    _, outputs = handle_profile(RULES, holder, Unlink("P1", placeholder, "e13", 13))
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert phone.key in split.profile.identifiers and own.key not in split.profile.refused
+
+
 def test_an_undos_new_profile_claims_itself_what_it_takes_only_claimed() -> None:
     """The store phone joined a second customer to P; that customer's event also carried a
     tablet, claimed by P and not answered yet. The undo sends the customer, with the tablet's

@@ -215,9 +215,17 @@ def carve(
         )
     recompute(rules, new, moving.values())
     recompute(rules, state, staying.values())
-    # Links the old profile declined or refused are not retried by the new one either.
+    # Links the old profile declined or refused are not retried by the new one either. A
+    # refusal because only a quarantined identifier joined a claim stays with the events that
+    # made the claim: where they stay, the new profile has no claim to refuse, and the refusal
+    # would drop a merge through the identifier that answers a claim it comes to take over.
+    carried = {i.key for event in moving.values() for i in event.identifiers}
     new.declined = dict(state.declined)
-    new.refused = {k: r for k, r in state.refused.items() if k not in named_set}
+    new.refused = {
+        k: r
+        for k, r in state.refused.items()
+        if k not in named_set and (r.kind is not RefusalKind.QUARANTINED_LINK or k in carried)
+    }
     new.bans = dict(state.bans)
     new.released = dict(state.released)
     _remember(state, request_id)
