@@ -770,3 +770,29 @@ def test_a_known_persons_claim_made_again_after_a_direct_link_says_so() -> None:
     assert state is not None and own.key not in state.refused
     [claim] = [o for o in outputs if isinstance(o, Claim)]
     assert claim == Claim(own, "P1", "e19", 5, True, "pos", "store-7", again=True)
+
+
+def test_an_event_left_only_its_quarantined_identifiers_by_a_block_counts_at_their_holder() -> None:
+    """An event with the quarantined placeholder email and a tablet resolved through the
+    tablet, which has been blocked since. Nothing is left but the email it passed: it counts
+    at the email's holder, as an event with nothing but a quarantined identifier does (a
+    random hunt's: the block dropped it, and it was counted nowhere though not every identifier
+    it had was blocked). With something else left, the passed email goes along with that."""
+    tablet = Identifier("device_id", "tablet-1")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    blocked = IdentifierState(
+        tablet, status=IdentifierStatus.SUPPRESSED, suppressed_by=f"{BLOCK_PREFIX}blk-1"
+    )
+    event = till("e21", 21, placeholder, tablet)
+    rest = event.for_graph((tablet,))
+    _, outputs = handle_identifier(RULES, blocked, Resolve(rest, 0, passed=(placeholder,)))
+    assert outputs == [
+        SuppressedDrop("device_id", event_dropped=False),
+        Resolve(event.for_graph((placeholder,)), 0, create=True),
+    ]
+    rest = till("e22", 22, tablet, email(1))
+    _, outputs = handle_identifier(RULES, blocked, Resolve(rest, 0, passed=(placeholder,)))
+    assert outputs == [
+        SuppressedDrop("device_id", event_dropped=False),
+        Resolve(rest.for_graph((email(1),)), 0, passed=(placeholder,)),
+    ]

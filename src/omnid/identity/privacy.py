@@ -19,6 +19,7 @@ the identifier that found the person (it had not joined them yet).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -198,9 +199,24 @@ def at_suppressed(
     """A graph command reaching a suppressed identifier."""
     if isinstance(command, Resolve):
         # A blocked value is dropped as the blocklist drops it at intake: the event goes on
-        # with whatever else it has, a device alone too (no person's data is at stake).
+        # with whatever else it has, a device alone too (no person's data is at stake), and
+        # the quarantined identifiers it passed on its way still go along to be claimed.
         blocked = (state.suppressed_by or "").startswith(BLOCK_PREFIX)
-        return state, resolve_without(rules, command.event, command.probe, command.create, blocked)
+        event = command.event
+        if blocked and command.passed and len(event.identifiers) == 1:
+            # Nothing left but the quarantined identifiers it passed: it counts at their
+            # holder, as an event with nothing but a quarantined identifier does. A resolution
+            # of its own (`create`: the quarantined identifier took the event's digest when it
+            # passed it on, and would take this for a second delivery).
+            alone = Resolve(event.for_graph(command.passed), 0, create=True)
+            return state, [SuppressedDrop(event.identifiers[0].type, event_dropped=False), alone]
+        outputs = resolve_without(rules, event, command.probe, command.create, blocked)
+        if command.passed:
+            outputs = [
+                dataclasses.replace(o, passed=command.passed) if isinstance(o, Resolve) else o
+                for o in outputs
+            ]
+        return state, outputs
     if isinstance(command, Claim):
         dropped = SuppressedDrop(command.identifier.type, event_dropped=False)
         return state, [dropped, Forget(command.profile_id, command.identifier)]
