@@ -41,6 +41,7 @@ from omnid.identity.state import (
     ProfileState,
     ProfileStatus,
 )
+from omnid.identity.survivorship import absorb
 from omnid.rules_file import load_rules
 
 RULES = load_rules()
@@ -796,3 +797,22 @@ def test_an_event_left_only_its_quarantined_identifiers_by_a_block_counts_at_the
         SuppressedDrop("device_id", event_dropped=False),
         Resolve(rest.for_graph((email(1),)), 0, passed=(placeholder,)),
     ]
+
+
+def test_a_merge_drops_the_winners_refusal_of_what_it_now_holds() -> None:
+    """P3 refused the shared tablet (a weak link to P1, who held it), then absorbed P1 through
+    another identifier: the tablet is P3's now, and the refusal goes (a random hunt's: the
+    stale refusal, after an undo moved the tablet out, sent an event found through it back to
+    the tablet, which still pointed at P3, for ever). A re-link ban stays."""
+    tablet = Identifier("device_id", "tablet-1")
+    winner = ProfileState("P3", created_at=0, updated_at=0)
+    winner.refused[tablet.key] = refusals.weak_link("device_id")
+    winner.refused[STORE_PHONE.key] = refusals.ban("ban-1")
+    loser = ProfileState("P1", created_at=1, updated_at=0)
+    for held in (tablet, STORE_PHONE):
+        loser.identifiers[held.key] = ProfileIdentifier(
+            held.type, held.value, 1, "e2", LinkRule.ANCHOR
+        )
+    absorb(winner, loser, RULES.applied_event_window)
+    assert tablet.key in winner.identifiers and tablet.key not in winner.refused
+    assert winner.refused[STORE_PHONE.key] == refusals.ban("ban-1")

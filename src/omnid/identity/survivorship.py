@@ -108,6 +108,16 @@ def absorb(winner: ProfileState, loser: ProfileState, window: int) -> None:
         winner.claimed.setdefault(key, identifier_type)
     for key in [k for k in winner.claimed if k in winner.identifiers]:
         del winner.claimed[key]
+    # What the winner refused and now holds through the loser is its own: a stale refusal
+    # would send the events found through it round between the profile and the identifier,
+    # which still points here (a re-link ban stays: an operator's word).
+    stale = [
+        key
+        for key, refusal in winner.refused.items()
+        if key in winner.identifiers and refusal.kind is not RefusalKind.BAN
+    ]
+    for key in stale:
+        del winner.refused[key]
     for key, reason in loser.refused.items():
         if key not in winner.identifiers and not (key in own_claims and _quarantined_link(reason)):
             winner.refused.setdefault(key, reason)
