@@ -199,10 +199,11 @@ reviews = st.lists(st.tuples(st.integers(0, 22), st.booleans(), st.booleans()), 
 # 41-44 before them: a link with no recorded reason, a profile keeping two people only a
 # quarantined identifier joined (each under a rare interleaving of several undos racing in one
 # profile), an event counted twice when its value is blocked between two deliveries of it, an
-# identifier left with no owner, a livelock (seeds 64 and 91). So that test runs a fixed example set,
-# the same verdict on every run; `HYPOTHESIS_PROFILE=thorough` hunts at random. The default
-# thresholds (0 in 7,500 generated, 0 in 1,500 at seed 53 and at seed 58 in session 8) and the
-# release scenario (0 in 6,000) draw at random like every other property test.
+# identifier left with no owner, a livelock (seeds 64 and 91). So that test runs a fixed
+# example set, the same verdict on every run; `HYPOTHESIS_PROFILE=thorough` hunts at random.
+# The default thresholds (0 in 7,500 generated, 0 in 1,500 at seed 53 and at seed 58 in
+# session 8) and the release scenario (0 in 6,000) draw at random like every other property
+# test.
 fixed_examples = settings(derandomize=os.environ.get("HYPOTHESIS_PROFILE") != "thorough")
 
 
