@@ -19,7 +19,6 @@ the identifier that found the person (it had not joined them yet).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -210,13 +209,9 @@ def at_suppressed(
             # passed it on, and would take this for a second delivery).
             alone = Resolve(event.for_graph(command.passed), 0, create=True)
             return state, [SuppressedDrop(event.identifiers[0].type, event_dropped=False), alone]
-        outputs = resolve_without(rules, event, command.probe, command.create, blocked)
-        if command.passed:
-            outputs = [
-                dataclasses.replace(o, passed=command.passed) if isinstance(o, Resolve) else o
-                for o in outputs
-            ]
-        return state, outputs
+        return state, resolve_without(
+            rules, event, command.probe, command.create, blocked, command.passed
+        )
     if isinstance(command, Claim):
         dropped = SuppressedDrop(command.identifier.type, event_dropped=False)
         return state, [dropped, Forget(command.profile_id, command.identifier)]
@@ -224,11 +219,16 @@ def at_suppressed(
 
 
 def resolve_without(
-    rules: IdentityRules, event: Event, probe: int, create: bool, keep_weak: bool = False
+    rules: IdentityRules,
+    event: Event,
+    probe: int,
+    create: bool,
+    keep_weak: bool = False,
+    passed: tuple[Identifier, ...] = (),
 ) -> list[Output]:
-    """The event goes on without its suppressed identifier `probe`. It is dropped when nothing
-    is left but weak identifiers (unless `keep_weak`): a device the erased person shared must
-    not pass their traits on."""
+    """The event goes on without its suppressed identifier `probe`, carrying the quarantined
+    identifiers it `passed`. It is dropped when nothing is left but weak identifiers (unless
+    `keep_weak`): a device the erased person shared must not pass their traits on."""
     dropped = event.identifiers[probe]
     remaining = event.identifiers[:probe] + event.identifiers[probe + 1 :]
     weak = rules.weak_types
@@ -238,20 +238,23 @@ def resolve_without(
     outputs: list[Output] = [SuppressedDrop(dropped.type, event_dropped=left_nothing)]
     if left_nothing:
         return outputs
-    outputs.append(resolve_rest(event, probe, create))
+    outputs.append(resolve_rest(event, probe, create, passed))
     return outputs
 
 
-def resolve_rest(event: Event, probe: int, create: bool) -> Resolve:
-    """The Resolve of the event without its identifier `probe` (it has others)."""
+def resolve_rest(
+    event: Event, probe: int, create: bool, passed: tuple[Identifier, ...] = ()
+) -> Resolve:
+    """The Resolve of the event without its identifier `probe` (it has others), carrying the
+    quarantined identifiers it `passed`."""
     remaining = event.identifiers[:probe] + event.identifiers[probe + 1 :]
     smaller = event.for_graph(remaining)
     if create:
-        return Resolve(smaller, 0, create=True)
+        return Resolve(smaller, 0, create=True, passed=passed)
     # The identifiers before `probe` had no owner: probing resumes at the next one, or, when
     # the dropped one was the last, the last of them (probed already) founds the profile.
     resume = min(probe, len(remaining) - 1)
-    return Resolve(smaller, resume, create=resume < probe)
+    return Resolve(smaller, resume, create=resume < probe, passed=passed)
 
 
 def on_subject_request(

@@ -197,8 +197,7 @@ def resolve_past(state: IdentifierState, command: Resolve) -> list[Output] | Non
 def _past(event: Event, probe: int, create: bool, passed: tuple[Identifier, ...]) -> Resolve:
     """The event resolved again without its quarantined identifier `probe`, which it still
     carries along for the profile that takes it to claim."""
-    rest = privacy.resolve_rest(event, probe, create)
-    return dataclasses.replace(rest, passed=(*passed, event.identifiers[probe]))
+    return privacy.resolve_rest(event, probe, create, (*passed, event.identifiers[probe]))
 
 
 def whole(rules: IdentityRules, event: Event, passed: tuple[Identifier, ...]) -> Event:

@@ -218,10 +218,9 @@ class StageProcessor:
                 deferred = [c.event for c in state.deferred if isinstance(c, Apply)]
             new_state, outputs = handle_profile(self.rules, state, command)
             stage = Stage.PROFILE
-            founded = new_state is not None and new_state.status is ProfileStatus.ACTIVE
-            if state is None and founded:
-                # Counted when first stored, not by a snapshot's version: a founding command
-                # (Found) shows only its last part's snapshot.
+            # Counted when first stored, not by a snapshot's version: a founding command
+            # (Found) shows only its last part's snapshot.
+            if state is None and new_state is not None and new_state.status is ProfileStatus.ACTIVE:
                 self.tally.profiles_created += 1
         self.tally.stage(stage, time.perf_counter() - started)
         if new_state is not None:
