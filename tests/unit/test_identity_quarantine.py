@@ -37,6 +37,7 @@ from omnid.identity.state import (
     IdentifierState,
     IdentifierStatus,
     LinkRule,
+    MergeEvidence,
     ProfileIdentifier,
     ProfileState,
     ProfileStatus,
@@ -816,3 +817,66 @@ def test_a_merge_drops_the_winners_refusal_of_what_it_now_holds() -> None:
     absorb(winner, loser, RULES.applied_event_window)
     assert tablet.key in winner.identifiers and tablet.key not in winner.refused
     assert winner.refused[STORE_PHONE.key] == refusals.ban("ban-1")
+
+
+def test_a_released_identifier_joined_here_through_a_person_who_left_leaves_too() -> None:
+    """P2 was founded on the store's phone (quarantined) with the customer's card L5, and
+    absorbed P0 (the placeholder email, quarantined, and customer c1) through c1, claimed in an
+    event found through the phone. The phone's undo sent c1 away with that event; the email
+    stayed, held here and joined to L5 by nothing left here. Released, it leaves for a profile
+    of its own, and its claimants' merges follow it there (a random hunt's: P2 linked through
+    it again, merged its claimants back, and L5's customer ended with c1, joined only through
+    the phone)."""
+    card = Identifier("loyalty_id", "L5")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    holder = ProfileState("P2", created_at=0, updated_at=0)
+    for identifier, linked_by, at, quarantined in (
+        (STORE_PHONE, None, 0, True),
+        (card, STORE_PHONE.key, 0, False),
+        (placeholder, None, 2, True),
+    ):
+        holder.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type,
+            identifier.value,
+            at,
+            "e",
+            LinkRule.SAME_EVENT,
+            linked_by=linked_by,
+            quarantined=quarantined,
+        )
+    history.record_event(RULES, holder, till("e0", 0, card, STORE_PHONE))
+    history.record_event(RULES, holder, till("e7", 2, placeholder))
+    holder.merges.append(MergeEvidence("P0", email(1).key, STORE_PHONE.key, "e11", 5))
+    holder.moved_out[email(1).key] = "P5"
+    relink = Relink("P2", placeholder, ("P5",), "release-0", 9)
+    state, outputs = handle_profile(RULES, holder, relink)
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert placeholder.key in split.profile.identifiers
+    assert state is not None and card.key in state.identifiers
+    assert placeholder.key not in state.identifiers
+    assert state.moved_out[placeholder.key] == split.profile.profile_id
+
+
+def test_a_known_profile_asked_by_a_release_through_what_only_its_device_carried_declines() -> None:
+    """P8 holds a family card and a kiosk's device. It absorbed P7, founded on the device by an
+    event that carried the store's phone too, then quarantined (so P7 only claimed it). The
+    phone's release asks every claimant: P8's only evidence for the phone is that device
+    event, and the card joined the device later, so merging would join the card's holder to
+    the phone's customers through the device alone: declined as a weak link (a random hunt's:
+    P8 accepted, and the card ended in the phone's profile)."""
+    device = Identifier("device_id", "dev-3")
+    state = ProfileState("P8", created_at=0, updated_at=0)
+    for identifier, at in ((FAMILY_CARD, 1), (device, 2)):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type, identifier.value, at, "e8", LinkRule.SAME_EVENT
+        )
+    history.record_event(RULES, state, till("e8", 1, FAMILY_CARD, device))
+    history.record_event(RULES, state, till("e15", 2, device, STORE_PHONE))
+    state.refused[STORE_PHONE.key] = refusals.QUARANTINED
+    winner = ((STORE_PHONE.key, "phone"), (email(2).key, "email"))
+    offer = MergeOffer("P2", "P8", winner, STORE_PHONE, "release-0", 9, offer=1, released=True)
+    after, outputs = handle_profile(RULES, state, offer)
+    [declined] = [o for o in outputs if isinstance(o, MergeDeclined)]
+    assert declined.reason == refusals.weak_link("device_id")
+    assert after is not None and after.status is ProfileStatus.ACTIVE
+    assert not any(isinstance(o, Absorb) for o in outputs)

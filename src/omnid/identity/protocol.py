@@ -432,14 +432,19 @@ def _is_known(rules: IdentityRules, types: Iterable[str]) -> bool:
     return any(identifier_type not in weak for identifier_type in types)
 
 
-def _weakly_tied(rules: IdentityRules, state: ProfileState, via: Identifier) -> Refusal | None:
+def _weakly_tied(
+    rules: IdentityRules, state: ProfileState, via: Identifier, released: bool
+) -> Refusal | None:
     """A known profile asked again to merge through a strong identifier it refused for a limit
-    (a release of it asks its turned-away claimants), which its events carry with weak
-    identifiers only: it took them while anonymous, and became known since through a weak link
-    (a cookie joined it to a customer). Merging would join two people by the device alone, so
-    it is declined as the weak link it is (`weak_link:<that type>`); None otherwise."""
+    (a release of it asks its turned-away claimants) or that was quarantined (`released`: its
+    release asks every claimant), which its events carry with weak identifiers only: it took
+    them while anonymous, and became known since through a weak link (a cookie joined it to a
+    customer). Merging would join two people by the device alone, so it is declined as the
+    weak link it is (`weak_link:<that type>`); None otherwise."""
+    if rules.is_weak(via.type):
+        return None
     refused = state.refused.get(via.key)
-    if refused is None or refused.kind is not RefusalKind.LIMIT or rules.is_weak(via.type):
+    if not released and (refused is None or refused.kind is not RefusalKind.LIMIT):
         return None
     linked = state.linked()
     if not _is_known(rules, linked.values()):
@@ -690,7 +695,7 @@ def _judge_request(rules: IdentityRules, state: ProfileState, command: MergeRequ
     if loser < state.profile_id:  # forwarded here from a younger profile: roles swap
         swapped = dataclasses.replace(command, winner=loser, loser=state.profile_id)
         return state, [swapped]
-    weakly = _weakly_tied(rules, state, command.via)
+    weakly = _weakly_tied(rules, state, command.via, command.released)
     if weakly is not None:
         state.declined[loser] = weakly
         return state, []
@@ -829,7 +834,7 @@ def _judge_offer(
         and _is_known(rules, mine.values())
     ):
         return refusals.weak_link(command.via.type), []
-    weakly = _weakly_tied(rules, state, command.via)
+    weakly = _weakly_tied(rules, state, command.via, command.released)
     if weakly is not None:
         return weakly, []
     if not over:

@@ -529,15 +529,20 @@ def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], 
     return list(groups.values()), touched
 
 
-def _leaving(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], list[set[str]]]:
+def _leaving(
+    rules: IdentityRules, state: ProfileState, kept_here: frozenset[str] = frozenset()
+) -> tuple[list[set[str]], list[set[str]]]:
     """The profile's groups (see _groups) and those that only quarantined identifiers join to
     the group that stays (the one holding the profile's oldest strong identifier). A leaving
     group it has only claimed so far, by events that came through a quarantined identifier, is
     refused when the claims are answered (no person to split off yet). One that an event here
     carries without a quarantined identifier is a person of its own, whose event came through
     the group's identifier (it pointed here, its Attach on the way): it leaves with its claims
-    like a held group. The groups returned as leaving are those that leave."""
+    like a held group. The groups returned as leaving are those that leave. `kept_here`: keys
+    held here only because they were quarantined when an undo grouped (see on_relink), whose
+    group the glue joined even if no evidence left here says so."""
     groups, touched = _groups(rules, state)
+    touched |= kept_here
     weak = rules.weak_types
     held_strong = [(h.added_at, k) for k, h in state.identifiers.items() if h.type not in weak]
     if not held_strong:
@@ -601,10 +606,15 @@ def joined_directly(state: ProfileState, event: Event) -> set[str]:
     return lifted
 
 
-def _undo(rules: IdentityRules, state: ProfileState, command: Unlink) -> list[Output]:
+def _undo(
+    rules: IdentityRules,
+    state: ProfileState,
+    command: Unlink,
+    kept_here: frozenset[str] = frozenset(),
+) -> list[Output]:
     """Splits off every group of known identifiers that only quarantined identifiers joined to
-    the group that stays."""
-    groups, leaving = _leaving(rules, state)
+    the group that stays (`kept_here`: see _leaving)."""
+    groups, leaving = _leaving(rules, state, kept_here)
     if not leaving:
         return []
     excluded = _unlinking(state)
@@ -751,9 +761,11 @@ def on_relink(
         # An undo of another quarantined identifier here grouped without this one, which
         # stayed with the group that stayed, joined to it perhaps only through the other: it
         # links again now, so it is grouped again, and leaves (with its claimants' merges) if
-        # only the other joins it here.
+        # only the other joins it here. Joined perhaps through a person who left with that
+        # undo, taking the evidence along: nothing here says what joined it, so it leaves
+        # unless evidence here joins it to the group that stays.
         undo = Unlink(state.profile_id, _key_identifier(others[0]), command.request_id, command.at)
-        outputs.extend(_undo(rules, state, undo))
+        outputs.extend(_undo(rules, state, undo, frozenset({command.identifier.key})))
     for claimant in command.claimants:
         if claimant != state.profile_id:
             winner, loser = sorted((state.profile_id, claimant))
