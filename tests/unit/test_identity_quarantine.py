@@ -880,3 +880,36 @@ def test_a_known_profile_asked_by_a_release_through_what_only_its_device_carried
     assert declined.reason == refusals.weak_link("device_id")
     assert after is not None and after.status is ProfileStatus.ACTIVE
     assert not any(isinstance(o, Absorb) for o in outputs)
+
+
+def test_a_claimant_only_another_quarantined_one_joins_declines_the_release() -> None:
+    """P2 holds the placeholder email and a customer's card L0, quarantined since. P2 claimed
+    c0's email from an event found through L0, and refused it when c0's email was quarantined
+    too. The email's release asks P2 to merge through it: only L0 joins it here, so P2 refuses
+    it `quarantined_link` as before that quarantine (a random hunt's: the release lifted the
+    refusal, P2 accepted, and the placeholder's customer ended with c0, joined only through
+    L0)."""
+    card = Identifier("loyalty_id", "L0")
+    placeholder = Identifier("email", "kasse@filiale.de")
+    phone = Identifier("phone", "+442079461000")
+    state = ProfileState("P2", created_at=0, updated_at=0)
+    for identifier, at, quarantined in ((placeholder, 1, False), (card, 1, True)):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type,
+            identifier.value,
+            at,
+            "e1",
+            LinkRule.SAME_EVENT,
+            quarantined=quarantined,
+        )
+    history.record_event(RULES, state, till("e1", 1, card, placeholder))
+    history.record_event(RULES, state, till("e4", 4, card, email(0), phone))
+    state.refused[email(0).key] = refusals.QUARANTINED
+    state.refused[phone.key] = refusals.QUARANTINED_LINK
+    winner = ((email(0).key, "email"),)
+    offer = MergeOffer("P1", "P2", winner, email(0), "release-1", 9, offer=1, released=True)
+    after, outputs = handle_profile(RULES, state, offer)
+    [declined] = [o for o in outputs if isinstance(o, MergeDeclined)]
+    assert declined.reason == refusals.QUARANTINED_LINK
+    assert not any(isinstance(o, Absorb) for o in outputs)
+    assert after is not None and after.refused[email(0).key] == refusals.QUARANTINED_LINK

@@ -453,7 +453,7 @@ def _weakly_tied(
     for event in state.history.events.values():
         if all(i.key != via.key for i in event.identifiers):
             continue
-        keys = [i.key for i in event.identifiers if i.key in linked]
+        keys = [i.key for i in event.identifiers if i.key in linked and i.key != via.key]
         if any(not rules.is_weak(linked[k]) for k in keys):
             return None  # a strong identifier here joins it
         weak_type = weak_type or next((linked[k] for k in keys), None)

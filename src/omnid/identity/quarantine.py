@@ -740,9 +740,18 @@ def _relinked(
     if held is not None and held.quarantined:
         state.identifiers[key] = dataclasses.replace(held, quarantined=False)
     refused = state.refused.get(key) if held is None else None
-    if refused is not None and refused.kind is RefusalKind.QUARANTINED:
+    claimed_again = refused is not None and refused.kind is RefusalKind.QUARANTINED
+    if claimed_again:
+        # Claimed here again, as before the quarantine, unless only another quarantined
+        # identifier joins it to this profile (its events here came through one): the
+        # grouping refuses that claim again, as `quarantined_link`.
         del state.refused[key]
-    return _reclaim(rules, state, event_id, at) if first else []
+        state.claimed[key] = _key_identifier(key).type
+    if first:
+        return _reclaim(rules, state, event_id, at)
+    if claimed_again:
+        _leaving(rules, state)
+    return []
 
 
 def on_relink(
