@@ -913,3 +913,36 @@ def test_a_claimant_only_another_quarantined_one_joins_declines_the_release() ->
     assert declined.reason == refusals.QUARANTINED_LINK
     assert not any(isinstance(o, Absorb) for o in outputs)
     assert after is not None and after.refused[email(0).key] == refusals.QUARANTINED_LINK
+
+
+def test_an_undo_joins_a_person_through_an_identifier_given_up_for_a_limit() -> None:
+    """P holds the placeholder email, joined to it through customer phone 1002 (quarantined
+    now), and c2 with L2, also joined through 1002. c0 came with phone 1000, which c2's event
+    carried too; 1000 was given up for the phone limit when the profiles merged. 1002's undo
+    sends c0 with c2, whom 1000 joins to them, not only the phone's evidence still held (a
+    random hunt's: c0 stayed, with the placeholder's customer, joined only through 1002)."""
+    placeholder = Identifier("email", "kasse@filiale.de")
+    quarantined, given_up = Identifier("phone", "+442079461002"), Identifier("phone", "+4420000")
+    card, device = Identifier("loyalty_id", "L2"), Identifier("device_id", "dev-0")
+    state = ProfileState("P", created_at=0, updated_at=0)
+    for identifier, linked_by, at in (
+        (placeholder, None, 1),
+        (quarantined, placeholder.key, 1),
+        (email(2), quarantined.key, 2),
+        (card, quarantined.key, 2),
+        (device, None, 3),
+        (email(0), device.key, 3),
+    ):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type, identifier.value, at, "e", LinkRule.SAME_EVENT, linked_by=linked_by
+        )
+    history.record_event(RULES, state, till("e2", 1, quarantined, placeholder))
+    history.record_event(RULES, state, till("e1", 2, quarantined, email(2), card))
+    history.record_event(RULES, state, till("e0", 3, given_up, email(2)))
+    history.record_event(RULES, state, till("e7", 3, device, email(0), given_up))
+    state.refused[given_up.key] = refusals.limit("phone")
+    after, outputs = handle_profile(RULES, state, Unlink("P", quarantined, "e2", 9))
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert {email(2).key, card.key, email(0).key} <= set(split.profile.identifiers)
+    assert after is not None and placeholder.key in after.identifiers
+    assert email(0).key not in after.identifiers

@@ -496,7 +496,14 @@ def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], 
     the quarantined ones, and the keys that the quarantined ones joined to something."""
     weak = rules.weak_types
     excluded = _unlinking(state)
-    parent = {k: k for k, t in state.linked().items() if t not in weak and k not in excluded}
+    linked = [k for k, t in state.linked().items() if t not in weak and k not in excluded]
+    parent = {k: k for k in linked}
+    # A strong identifier of the events here that the profile does not hold (released for a
+    # limit, say) still joins what it came with: the events say the same person had both.
+    for event in state.history.events.values():
+        for identifier in event.identifiers:
+            if identifier.type not in weak and identifier.key not in excluded:
+                parent.setdefault(identifier.key, identifier.key)
 
     def find(key: str) -> str:
         while parent[key] != key:
@@ -524,7 +531,7 @@ def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], 
         for a, b in itertools.pairwise(keys):
             join(a, b)
     groups: dict[str, set[str]] = {}
-    for key in parent:
+    for key in linked:
         groups.setdefault(find(key), set()).add(key)
     return list(groups.values()), touched
 
