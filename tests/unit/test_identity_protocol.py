@@ -301,3 +301,18 @@ def test_an_event_found_through_an_identifier_let_go_for_a_limit_goes_to_its_anc
     state, outputs = handle_profile(RULES, profile, Apply("01A", event, 1))
     assert outputs == [Resolve(event, 0, create=True)]
     assert state is not None and event.digest not in state.applied
+
+
+def test_an_event_found_through_the_very_identifier_let_go_for_a_limit_goes_where_it_went() -> None:
+    """The same when the phone let go is the event's first identifier: P does not take the
+    event; resolved again, it reaches the phone's own profile, which the Release sent before
+    founds (a random hunt's: P took it, and the email it carried joined P through the phone
+    alone, and through a quarantined card that had joined the phone)."""
+    phone = Identifier("phone", "+447911123456")
+    profile = known("01A", ANN)
+    profile.refused[phone.key] = refusals.limit("phone")
+    event = Event("e8", "web", "test", "track", 1_000, 1_000, (phone, BOB))
+    state, outputs = handle_profile(RULES, profile, Apply("01A", event, 0))
+    assert outputs == [Resolve(event, 0, create=True)]
+    assert state is not None and event.digest not in state.applied
+    assert BOB.key not in state.claimed

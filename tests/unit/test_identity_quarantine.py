@@ -946,3 +946,40 @@ def test_an_undo_joins_a_person_through_an_identifier_given_up_for_a_limit() -> 
     assert {email(2).key, card.key, email(0).key} <= set(split.profile.identifiers)
     assert after is not None and placeholder.key in after.identifiers
     assert email(0).key not in after.identifiers
+
+
+def test_an_undo_sends_away_a_person_the_glue_joined_through_an_identifier_given_up() -> None:
+    """P holds phone 1000 (its oldest) and the family card, quarantined now, which joined
+    card L2, given up since for the card limit; c2 came with L2 (and a device the card's event
+    carried too). The card's undo sends c2 away: only L2, which only the card joined, ties
+    c2 here."""
+    phone, card, device = (
+        Identifier("phone", "+442079461000"),
+        Identifier("loyalty_id", "L2"),
+        Identifier("device_id", "dev-2"),
+    )
+    state = ProfileState("P", created_at=0, updated_at=0)
+    for identifier, linked_by, at, quarantined in (
+        (phone, None, 0, False),
+        (FAMILY_CARD, phone.key, 1, True),
+        (device, FAMILY_CARD.key, 2, False),
+        (email(2), device.key, 3, False),
+    ):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type,
+            identifier.value,
+            at,
+            "e",
+            LinkRule.SAME_EVENT,
+            linked_by=linked_by,
+            quarantined=quarantined,
+        )
+    history.record_event(RULES, state, till("e9", 1, phone, FAMILY_CARD))
+    history.record_event(RULES, state, till("e13", 2, device, FAMILY_CARD))
+    history.record_event(RULES, state, till("e11", 2, card, FAMILY_CARD))
+    history.record_event(RULES, state, till("e15", 3, email(2), device, card))
+    state.refused[card.key] = refusals.limit("loyalty_id")
+    after, outputs = handle_profile(RULES, state, Unlink("P", FAMILY_CARD, "e11", 9))
+    [split] = [o for o in outputs if isinstance(o, SplitOff)]
+    assert email(2).key in split.profile.identifiers
+    assert after is not None and email(2).key not in after.identifiers

@@ -491,6 +491,14 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
             return state, [dataclasses.replace(command, profile_id=moved_to)]
         # Refused here for a reason of its own: its owner is elsewhere already.
         return state, [Resolve(event, command.probe, create=True, passed=command.passed)]
+    let_go = refused_by is not None and refused_by.kind is RefusalKind.LIMIT
+    if command.probe == 0 and let_go:
+        # Found through the very identifier this profile let go for a limit: the Release it
+        # sent before this on the same partition gives the identifier a profile of its own,
+        # where the event goes (taken here, it would join what it carries to this profile
+        # through an identifier the profile does not hold).
+        remember(state.passed_on, digest, rules.applied_event_window)
+        return state, [Resolve(event, 0, create=True, passed=command.passed)]
     if command.probe > 0:
         if digest in state.passed_on:
             return state, []
@@ -501,7 +509,6 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
             state.deferred.append(command)
             return state, []
         stronger = event.identifiers[: command.probe]
-        let_go = refused_by is not None and refused_by.kind is RefusalKind.LIMIT
         if (
             let_go
             or _conflicts(rules, state, stronger)

@@ -533,6 +533,9 @@ def _groups(rules: IdentityRules, state: ProfileState) -> tuple[list[set[str]], 
     groups: dict[str, set[str]] = {}
     for key in linked:
         groups.setdefault(find(key), set()).add(key)
+    # What a quarantined identifier joined through an identifier not held here is joined too.
+    glued = {find(k) for k in touched if k in parent}
+    touched.update(k for root, group in groups.items() if root in glued for k in group)
     return list(groups.values()), touched
 
 
