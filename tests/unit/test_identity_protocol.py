@@ -24,7 +24,13 @@ from omnid.identity.commands import (
 from omnid.identity.intake import commands_for_event
 from omnid.identity.model import Event, Identifier
 from omnid.identity.protocol import handle_identifier, handle_profile
-from omnid.identity.state import IdentifierState, LinkRule, ProfileState, ProfileStatus
+from omnid.identity.state import (
+    IdentifierState,
+    LinkRule,
+    ProfileIdentifier,
+    ProfileState,
+    ProfileStatus,
+)
 from omnid.identity.ulid import profile_id_for
 from omnid.rules_file import load_rules
 
@@ -316,3 +322,19 @@ def test_an_event_found_through_the_very_identifier_let_go_for_a_limit_goes_wher
     assert outputs == [Resolve(event, 0, create=True)]
     assert state is not None and event.digest not in state.applied
     assert BOB.key not in state.claimed
+
+
+def test_an_event_found_through_a_held_identifier_refused_for_a_limit_is_taken() -> None:
+    """A profile that declined a merge for a limit refuses the link identifier even when it
+    holds it, and keeps it: an event found through it is this profile's, not bounced (it
+    would come straight back here, for ever: the identifier points here)."""
+    phone = Identifier("phone", "+447911123456")
+    profile = known("01A", ANN)
+    profile.identifiers[phone.key] = ProfileIdentifier(
+        "phone", phone.value, 1, "e1", LinkRule.SAME_EVENT
+    )
+    profile.refused[phone.key] = refusals.limit("phone")
+    event = Event("e8", "web", "test", "track", 1_000, 1_000, (phone, BOB))
+    state, outputs = handle_profile(RULES, profile, Apply("01A", event, 0))
+    assert not any(isinstance(o, Resolve) for o in outputs)
+    assert state is not None and event.digest in state.applied

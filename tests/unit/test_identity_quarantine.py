@@ -983,3 +983,59 @@ def test_an_undo_sends_away_a_person_the_glue_joined_through_an_identifier_given
     [split] = [o for o in outputs if isinstance(o, SplitOff)]
     assert email(2).key in split.profile.identifiers
     assert after is not None and email(2).key not in after.identifiers
+
+
+def test_a_release_asks_in_vain_a_claimant_whose_claiming_events_left_with_an_undo() -> None:
+    """P3 absorbed P1, which had claimed c0's email (quarantined since) in an event with phone
+    1000 and the family card. The card's undo sent 1000 away with that event. When the email
+    is released, P3 is still a recorded claimant, but nothing here carries the email any more:
+    P3 does not merge through it, and refuses it `quarantined_link` (a random hunt's: P3
+    merged, and the family card's customer 1003 ended with c0, joined by nothing)."""
+    phone = Identifier("phone", "+442079461003")
+    state = ProfileState("P3", created_at=0, updated_at=0)
+    for identifier, at, quarantined in ((phone, 0, False), (FAMILY_CARD, 1, True)):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type,
+            identifier.value,
+            at,
+            "e17",
+            LinkRule.SAME_EVENT,
+            quarantined=quarantined,
+        )
+    history.record_event(RULES, state, till("e17", 1, FAMILY_CARD, phone))
+    state.refused[email(0).key] = refusals.QUARANTINED
+    request = MergeRequest("P3", "P0", email(0), "release-0", 9, released=True)
+    after, outputs = handle_profile(RULES, state, request)
+    assert not any(isinstance(o, MergeOffer) for o in outputs)
+    assert after is not None and after.refused[email(0).key] == refusals.QUARANTINED_LINK
+
+
+def test_claims_only_a_blocked_identifier_joined_stay_refused_when_another_is_released() -> None:
+    """P9 held the store's phone (quarantined, then blocked: dropped) with card L4; customer
+    c5 and card L2 came in an event through the phone, so P9 refused them `quarantined_link`
+    (card L0 too). When L0 is released, P9 judges those claims again: the phone still keeps
+    them apart (a random hunt's: the block had left nothing to say the phone was quarantined,
+    P9 claimed c5 and L2 again, and the card L4's customer ended with c5)."""
+    card, other_card = Identifier("loyalty_id", "L4"), Identifier("loyalty_id", "L2")
+    state = ProfileState("P9", created_at=0, updated_at=0)
+    for identifier, at, quarantined in ((card, 1, False), (STORE_PHONE, 1, True)):
+        state.identifiers[identifier.key] = ProfileIdentifier(
+            identifier.type,
+            identifier.value,
+            at,
+            "e4",
+            LinkRule.SAME_EVENT,
+            quarantined=quarantined,
+        )
+    history.record_event(RULES, state, till("e4", 1, card, STORE_PHONE))
+    history.record_event(RULES, state, till("e13", 2, other_card, email(5), STORE_PHONE))
+    for refused in (other_card, email(5)):
+        state.refused[refused.key] = refusals.QUARANTINED_LINK
+    state, _ = handle_profile(RULES, state, Unlink("P9", STORE_PHONE, "block-1", 8, drop=True))
+    assert state is not None and STORE_PHONE.key not in state.identifiers
+    released = Identifier("loyalty_id", "L0")
+    state.refused[released.key] = refusals.QUARANTINED_LINK
+    offer = MergeOffer("P2", "P9", (), released, "release-0", 9, offer=1, released=True)
+    state, outputs = handle_profile(RULES, state, offer)
+    assert not any(isinstance(o, Claim) for o in outputs)
+    assert state is not None and state.refused[email(5).key] == refusals.QUARANTINED_LINK

@@ -492,7 +492,7 @@ def _on_apply(rules: IdentityRules, state: ProfileState, command: Apply) -> Prof
         # Refused here for a reason of its own: its owner is elsewhere already.
         return state, [Resolve(event, command.probe, create=True, passed=command.passed)]
     let_go = refused_by is not None and refused_by.kind is RefusalKind.LIMIT
-    if command.probe == 0 and let_go:
+    if command.probe == 0 and let_go and found_by not in state.identifiers:
         # Found through the very identifier this profile let go for a limit: the Release it
         # sent before this on the same partition gives the identifier a profile of its own,
         # where the event goes (taken here, it would join what it carries to this profile

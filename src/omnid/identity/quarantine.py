@@ -458,6 +458,9 @@ def on_unlink(
     if command.drop:
         del state.identifiers[key]
         state.claimed.pop(key, None)
+        # Still known here as quarantined (its events stay): what only it joined stays apart
+        # when a later release regroups the claims it kept out.
+        state.refused[key] = refusals.QUARANTINED
         if not state.identifiers:
             outputs.extend(_rehome(rules, state, key))
         outputs.append(touch(state, "identifier_released", command.event_id, command.at))
@@ -476,7 +479,6 @@ def _rehome(rules: IdentityRules, state: ProfileState, key: str) -> list[Output]
     if not any(rests):
         return []
     history.recompute(rules, state, [e for e, rest in zip(events, rests, strict=True) if not rest])
-    state.refused[key] = refusals.QUARANTINED
     return [
         Resolve(event.for_graph(rest), 0, create=True)
         for event, rest in zip(events, rests, strict=True)
@@ -751,7 +753,14 @@ def _relinked(
         state.identifiers[key] = dataclasses.replace(held, quarantined=False)
     refused = state.refused.get(key) if held is None else None
     claimed_again = refused is not None and refused.kind is RefusalKind.QUARANTINED
-    if claimed_again:
+    if claimed_again and not any(
+        i.key == key for event in state.history.events.values() for i in event.identifiers
+    ):
+        # The events that claimed it here left (with an undo of another quarantined
+        # identifier): nothing here joins it any more, and a merge through it is refused.
+        state.refused[key] = refusals.QUARANTINED_LINK
+        claimed_again = False
+    elif claimed_again:
         # Claimed here again, as before the quarantine, unless only another quarantined
         # identifier joins it to this profile (its events here came through one): the
         # grouping refuses that claim again, as `quarantined_link`.
