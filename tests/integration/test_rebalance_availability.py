@@ -23,9 +23,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 PARTITIONS = 6
 SPEC = WorkloadSpec(customers=40, events=400, seed=5).without_shared_values()
-# Every profile of the workload: with a join moving half the partitions, about a quarter of
-# the keys (identifier and profile partition both kept) stay.
-KEYS = 40
 
 
 def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
@@ -42,7 +39,10 @@ def test_a_joining_worker_leaves_lookups_of_keys_that_do_not_move_answering(
         # Each key: one identifier of a profile, asked of the worker owning its partition;
         # the answer also needs the partition of the profile it resolves to.
         keys: dict[str, tuple[str, str]] = {}
-        for profile_id, profile in list(latest_profiles(kafka_config, topics).items())[:KEYS]:
+        # Every profile, not the first few: the topic is read partition by partition, so a prefix
+        # holds profiles of a few partitions only, and a join that moves just those (it did, in
+        # CI) leaves no key staying. With half the partitions moving, about a quarter stay.
+        for profile_id, profile in latest_profiles(kafka_config, topics).items():
             identifier = profile["identifiers"][0]
             key = f"{identifier['type']}:{identifier['value']}"
             held = f"{topics.identity_commands}:{partition_for(key, PARTITIONS)}"
